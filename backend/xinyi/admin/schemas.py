@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from xinyi.admin.service import PARTNER_KINDS
+from xinyi.schemas import PageMeta, StrictSchema
+
+
+class ClientCreate(StrictSchema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    kind = fields.String(validate=validate.OneOf(PARTNER_KINDS),
+                         metadata={"description": "Required for partners"})
+
+
+class IssuedKeyOut(Schema):
+    id = fields.String(required=True)
+    api_key = fields.String(required=True, metadata={
+        "description": "Shown once: only a hash is stored"})
+    created_at = fields.DateTime(required=True)
+
+
+class KeyOut(Schema):
+    id = fields.String(required=True)
+    created_at = fields.DateTime(required=True)
+    revoked_at = fields.DateTime(allow_none=True)
+
+
+class ClientOut(Schema):
+    id = fields.UUID(required=True)
+    type = fields.String(required=True)
+    name = fields.String(required=True)
+    kind = fields.String(allow_none=True)
+    created_at = fields.DateTime(required=True)
+    disabled_at = fields.DateTime(allow_none=True)
+    keys = fields.List(fields.Nested(KeyOut), required=True)
+
+
+class ClientCreatedOut(ClientOut):
+    api_key = fields.Nested(IssuedKeyOut, required=True)
+
+
+class ClientPage(Schema):
+    items = fields.List(fields.Nested(ClientOut), required=True)
+    meta = fields.Nested(PageMeta, required=True)
+
+
+class DisableIn(StrictSchema):
+    disabled = fields.Boolean(required=True)

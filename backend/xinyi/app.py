@@ -1,0 +1,173 @@
+"""The app factory: ``create_app(settings)`` builds everything; importing does nothing."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from typing import Any
+
+from apispec.core import APISpec
+from flask import Flask, Response, g, request
+from flask_smorest import Api
+from flask_smorest.spec import prepare_response
+from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from xinyi import __version__
+from xinyi.config import Settings, load_settings
+from xinyi.deps import Deps, build_deps
+from xinyi.errors import PROBLEM_MIME, DomainError, field_errors, problem
+from xinyi.logs import configure_logging, request_id
+from xinyi.schemas import ProblemSchema
+from xinyi.web import close_db
+
+log = logging.getLogger(__name__)
+
+TITLE = "xinyi+ (信易+) API"
+
+
+class XinyiApi(Api):  # type: ignore[misc]
+    """flask-smorest with errors documented and served as problem+json."""
+
+    ERROR_SCHEMA = ProblemSchema
+
+    def _register_responses(self) -> None:
+        import http
+
+        for status in http.HTTPStatus:
+            response: dict[str, Any] = {"description": status.phrase}
+            if not (100 <= status < 200) and status not in (204, 304):
+                response["schema"] = self.ERROR_SCHEMA
+            prepare_response(response, self.spec, PROBLEM_MIME)
+            self.spec.components.response(status.name, response, lazy=True)
+        default = {"description": "Error (RFC 9457 problem details)", "schema": self.ERROR_SCHEMA}
+        prepare_response(default, self.spec, PROBLEM_MIME)
+        self.spec.components.response("DEFAULT_ERROR", default, lazy=True)
+
+    def handle_http_exception(self, error: HTTPException) -> Response:
+        return problem_response(http_problem(error))
+
+
+def http_problem(error: HTTPException) -> DomainError:
+    status = error.code or 500
+    data = getattr(error, "data", None) or {}
+    messages = data.get("messages") or data.get("errors")
+    code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
+            413: "payload_too_large", 415: "unsupported_media_type",
+            422: "validation_error"}.get(status, "http_error")
+    if status == 400 and messages:
+        code = "malformed_request"
+    err = DomainError(error.description if status < 500 else "Internal error",
+                      errors=field_errors(messages) if isinstance(messages, dict) else None,
+                      headers=data.get("headers"))
+    err.status, err.code, err.title = status, code, error.name  # type: ignore[misc]
+    if status == 422:
+        err.detail = "Some fields are not valid: " + ", ".join(
+            sorted({e["field"] for e in err.errors or []}))
+    return err
+
+
+def problem_response(err: DomainError) -> Response:
+    import json
+
+    body = problem(err.status, err.code, err.title, err.detail, err.errors)
+    resp = Response(json.dumps(body, ensure_ascii=False), status=err.status,
+                    mimetype=PROBLEM_MIME)
+    for name, value in err.headers.items():
+        resp.headers[name] = value
+    return resp
+
+
+def _install_hooks(app: Flask) -> None:
+    from xinyi.ops.routes import LATENCY, REQUESTS
+
+    @app.before_request
+    def _start() -> None:
+        incoming = request.headers.get("X-Request-Id", "")
+        rid = incoming if incoming.isalnum() and len(incoming) <= 64 else secrets.token_hex(8)
+        g.request_id = rid
+        g.token = request_id.set(rid)
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _finish(resp: Response) -> Response:
+        h = resp.headers
+        h["X-Request-Id"] = g.get("request_id", "")
+        h.setdefault("X-Content-Type-Options", "nosniff")
+        h.setdefault("X-Frame-Options", "DENY")
+        h.setdefault("Referrer-Policy", "no-referrer")
+        h.setdefault("Cross-Origin-Resource-Policy", "same-origin")
+        if request.path.startswith("/docs"):
+            h.setdefault("Content-Security-Policy",
+                         "default-src 'self' https: 'unsafe-inline'; img-src 'self' data: https:")
+        else:
+            h.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+        # Personal data must never sit in a shared cache; public documents opt in explicitly.
+        h.setdefault("Cache-Control", "no-store")
+        if app.config["XINYI_SETTINGS"].is_production:
+            h.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+        REQUESTS.labels(request.method, endpoint, str(resp.status_code)).inc()
+        if "started" in g:
+            LATENCY.labels(request.method, endpoint).observe(time.perf_counter() - g.started)
+        return resp
+
+    @app.teardown_request
+    def _teardown(exc: BaseException | None) -> None:
+        close_db(exc)
+        token = g.pop("token", None)
+        if token is not None:
+            request_id.reset(token)
+
+    @app.errorhandler(DomainError)
+    def _domain(err: DomainError) -> Response:
+        return problem_response(err)
+
+    @app.errorhandler(Exception)
+    def _unexpected(err: Exception) -> Response:
+        if isinstance(err, HTTPException):
+            return problem_response(http_problem(err))
+        log.exception("unhandled error", extra={"event": "unhandled"})
+        return problem_response(http_problem(InternalServerError()))
+
+
+def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Flask:
+    settings = settings or load_settings()
+    configure_logging(settings.log_level)
+    app = Flask("xinyi", static_folder=None)
+    app.config.update(
+        XINYI_SETTINGS=settings,
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        API_TITLE=TITLE,
+        API_VERSION=__version__,
+        OPENAPI_VERSION="3.1.0",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        JSON_SORT_KEYS=False,
+    )
+    if settings.trust_proxy_hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trust_proxy_hops)  # type: ignore[method-assign]
+    app.extensions["xinyi"] = deps or build_deps(settings)
+    api = XinyiApi(app, spec_kwargs={
+        "info": {"description": "Citizen honesty-card backend. Errors are RFC 9457 problem "
+                               "details with a stable `code`."},
+    })
+    spec: APISpec = api.spec
+    spec.components.security_scheme(
+        "bearerJWT", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+    spec.components.security_scheme(
+        "apiKey", {"type": "http", "scheme": "bearer",
+                   "description": "API key `xyk_<id>_<secret>` for partners, orgs, providers"})
+
+    from xinyi.admin.routes import blp as admin_blp
+    from xinyi.auth.routes import blp as auth_blp
+    from xinyi.citizens.routes import blp as me_blp
+    from xinyi.ops.routes import blp as ops_blp
+
+    for blp in (ops_blp, auth_blp, me_blp, admin_blp):
+        api.register_blueprint(blp)
+    _install_hooks(app)
+    return app

@@ -1,0 +1,166 @@
+"""Login, token rotation with reuse detection, logout, and authentication of every request."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from xinyi.auth.models import Account, ApiKey, AuthSession, RefreshToken
+from xinyi.auth.principal import Principal
+from xinyi.auth.tokens import TokenRejected
+from xinyi.deps import Deps
+from xinyi.errors import InvalidLogin, Unauthorized
+from xinyi.pii import InvalidIdentifier, PhoneNumber
+
+log = logging.getLogger(__name__)
+API_KEY_PREFIX = "xyk_"
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    token_type: str = "Bearer"  # noqa: S105 - the OAuth token type, not a secret
+
+
+def _sha256(value: str) -> bytes:
+    return hashlib.sha256(value.encode()).digest()
+
+
+def _issue_pair(session: Session, deps: Deps, auth_session: AuthSession) -> TokenPair:
+    now = deps.clock()
+    refresh = "xyr_" + secrets.token_urlsafe(32)
+    session.add(RefreshToken(session_id=auth_session.id, token_hash=_sha256(refresh),
+                             issued_at=now))
+    access = deps.tokens.issue(account_id=auth_session.account_id, session_id=auth_session.id,
+                               role=auth_session.account.role, now=now)
+    return TokenPair(access, refresh, deps.settings.access_token_seconds)
+
+
+def login(session: Session, deps: Deps, *, phone: str, password: str,
+          client_address: str) -> TokenPair:
+    limits = deps.settings
+    deps.limiter.hit(limits.login_limit_per_address, "login-addr", client_address)
+    try:
+        parsed = PhoneNumber.parse(phone)
+        phone_key = deps.bidx(parsed.value, kind="phone")
+    except InvalidIdentifier:
+        parsed, phone_key = None, _sha256(phone)
+    # Keyed by the blind index, never by the phone number itself.
+    deps.limiter.hit(limits.login_limit_per_phone, "login-phone", phone_key.hex()[:32])
+    account = None
+    if parsed is not None:
+        account = session.scalar(select(Account).where(Account.phone_bidx == phone_key))
+    ok = deps.passwords.verify(account.password_hash if account else None, password)
+    if account is None or not ok or account.disabled_at is not None:
+        log.info("login refused", extra={"event": "login_refused"})
+        raise InvalidLogin()
+    now = deps.clock()
+    auth_session = AuthSession(account=account, account_id=account.id, created_at=now,
+                               expires_at=now + timedelta(days=deps.settings.refresh_token_days))
+    session.add(auth_session)
+    session.flush()
+    pair = _issue_pair(session, deps, auth_session)
+    session.commit()
+    log.info("login", extra={"event": "login", "account_id": str(account.id)})
+    return pair
+
+
+def refresh(session: Session, deps: Deps, *, refresh_token: str) -> TokenPair:
+    now = deps.clock()
+    stored = session.scalar(
+        select(RefreshToken).where(RefreshToken.token_hash == _sha256(refresh_token))
+        .with_for_update(of=RefreshToken)
+    )
+    if stored is None:
+        raise Unauthorized()
+    family = stored.session
+    if family.revoked_at is not None or family.expires_at <= now:
+        raise Unauthorized()
+    if family.account.disabled_at is not None:
+        raise Unauthorized()
+    if stored.used_at is not None:
+        # A used token came back: someone holds a copy. Revoke the whole family (RFC 9700 §4.14).
+        family.revoked_at, family.revoked_reason = now, "refresh_reuse"
+        session.commit()
+        log.warning("refresh token reuse: family revoked",
+                    extra={"event": "refresh_reuse", "session_id": str(family.id)})
+        raise Unauthorized()
+    claimed = session.execute(
+        update(RefreshToken).where(RefreshToken.id == stored.id, RefreshToken.used_at.is_(None))
+        .values(used_at=now)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        raise Unauthorized()
+    pair = _issue_pair(session, deps, family)
+    session.commit()
+    return pair
+
+
+def logout(session: Session, deps: Deps, principal: Principal) -> None:
+    if principal.session_id is None:
+        return
+    family = session.get(AuthSession, principal.session_id)
+    if family is not None and family.revoked_at is None:
+        family.revoked_at, family.revoked_reason = deps.clock(), "logout"
+        session.commit()
+
+
+def authenticate(session: Session, deps: Deps, authorization: str | None) -> Principal:
+    """Turn an ``Authorization`` header into a principal, or raise the one uniform 401."""
+    if not authorization:
+        raise Unauthorized()
+    scheme, _, credential = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not credential.strip():
+        raise Unauthorized()
+    credential = credential.strip()
+    if credential.startswith(API_KEY_PREFIX):
+        return _authenticate_api_key(session, deps, credential)
+    now = deps.clock()
+    try:
+        claims = deps.tokens.verify(credential, now=now)
+    except TokenRejected:
+        raise Unauthorized() from None
+    family = session.get(AuthSession, claims.session_id)
+    if (
+        family is None
+        or family.account_id != claims.account_id
+        or family.revoked_at is not None
+        or family.account.disabled_at is not None
+        or family.account.role != claims.role
+        or claims.issued_at < family.account.password_changed_at.replace(microsecond=0)
+    ):
+        raise Unauthorized()
+    return Principal(kind=claims.role, id=claims.account_id, session_id=family.id)
+
+
+def _authenticate_api_key(session: Session, deps: Deps, credential: str) -> Principal:
+    parts = credential.split("_", 2)
+    if len(parts) != 3 or not parts[1] or not parts[2] or len(credential) > 200:
+        raise Unauthorized()
+    key = session.get(ApiKey, parts[1])
+    if key is None or key.revoked_at is not None or key.client.disabled_at is not None:
+        raise Unauthorized()
+    if not hmac.compare_digest(key.secret_hash, _sha256(parts[2])):
+        raise Unauthorized()
+    return Principal(kind=key.client.type, id=key.client_id, key_id=key.id,
+                     client_kind=key.client.kind)
+
+
+def new_api_key(client_id: uuid.UUID) -> tuple[ApiKey, str]:
+    """A fresh key row and the one-time plaintext ``xyk_<id>_<secret>``."""
+    key_id = secrets.token_hex(8)
+    secret = secrets.token_urlsafe(32)
+    return ApiKey(id=key_id, client_id=client_id, secret_hash=_sha256(secret)), (
+        f"{API_KEY_PREFIX}{key_id}_{secret}"
+    )

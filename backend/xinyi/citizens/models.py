@@ -1,0 +1,26 @@
+"""The citizen's identity: real name and ID number, encrypted, found by blind index."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, LargeBinary
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from xinyi.auth.models import Account
+from xinyi.db import Base, utcnow
+
+
+class Citizen(Base):
+    """A registered citizen (市民); the ID number is the unified personal credit code (R1)."""
+
+    __tablename__ = "citizens"
+
+    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    id_number_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    id_number_bidx: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    name_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    realname_verified_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    account: Mapped[Account] = relationship(lazy="joined", innerjoin=True)

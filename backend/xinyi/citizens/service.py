@@ -1,0 +1,125 @@
+"""Citizen registration with real-name check, and the masked profile."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from xinyi.auth.models import Account
+from xinyi.auth.passwords import password_problems
+from xinyi.citizens.models import Citizen
+from xinyi.deps import Deps
+from xinyi.errors import Conflict, NotFound, ValidationFailed
+from xinyi.pii import IdNumber, InvalidIdentifier, PhoneNumber, mask_name
+
+log = logging.getLogger(__name__)
+_NAME = re.compile(r"[\u3400-\u9fffA-Za-z][\u3400-\u9fffA-Za-z·.\- ]{0,63}")
+
+
+class PhoneTaken(Conflict):
+    code = "phone_taken"
+    title = "An account with this phone number already exists"
+
+
+class IdNumberTaken(Conflict):
+    code = "id_number_taken"
+    title = "An account with this ID number already exists"
+
+
+class RealNameMismatch(ValidationFailed):
+    code = "realname_mismatch"
+    title = "The name does not match the ID number"
+
+
+@dataclass(frozen=True)
+class Profile:
+    id: uuid.UUID
+    phone: str
+    name: str
+    id_number: str
+    created_at: datetime
+    realname_verified_at: datetime
+
+
+def _field_error(field: str, message: str) -> ValidationFailed:
+    return ValidationFailed(
+        f"{field}: {message}", errors=[{"field": field, "location": "json", "messages": [message]}]
+    )
+
+
+def register(session: Session, deps: Deps, *, phone: str, password: str, name: str,
+             id_number: str) -> Profile:
+    try:
+        parsed_phone = PhoneNumber.parse(phone)
+    except InvalidIdentifier as exc:
+        raise _field_error("phone", str(exc)) from None
+    try:
+        parsed_id = IdNumber.parse(id_number, today=deps.clock().date())
+    except InvalidIdentifier as exc:
+        raise _field_error("id_number", str(exc)) from None
+    name = name.strip()
+    if not _NAME.fullmatch(name):
+        raise _field_error("name", "must be 1 to 64 letters or Chinese characters")
+    if problems := password_problems(password):
+        raise _field_error("password", "; ".join(problems))
+    if not deps.verifier.verify(parsed_id, name):
+        raise RealNameMismatch()
+
+    phone_bidx = deps.bidx(parsed_phone.value, kind="phone")
+    id_bidx = deps.bidx(parsed_id.value, kind="id_number")
+    if session.scalar(select(Account.id).where(Account.phone_bidx == phone_bidx)):
+        raise PhoneTaken()
+    if session.scalar(select(Citizen.account_id).where(Citizen.id_number_bidx == id_bidx)):
+        raise IdNumberTaken()
+    now = deps.clock()
+    account = Account(
+        id=uuid.uuid4(), role="citizen", created_at=now, password_changed_at=now,
+        phone_enc=deps.cipher.encrypt(parsed_phone.value, context="accounts.phone"),
+        phone_bidx=phone_bidx, password_hash=deps.passwords.hash(password),
+    )
+    citizen = Citizen(
+        account=account, account_id=account.id, realname_verified_at=now,
+        id_number_enc=deps.cipher.encrypt(parsed_id.value, context="citizens.id_number"),
+        id_number_bidx=id_bidx,
+        name_enc=deps.cipher.encrypt(name, context="citizens.name"),
+    )
+    session.add_all([account, citizen])
+    try:
+        session.commit()
+    except IntegrityError:
+        # Lost a race with a concurrent registration of the same phone or ID number.
+        session.rollback()
+        if session.scalar(select(Account.id).where(Account.phone_bidx == phone_bidx)):
+            raise PhoneTaken() from None
+        raise IdNumberTaken() from None
+    log.info("citizen registered", extra={"event": "citizen_registered",
+                                          "account_id": str(account.id)})
+    return _profile(deps, citizen)
+
+
+def _profile(deps: Deps, citizen: Citizen) -> Profile:
+    cipher = deps.cipher
+    return Profile(
+        id=citizen.account_id,
+        phone=PhoneNumber(cipher.decrypt(citizen.account.phone_enc,
+                                         context="accounts.phone")).masked(),
+        name=mask_name(cipher.decrypt(citizen.name_enc, context="citizens.name")),
+        id_number=IdNumber(cipher.decrypt(citizen.id_number_enc,
+                                          context="citizens.id_number")).masked(),
+        created_at=citizen.account.created_at,
+        realname_verified_at=citizen.realname_verified_at,
+    )
+
+
+def profile(session: Session, deps: Deps, account_id: uuid.UUID) -> Profile:
+    citizen = session.get(Citizen, account_id)
+    if citizen is None:
+        raise NotFound("No citizen profile for this account")
+    return _profile(deps, citizen)

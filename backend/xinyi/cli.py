@@ -1,0 +1,180 @@
+"""The ``xinyi`` command: serve, worker, db upgrade, seed-demo, staff create, openapi export."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from xinyi.config import ConfigError, load_settings
+
+log = logging.getLogger("xinyi.cli")
+
+def _project_root() -> Path:
+    """The checkout (editable install) or, in the container, the working directory."""
+    for candidate in (Path(__file__).resolve().parents[2], Path.cwd()):
+        if (candidate / "alembic.ini").exists():
+            return candidate
+    return Path.cwd()
+
+
+ROOT = _project_root()
+
+
+def _settings() -> Any:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
+
+
+@click.group()
+def main() -> None:
+    """xinyi+ (信易+) backend."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int)
+def serve(host: str, port: int, workers: int) -> None:
+    """Serve the API with gunicorn."""
+    from gunicorn.app.base import BaseApplication
+
+    from xinyi.app import create_app
+
+    settings = _settings()
+    if settings.redis_url is None and workers > 1:
+        click.echo("no XINYI_REDIS_URL: the in-process store needs a single worker; using 1",
+                   err=True)
+        workers = 1
+    if settings.database_url.startswith("sqlite") and workers > 1:
+        click.echo("SQLite is the single-process embedded database; using 1 worker", err=True)
+        workers = 1
+
+    class _App(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("threads", 4)
+            self.cfg.set("accesslog", None)
+            self.cfg.set("timeout", 30)
+
+        def load(self) -> Any:
+            return create_app(settings)
+
+    _App().run()
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+def alembic_config(url: str | None = None) -> Any:
+    from alembic.config import Config
+
+    cfg = Config(str(ROOT / "alembic.ini"))
+    cfg.set_main_option("script_location", str(ROOT / "migrations"))
+    if url:
+        cfg.attributes["database_url"] = url
+    return cfg
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply migrations (alembic upgrade)."""
+    from alembic import command
+
+    settings = _settings()
+    if settings.database_url.startswith("sqlite:///"):
+        Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(
+            parents=True, exist_ok=True)
+    command.upgrade(alembic_config(settings.database_url), revision)
+    click.echo(f"database at {revision}")
+
+
+@main.group()
+def staff() -> None:
+    """Credit-office staff accounts."""
+
+
+@staff.command("create")
+@click.option("--phone", required=True)
+@click.option("--password", required=True, prompt=True, hide_input=True)
+@click.option("--role", required=True, type=click.Choice(["operator", "reviewer", "auditor"]))
+def staff_create(phone: str, password: str, role: str) -> None:
+    """Create a staff account that logs in at /v1/auth/login."""
+    from xinyi.admin.service import create_staff
+    from xinyi.deps import build_deps
+    from xinyi.errors import DomainError
+
+    deps = build_deps(_settings())
+    with deps.db.session() as session:
+        try:
+            account = create_staff(session, deps, phone=phone, password=password, role=role)
+        except DomainError as exc:
+            raise click.ClickException(exc.detail) from None
+    click.echo(f"staff {account.id} created with role {role}")
+
+
+@main.command("seed-demo")
+def seed_demo() -> None:
+    """Create demo accounts once (idempotent); prints the logins."""
+    from xinyi.deps import build_deps
+    from xinyi.seed import seed_demo as run
+
+    deps = build_deps(_settings())
+    for line in run(deps):
+        click.echo(line)
+
+
+@main.group()
+def openapi() -> None:
+    """The OpenAPI document."""
+
+
+def build_openapi() -> dict[str, Any]:
+    from xinyi.app import create_app
+    from xinyi.config import Settings
+
+    settings = _settings().with_overrides(database_url="sqlite://", redis_url=None)
+    assert isinstance(settings, Settings)
+    app = create_app(settings)
+    spec: dict[str, Any] = app.extensions["flask-smorest"]["apis"][""]["ext_obj"].spec.to_dict()
+    return spec
+
+
+@openapi.command("export")
+@click.option("--output", default=str(ROOT / "openapi" / "openapi.json"), show_default=True)
+def openapi_export(output: str) -> None:
+    """Write the generated OpenAPI document (CI fails when the committed one drifts)."""
+    text = json.dumps(build_openapi(), indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+    if output == "-":
+        sys.stdout.write(text)
+        return
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    Path(output).write_text(text, encoding="utf-8")
+    click.echo(f"wrote {output}")
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Run every due job once and exit.")
+@click.option("--interval", default=30, show_default=True, type=int)
+def worker(once: bool, interval: int) -> None:
+    """Background jobs (housekeeping of expired logins; more jobs join as domains land)."""
+    from xinyi.deps import build_deps
+    from xinyi.worker import run_forever, run_once
+
+    deps = build_deps(_settings())
+    if once:
+        for line in run_once(deps):
+            click.echo(line)
+    else:
+        run_forever(deps, interval)

@@ -1,0 +1,151 @@
+"""One settings object, read from ``XINYI_*`` environment variables.
+
+In ``development`` the app generates its secrets once and keeps them under ``instance/`` so a
+newcomer needs nothing; in ``production`` it refuses to start without explicit keys, Redis and
+PostgreSQL, because a silently generated key there would lose data on the next deploy.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+ENVIRONMENTS = ("development", "test", "production")
+
+
+class ConfigError(RuntimeError):
+    """The settings cannot run the service safely."""
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _decode_key(text: str, name: str) -> bytes:
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except ValueError as exc:
+        raise ConfigError(f"{name} is not valid base64") from exc
+    if len(raw) != 32:
+        raise ConfigError(f"{name} must be 32 bytes (base64)")
+    return raw
+
+
+def parse_data_keys(text: str) -> dict[int, bytes]:
+    """Parse ``"1:<base64>,2:<base64>"`` into versioned AES-256 keys."""
+    keys: dict[int, bytes] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        version, _, encoded = part.partition(":")
+        if not version.isdigit() or not 0 < int(version) < 256:
+            raise ConfigError("XINYI_DATA_KEYS entries must look like '<1-255>:<base64 key>'")
+        keys[int(version)] = _decode_key(encoded, "XINYI_DATA_KEYS")
+    return keys
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "development"
+    database_url: str = "sqlite:///instance/xinyi.db"
+    redis_url: str | None = None
+    data_keys: Mapping[int, bytes] = field(default_factory=dict, repr=False)
+    data_key_current: int = 1
+    blind_index_key: bytes = field(default=b"", repr=False)
+    jwt_private_key_pem: bytes = field(default=b"", repr=False)
+    jwt_issuer: str = "https://xinyi.example.gov.cn"
+    jwt_audience: str = "xinyi-api"
+    access_token_seconds: int = 15 * 60
+    refresh_token_days: int = 30
+    webhook_allow_private: bool = False
+    realname_verifier: str = "dev"
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 64 * 1024
+    login_limit_per_phone: str = "5/5minute"
+    login_limit_per_address: str = "30/5minute"
+    max_body_bytes: int = 1024 * 1024
+    trust_proxy_hops: int = 0
+    instance_path: str = "instance"
+    log_level: str = "INFO"
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    def validate(self) -> None:
+        if self.env not in ENVIRONMENTS:
+            raise ConfigError(f"XINYI_ENV must be one of {', '.join(ENVIRONMENTS)}")
+        if self.data_key_current not in self.data_keys:
+            raise ConfigError("XINYI_DATA_KEY_CURRENT names a key that XINYI_DATA_KEYS lacks")
+        if len(self.blind_index_key) != 32:
+            raise ConfigError("XINYI_BLIND_INDEX_KEY must be 32 bytes (base64)")
+        if not self.jwt_private_key_pem:
+            raise ConfigError("XINYI_JWT_PRIVATE_KEY is required")
+        if self.is_production:
+            if not self.redis_url:
+                raise ConfigError("production requires XINYI_REDIS_URL")
+            if not self.database_url.startswith("postgresql"):
+                raise ConfigError("production requires a PostgreSQL XINYI_DATABASE_URL")
+
+
+def _generated_secrets(instance: Path) -> dict[str, str]:
+    """Development keys, generated once and kept so restarts can still decrypt data."""
+    path = instance / "dev-keys.json"
+    if path.exists():
+        loaded: dict[str, str] = json.loads(path.read_text())
+        return loaded
+    instance.mkdir(parents=True, exist_ok=True)
+    pem = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    generated = {
+        "XINYI_DATA_KEYS": f"1:{_b64(secrets.token_bytes(32))}",
+        "XINYI_BLIND_INDEX_KEY": _b64(secrets.token_bytes(32)),
+        "XINYI_JWT_PRIVATE_KEY": pem.decode("ascii"),
+    }
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(generated, fh)
+    return generated
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    env = dict(os.environ if environ is None else environ)
+    mode = env.get("XINYI_ENV", "development")
+    instance = Path(env.get("XINYI_INSTANCE_PATH", "instance"))
+    if mode != "production":
+        for name, value in _generated_secrets(instance).items():
+            env.setdefault(name, value)
+    data_keys = parse_data_keys(env.get("XINYI_DATA_KEYS", ""))
+    current = env.get("XINYI_DATA_KEY_CURRENT")
+    settings = Settings(
+        env=mode,
+        database_url=env.get("XINYI_DATABASE_URL", f"sqlite:///{instance.resolve()}/xinyi.db"),
+        redis_url=env.get("XINYI_REDIS_URL") or None,
+        data_keys=data_keys,
+        data_key_current=int(current) if current else max(data_keys, default=1),
+        blind_index_key=_decode_key(env["XINYI_BLIND_INDEX_KEY"], "XINYI_BLIND_INDEX_KEY")
+        if env.get("XINYI_BLIND_INDEX_KEY")
+        else b"",
+        jwt_private_key_pem=env.get("XINYI_JWT_PRIVATE_KEY", "").encode("ascii"),
+        jwt_issuer=env.get("XINYI_JWT_ISSUER", Settings.jwt_issuer),
+        webhook_allow_private=env.get("XINYI_WEBHOOK_ALLOW_PRIVATE", "") in ("1", "true", "yes"),
+        realname_verifier=env.get("XINYI_REALNAME_VERIFIER", "dev"),
+        trust_proxy_hops=int(env.get("XINYI_TRUST_PROXY_HOPS", "0")),
+        instance_path=str(instance),
+        log_level=env.get("XINYI_LOG_LEVEL", "INFO"),
+    )
+    settings.validate()
+    return settings

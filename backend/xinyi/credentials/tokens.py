@@ -1,0 +1,521 @@
+"""Issue and verify the QR credential (DESIGN.md §5). Pure functions: no Flask, no I/O.
+
+Wire format (a contract partners build against)::
+
+    XY1:<compact JWS>
+    header  {"alg":"EdDSA","kid":<RFC 7638 thumbprint>,"typ":"xy-cred+jwt"}   (exactly these)
+    claims  {"iss","sub","jti","iat","exp","tier","ben"}                      (exactly these)
+
+``sub`` is random per credential and never personal data; ``exp - iat`` is at most 120 s. The
+whole payload must fit a version-15 QR code at error correction M (412 bytes in byte mode), so
+:func:`issue` refuses issuers or benefit lists that would make it larger.
+
+:func:`verify` is strict: it refuses anything that is not exactly what :func:`issue` produces
+(non-canonical base64url, extra header parameters, extra or mistyped claims), checks the
+signature with the key named by ``kid`` with the algorithm pinned to EdDSA, and only then the
+time window against the caller's ``now``. Replay (``jti`` seen before) is the caller's job.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, Final
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
+
+__all__ = [
+    "ALGORITHM",
+    "CLAIMS",
+    "MAX_BATCH",
+    "MAX_QR_PAYLOAD_BYTES",
+    "MAX_TTL_SECONDS",
+    "MAX_VERIFY_INPUT_BYTES",
+    "PREFIX",
+    "SHORT_CODE_DIGITS",
+    "TOKEN_TYPE",
+    "CredentialError",
+    "CredentialExpired",
+    "CredentialInvalid",
+    "CredentialNotYetValid",
+    "IssuedCredential",
+    "SigningKey",
+    "VerifiedClaims",
+    "is_short_code",
+    "issue",
+    "issue_batch",
+    "jwk_thumbprint",
+    "jwks",
+    "keys_from_jwks",
+    "new_short_code",
+    "public_key_from_jwk",
+    "verify",
+]
+
+PREFIX: Final = "XY1:"
+ALGORITHM: Final = "EdDSA"
+TOKEN_TYPE: Final = "xy-cred+jwt"  # noqa: S105 - a media type, not a secret
+MAX_TTL_SECONDS: Final = 120
+MAX_BATCH: Final = 15
+SHORT_CODE_DIGITS: Final = 18
+MAX_VERIFY_INPUT_BYTES: Final = 2048
+# Byte-mode capacity of a version-15 QR code at error correction M.
+MAX_QR_PAYLOAD_BYTES: Final = 412
+
+HEADER_PARAMS: Final = frozenset({"alg", "kid", "typ"})
+CLAIMS: Final = frozenset({"iss", "sub", "jti", "iat", "exp", "tier", "ben"})
+_REQUIRED: Final = ["iss", "sub", "jti", "iat", "exp"]
+
+_RANDOM_BYTES: Final = 16  # 128 bits for jti and sub
+_SIGNATURE_B64_LEN: Final = 86  # 64-byte Ed25519 signature, base64url without padding
+_COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+_SHORT_CODE = re.compile(r"[0-9]{18}")
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class CredentialError(Exception):
+    """A credential was refused. ``code`` is the stable problem code for the API."""
+
+    code: ClassVar[str] = "credential_invalid"
+    title: ClassVar[str] = "The credential is not valid"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+
+
+class CredentialInvalid(CredentialError):
+    code = "credential_invalid"
+    title = "The credential is not valid"
+
+
+class CredentialExpired(CredentialError):
+    code = "credential_expired"
+    title = "The credential has expired"
+
+
+class CredentialNotYetValid(CredentialError):
+    code = "credential_not_yet_valid"
+    title = "The credential is not valid yet"
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _b64url_decode_canonical(segment: str) -> bytes:
+    """Decode unpadded base64url, refusing any other spelling of the same bytes."""
+    if len(segment) % 4 == 1:
+        raise ValueError("bad base64url length")
+    raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    if _b64url(raw) != segment:
+        raise ValueError("non-canonical base64url")
+    return raw
+
+
+def _public_raw(public_key: Ed25519PublicKey) -> bytes:
+    return public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def jwk_thumbprint(public_key: Ed25519PublicKey) -> str:
+    """RFC 7638 thumbprint: base64url(SHA-256) of the canonical ``{"crv","kty","x"}`` JSON."""
+    canonical = json.dumps(
+        {"crv": "Ed25519", "kty": "OKP", "x": _b64url(_public_raw(public_key))},
+        separators=(",", ":"),
+        sort_keys=True,
+    )
+    return _b64url(hashlib.sha256(canonical.encode("ascii")).digest())
+
+
+@dataclass(frozen=True, eq=False)
+class SigningKey:
+    """An Ed25519 credential-signing key; ``kid`` is its RFC 7638 thumbprint."""
+
+    private_key: Ed25519PrivateKey = field(repr=False)
+    kid: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.private_key, Ed25519PrivateKey):
+            raise TypeError("private_key must be an Ed25519PrivateKey")
+        object.__setattr__(self, "kid", jwk_thumbprint(self.private_key.public_key()))
+
+    @classmethod
+    def generate(cls) -> SigningKey:
+        return cls(Ed25519PrivateKey.generate())
+
+    @classmethod
+    def from_private_bytes_raw(cls, raw: bytes) -> SigningKey:
+        """Load the 32-byte raw private key written by :meth:`private_bytes_raw`."""
+        if len(raw) != 32:
+            raise ValueError("an Ed25519 private key is 32 bytes")
+        return cls(Ed25519PrivateKey.from_private_bytes(raw))
+
+    def private_bytes_raw(self) -> bytes:
+        """The 32-byte raw private key. Secret: the caller must encrypt it at rest."""
+        return self.private_key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+
+    @property
+    def public_key(self) -> Ed25519PublicKey:
+        return self.private_key.public_key()
+
+    def public_jwk(self) -> dict[str, str]:
+        return {
+            "kty": "OKP",
+            "crv": "Ed25519",
+            "x": _b64url(_public_raw(self.public_key)),
+            "kid": self.kid,
+            "use": "sig",
+            "alg": ALGORITHM,
+        }
+
+
+def jwks(public_jwks: Iterable[Mapping[str, str]]) -> dict[str, list[dict[str, str]]]:
+    """The ``/.well-known/jwks.json`` document for the given public JWKs."""
+    return {"keys": [dict(k) for k in public_jwks]}
+
+
+def public_key_from_jwk(jwk: Mapping[str, Any]) -> Ed25519PublicKey:
+    """Load an Ed25519 public JWK, checking its ``kid`` (if any) is its thumbprint."""
+    if jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":
+        raise ValueError("not an Ed25519 OKP key")
+    if jwk.get("alg", ALGORITHM) != ALGORITHM or jwk.get("use", "sig") != "sig":
+        raise ValueError("not an EdDSA signing key")
+    if "d" in jwk:
+        raise ValueError("a private key is not a public JWK")
+    x = jwk.get("x")
+    if not isinstance(x, str):
+        raise ValueError("missing x")
+    raw = _b64url_decode_canonical(x)
+    if len(raw) != 32:
+        raise ValueError("x is not 32 bytes")
+    key = Ed25519PublicKey.from_public_bytes(raw)
+    kid = jwk.get("kid")
+    if kid is not None and kid != jwk_thumbprint(key):
+        raise ValueError("kid is not the RFC 7638 thumbprint of the key")
+    return key
+
+
+def keys_from_jwks(document: Mapping[str, Any]) -> dict[str, Ed25519PublicKey]:
+    """``{kid: key}`` from a JWKS document, keyed by the thumbprint; other key types skipped."""
+    keys: dict[str, Ed25519PublicKey] = {}
+    for entry in document.get("keys", []):
+        if isinstance(entry, Mapping) and entry.get("kty") == "OKP":
+            key = public_key_from_jwk(entry)
+            keys[jwk_thumbprint(key)] = key
+    return keys
+
+
+# --------------------------------------------------------------------------- issuing
+
+
+@dataclass(frozen=True)
+class IssuedCredential:
+    """One credential. ``qr_payload`` and ``short_code`` are bearer secrets: kept out of repr."""
+
+    jti: str
+    subject: str
+    kid: str
+    tier: str
+    benefits: tuple[str, ...]
+    not_before: datetime
+    expires_at: datetime
+    qr_payload: str = field(repr=False)
+    short_code: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class VerifiedClaims:
+    kid: str
+    issuer: str
+    subject: str
+    jti: str
+    issued_at: datetime
+    expires_at: datetime
+    tier: str
+    benefits: tuple[str, ...]
+
+
+def _aware_utc(value: datetime, name: str) -> datetime:
+    if not isinstance(value, datetime):
+        raise TypeError(f"{name} must be a datetime")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware")
+    return value.astimezone(UTC)
+
+
+def _check_ttl(ttl_seconds: int) -> None:
+    if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int):
+        raise TypeError("ttl_seconds must be an int")
+    if not 1 <= ttl_seconds <= MAX_TTL_SECONDS:
+        raise ValueError(f"ttl_seconds must be between 1 and {MAX_TTL_SECONDS}")
+
+
+def _check_text(value: object, name: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{name} must be a non-empty string")
+    return value
+
+
+def _check_benefits(benefits: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(benefits, str | bytes):
+        raise TypeError("benefits must be a sequence of codes, not a string")
+    return tuple(_check_text(b, "benefit code") for b in benefits)
+
+
+def new_short_code() -> str:
+    """18 uniformly random decimal digits (leading zeros allowed)."""
+    return f"{secrets.randbelow(10**SHORT_CODE_DIGITS):0{SHORT_CODE_DIGITS}d}"
+
+
+def is_short_code(value: str) -> bool:
+    """Exactly 18 ASCII digits."""
+    return isinstance(value, str) and _SHORT_CODE.fullmatch(value) is not None
+
+
+def _issue_one(
+    key: SigningKey,
+    issuer: str,
+    tier: str,
+    benefits: tuple[str, ...],
+    not_before: datetime,
+    ttl_seconds: int,
+) -> IssuedCredential:
+    iat = int(not_before.timestamp())
+    exp = iat + ttl_seconds
+    jti = secrets.token_urlsafe(_RANDOM_BYTES)
+    subject = secrets.token_urlsafe(_RANDOM_BYTES)
+    claims: dict[str, Any] = {
+        "iss": issuer,
+        "sub": subject,
+        "jti": jti,
+        "iat": iat,
+        "exp": exp,
+        "tier": tier,
+        "ben": list(benefits),
+    }
+    token = jwt.encode(
+        claims,
+        key.private_key,
+        algorithm=ALGORITHM,
+        headers={"kid": key.kid, "typ": TOKEN_TYPE},
+    )
+    payload = PREFIX + token
+    if len(payload) > MAX_QR_PAYLOAD_BYTES:
+        raise ValueError(
+            f"credential payload is {len(payload)} bytes; a version-15 QR code at level M holds "
+            f"{MAX_QR_PAYLOAD_BYTES}: shorten the issuer, tier or benefit codes"
+        )
+    return IssuedCredential(
+        jti=jti,
+        subject=subject,
+        kid=key.kid,
+        tier=tier,
+        benefits=benefits,
+        not_before=not_before,
+        expires_at=not_before + timedelta(seconds=ttl_seconds),
+        qr_payload=payload,
+        short_code=new_short_code(),
+    )
+
+
+def issue(
+    key: SigningKey,
+    *,
+    issuer: str,
+    tier: str,
+    benefits: Sequence[str],
+    not_before: datetime,
+    ttl_seconds: int = MAX_TTL_SECONDS,
+) -> IssuedCredential:
+    """Sign one credential valid ``[not_before, not_before + ttl)``.
+
+    ``not_before`` is truncated to the whole second (``iat`` is an integer NumericDate).
+    """
+    _check_ttl(ttl_seconds)
+    start = _aware_utc(not_before, "not_before").replace(microsecond=0)
+    return _issue_one(
+        key,
+        _check_text(issuer, "issuer"),
+        _check_text(tier, "tier"),
+        _check_benefits(benefits),
+        start,
+        ttl_seconds,
+    )
+
+
+def issue_batch(
+    key: SigningKey,
+    *,
+    issuer: str,
+    tier: str,
+    benefits: Sequence[str],
+    start: datetime,
+    count: int,
+    ttl_seconds: int = MAX_TTL_SECONDS,
+) -> list[IssuedCredential]:
+    """``count`` (1–15) credentials with consecutive windows ``[start + i·ttl, start + (i+1)·ttl)``
+    for a phone that will be offline. Each has its own ``jti``, ``sub`` and short code."""
+    if isinstance(count, bool) or not isinstance(count, int):
+        raise TypeError("count must be an int")
+    if not 1 <= count <= MAX_BATCH:
+        raise ValueError(f"count must be between 1 and {MAX_BATCH}")
+    _check_ttl(ttl_seconds)
+    first = _aware_utc(start, "start").replace(microsecond=0)
+    iss = _check_text(issuer, "issuer")
+    tier_ = _check_text(tier, "tier")
+    ben = _check_benefits(benefits)
+    step = timedelta(seconds=ttl_seconds)
+    return [_issue_one(key, iss, tier_, ben, first + i * step, ttl_seconds) for i in range(count)]
+
+
+# --------------------------------------------------------------------------- verifying
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def verify(
+    qr_payload: str,
+    keys_by_kid: Mapping[str, Ed25519PublicKey],
+    *,
+    issuer: str,
+    now: datetime,
+    leeway_seconds: int = 0,
+) -> VerifiedClaims:
+    """Check a scanned ``XY1:`` payload; return its claims or raise a :class:`CredentialError`.
+
+    The time window is ``[iat - leeway, exp + leeway)`` measured at ``now``. Offline partners
+    pass ``leeway_seconds=60`` (DESIGN.md §5). Whether the ``jti`` was already used is not
+    checked here.
+    """
+    now_utc = _aware_utc(now, "now")
+    if isinstance(leeway_seconds, bool) or not isinstance(leeway_seconds, int):
+        raise TypeError("leeway_seconds must be an int")
+    if leeway_seconds < 0:
+        raise ValueError("leeway_seconds must not be negative")
+
+    # Cheap, structural checks before any decoding.
+    if not isinstance(qr_payload, str) or len(qr_payload) > MAX_VERIFY_INPUT_BYTES:
+        raise CredentialInvalid()
+    if not qr_payload.isascii() or len(qr_payload.encode("ascii")) > MAX_VERIFY_INPUT_BYTES:
+        raise CredentialInvalid()
+    if not qr_payload.startswith(PREFIX):
+        raise CredentialInvalid()
+    token = qr_payload[len(PREFIX) :]
+    if _COMPACT_JWS.fullmatch(token) is None:
+        raise CredentialInvalid()
+    segments = token.split(".")
+    if len(segments[2]) != _SIGNATURE_B64_LEN:
+        raise CredentialInvalid()
+    try:
+        for segment in segments:
+            _b64url_decode_canonical(segment)
+    except ValueError:
+        raise CredentialInvalid() from None
+
+    # The unverified header is read only to pick the key.
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise CredentialInvalid() from None
+    if (
+        set(header) != HEADER_PARAMS
+        or header.get("alg") != ALGORITHM
+        or header.get("typ") != TOKEN_TYPE
+    ):
+        raise CredentialInvalid()
+    kid = header.get("kid")
+    if not isinstance(kid, str) or kid not in keys_by_kid:
+        raise CredentialInvalid()
+    public_key = keys_by_kid[kid]
+    if not isinstance(public_key, Ed25519PublicKey):
+        raise TypeError("keys_by_kid must map to Ed25519PublicKey")
+
+    # Signature (algorithm pinned), issuer and presence of claims. Time is checked below
+    # against the caller's clock, not PyJWT's.
+    try:
+        claims = jwt.decode(
+            token,
+            public_key,
+            algorithms=[ALGORITHM],
+            issuer=issuer,
+            options={
+                "require": _REQUIRED,
+                "verify_signature": True,
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+                "verify_aud": False,
+                "verify_iss": True,
+                "verify_sub": True,
+                "verify_jti": True,
+            },
+        )
+    except jwt.PyJWTError:
+        raise CredentialInvalid() from None
+
+    if set(claims) != CLAIMS:
+        raise CredentialInvalid()
+    iss, sub, jti = claims["iss"], claims["sub"], claims["jti"]
+    iat, exp = claims["iat"], claims["exp"]
+    tier, ben = claims["tier"], claims["ben"]
+    if not (
+        isinstance(iss, str)
+        and iss == issuer
+        and isinstance(sub, str)
+        and sub
+        and isinstance(jti, str)
+        and jti
+        and _is_int(iat)
+        and _is_int(exp)
+        and 0 < exp - iat <= MAX_TTL_SECONDS
+        and isinstance(tier, str)
+        and tier
+        and isinstance(ben, list)
+        and all(isinstance(b, str) and b for b in ben)
+    ):
+        raise CredentialInvalid()
+    try:
+        issued_at = datetime.fromtimestamp(iat, UTC)
+        expires_at = datetime.fromtimestamp(exp, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise CredentialInvalid() from None
+
+    leeway = timedelta(seconds=leeway_seconds)
+    if now_utc < issued_at - leeway:
+        raise CredentialNotYetValid()
+    if now_utc >= expires_at + leeway:
+        raise CredentialExpired()
+
+    return VerifiedClaims(
+        kid=kid,
+        issuer=iss,
+        subject=sub,
+        jti=jti,
+        issued_at=issued_at,
+        expires_at=expires_at,
+        tier=tier,
+        benefits=tuple(ben),
+    )

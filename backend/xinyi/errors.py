@@ -1,0 +1,138 @@
+"""RFC 9457 ``application/problem+json`` for every error, with a stable ``code``.
+
+Services raise :class:`DomainError` subclasses; they never import Flask. One handler in the app
+turns them, werkzeug's HTTP errors and webargs validation failures into problem documents.
+Details never echo submitted values, so personal data cannot leak through an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+PROBLEM_MIME = "application/problem+json"
+TYPE_BASE = "https://xinyi.example.gov.cn/problems/"
+
+
+class DomainError(Exception):
+    status: ClassVar[int] = 400
+    code: ClassVar[str] = "bad_request"
+    title: ClassVar[str] = "Bad request"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        errors: list[dict[str, Any]] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.errors = errors
+        self.headers = dict(headers or {})
+
+    def to_problem(self) -> dict[str, Any]:
+        return problem(self.status, self.code, self.title, self.detail, self.errors)
+
+
+def problem(
+    status: int,
+    code: str,
+    title: str,
+    detail: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": TYPE_BASE + code,
+        "title": title,
+        "status": status,
+        "code": code,
+        "detail": detail or title,
+    }
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+class ValidationFailed(DomainError):
+    status = 422
+    code = "validation_error"
+    title = "The request is not valid"
+
+
+class Unauthorized(DomainError):
+    status = 401
+    code = "unauthorized"
+    title = "Authentication is required"
+
+    def __init__(self, detail: str | None = None) -> None:
+        # The same body for every cause: an attacker learns nothing from which check failed.
+        super().__init__(
+            "Missing, invalid or expired credentials",
+            headers={"WWW-Authenticate": 'Bearer realm="xinyi"'},
+        )
+        del detail
+
+
+class InvalidLogin(DomainError):
+    status = 401
+    code = "invalid_credentials"
+    title = "Phone number or password is wrong"
+
+
+class Forbidden(DomainError):
+    status = 403
+    code = "forbidden"
+    title = "This principal may not do that"
+
+
+class NotFound(DomainError):
+    status = 404
+    code = "not_found"
+    title = "Not found"
+
+
+class Conflict(DomainError):
+    status = 409
+    code = "conflict"
+    title = "Conflicts with the current state"
+
+
+class RateLimited(DomainError):
+    status = 429
+    code = "rate_limited"
+    title = "Too many attempts"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            f"Try again in {retry_after} seconds", headers={"Retry-After": str(retry_after)}
+        )
+        self.retry_after = retry_after
+
+
+_LOCATIONS = ("json", "query", "headers", "form", "files", "view_args")
+
+
+def field_errors(messages: Mapping[str, Any], location: str | None = None) -> list[dict[str, Any]]:
+    """Flatten marshmallow/webargs messages into ``[{field, location, messages}]``."""
+    out: list[dict[str, Any]] = []
+
+    def walk(node: Any, path: list[str], loc: str | None) -> None:
+        if isinstance(node, Mapping):
+            for key, value in node.items():
+                if loc is None and key in _LOCATIONS:
+                    walk(value, path, str(key))
+                else:
+                    walk(value, [*path, str(key)], loc)
+        elif isinstance(node, list) and all(isinstance(m, str) for m in node):
+            out.append({"field": ".".join(path) or "_body", "location": loc or "json",
+                        "messages": list(node)})
+        elif isinstance(node, list):
+            for i, item in enumerate(node):
+                walk(item, [*path, str(i)], loc)
+        else:
+            out.append({"field": ".".join(path) or "_body", "location": loc or "json",
+                        "messages": [str(node)]})
+
+    walk(messages, [], location)
+    return out

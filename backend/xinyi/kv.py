@@ -1,0 +1,92 @@
+"""The key-value port: Redis in production, an in-process store for one process only.
+
+Only ephemeral state lives here (one-time codes, replay guards, rate limits, caches, token
+revocations that expire with the token); nothing that must survive a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Protocol
+
+import redis
+
+log = logging.getLogger(__name__)
+
+
+class KeyValue(Protocol):
+    def get(self, key: str) -> bytes | None: ...
+
+    def set(self, key: str, value: bytes, *, ttl: int, only_if_absent: bool = False) -> bool:
+        """Store ``value`` for ``ttl`` seconds; with ``only_if_absent`` it is atomic claim."""
+        ...
+
+    def delete(self, key: str) -> None: ...
+
+    def ping(self) -> None: ...
+
+
+class RedisKeyValue:
+    def __init__(self, url: str) -> None:
+        self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+
+    def get(self, key: str) -> bytes | None:
+        value = self.client.get(key)
+        return bytes(value) if value is not None else None
+
+    def set(self, key: str, value: bytes, *, ttl: int, only_if_absent: bool = False) -> bool:
+        return bool(self.client.set(key, value, ex=ttl, nx=only_if_absent))
+
+    def delete(self, key: str) -> None:
+        self.client.delete(key)
+
+    def ping(self) -> None:
+        self.client.ping()
+
+
+class MemoryKeyValue:
+    """Valid for a single process only: two gunicorn workers would not share it."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, tuple[bytes, float]] = {}
+        self._lock = threading.Lock()
+
+    def _live(self, key: str, now: float) -> bytes | None:
+        item = self._data.get(key)
+        if item is None:
+            return None
+        if item[1] <= now:
+            del self._data[key]
+            return None
+        return item[0]
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            return self._live(key, time.monotonic())
+
+    def set(self, key: str, value: bytes, *, ttl: int, only_if_absent: bool = False) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            if only_if_absent and self._live(key, now) is not None:
+                return False
+            self._data[key] = (value, now + ttl)
+            if len(self._data) > 100_000:
+                for k in [k for k, (_, exp) in self._data.items() if exp <= now]:
+                    del self._data[k]
+            return True
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._data.pop(key, None)
+
+    def ping(self) -> None:
+        return None
+
+
+def make_kv(url: str | None) -> KeyValue:
+    if url:
+        return RedisKeyValue(url)
+    log.warning("no XINYI_REDIS_URL: using the in-process store, valid for one process only")
+    return MemoryKeyValue()

@@ -1,0 +1,81 @@
+"""Flask glue shared by every blueprint: the request's session, principal and access rules.
+
+Every view declares who may call it with :func:`requires` or :func:`public`; the role × route
+test reads the URL map and fails for a route that declares neither.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+from flask import current_app, g, request
+from sqlalchemy.orm import Session
+
+from xinyi.auth import service as auth_service
+from xinyi.auth.principal import Principal
+from xinyi.deps import Deps
+from xinyi.errors import Forbidden
+
+F = TypeVar("F", bound=Callable[..., Any])
+ACCESS_ATTR = "_xinyi_access"
+
+
+def deps() -> Deps:
+    return cast(Deps, current_app.extensions["xinyi"])
+
+
+def db() -> Session:
+    if "db_session" not in g:
+        g.db_session = deps().db.sessions()
+    return cast(Session, g.db_session)
+
+
+def close_db(_exc: BaseException | None = None) -> None:
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.close()
+
+
+def principal() -> Principal:
+    return cast(Principal, g.principal)
+
+
+def client_address() -> str:
+    return request.remote_addr or "unknown"
+
+
+def _security_doc(func: Any, schemes: list[str]) -> None:
+    apidoc = func.__dict__.setdefault("_apidoc", {})
+    manual = apidoc.setdefault("manual_doc", {})
+    manual["security"] = [{name: []} for name in schemes]
+
+
+def requires(*kinds: str) -> Callable[[F], F]:
+    """Only these principal kinds: ``citizen``, a staff role, ``partner``, ``org``, ``provider``."""
+
+    allowed = frozenset(kinds)
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            who = auth_service.authenticate(db(), deps(), request.headers.get("Authorization"))
+            if who.kind not in allowed:
+                raise Forbidden()
+            g.principal = who
+            return func(*args, **kwargs)
+
+        setattr(wrapper, ACCESS_ATTR, allowed)
+        uses_keys = bool(allowed & {"partner", "org", "provider"})
+        uses_jwt = bool(allowed - {"partner", "org", "provider"})
+        _security_doc(wrapper, [s for s, on in (("bearerJWT", uses_jwt),
+                                                 ("apiKey", uses_keys)) if on])
+        return cast(F, wrapper)
+
+    return decorate
+
+
+def public(func: F) -> F:
+    setattr(func, ACCESS_ATTR, frozenset({"anyone"}))
+    return func

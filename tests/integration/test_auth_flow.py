@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from tests.conftest import PASSWORD, bearer, login, random_phone, register_citizen, valid_id_number
+from xinyi.auth.models import Account, AuthSession
+
+
+def count_accounts(app) -> int:  # type: ignore[no-untyped-def]
+    deps = app.extensions["xinyi"]
+    with deps.db.session() as s:
+        return int(s.scalar(select(func.count()).select_from(Account)) or 0)
+
+
+def test_register_returns_masked_identity(client: FlaskClient) -> None:
+    phone, idn = random_phone(), valid_id_number(7)
+    resp = client.post("/v1/auth/register", json={
+        "phone": phone, "password": PASSWORD, "name": "张三丰", "id_number": idn})
+    assert resp.status_code == 201
+    body = resp.get_json()
+    assert body["phone"] == phone[:3] + "****" + phone[-4:]
+    assert body["id_number"] == idn[:3] + "*" * 11 + idn[-4:]
+    assert body["name"] == "张**"
+    assert phone not in resp.get_data(as_text=True) and idn not in resp.get_data(as_text=True)
+
+
+def test_login_then_me_shows_masked_profile(client: FlaskClient) -> None:
+    citizen = register_citizen(client)
+    tokens = login(client, citizen["phone"])
+    assert tokens["token_type"] == "Bearer" and tokens["expires_in"] == 900
+    resp = client.get("/v1/me", headers=bearer(tokens["access_token"]))
+    assert resp.status_code == 200
+    assert resp.headers["Cache-Control"] == "no-store"
+    assert resp.get_json()["id"] == citizen["id"]
+
+
+def test_identity_numbers_are_encrypted_at_rest(app, client: FlaskClient) -> None:  # type: ignore[no-untyped-def]
+    citizen = register_citizen(client)
+    deps = app.extensions["xinyi"]
+    with deps.db.session() as s:
+        row = s.execute(select(Account.phone_enc, Account.phone_bidx)).first()
+        raw = bytes(row.phone_enc) + bytes(row.phone_bidx)
+    assert citizen["phone"].encode() not in raw
+
+
+def test_second_account_for_same_id_number_is_refused(app, client: FlaskClient) -> None:  # type: ignore[no-untyped-def]
+    idn = valid_id_number(11)
+    register_citizen(client, id_number=idn)
+    before = count_accounts(app)
+    resp = client.post("/v1/auth/register", json={
+        "phone": random_phone(), "password": PASSWORD, "name": "李四", "id_number": idn})
+    assert resp.status_code == 409
+    assert resp.get_json()["code"] == "id_number_taken"
+    assert count_accounts(app) == before
+
+
+def test_second_account_for_same_phone_is_refused(app, client: FlaskClient) -> None:  # type: ignore[no-untyped-def]
+    citizen = register_citizen(client)
+    before = count_accounts(app)
+    resp = client.post("/v1/auth/register", json={
+        "phone": citizen["phone"], "password": PASSWORD, "name": "李四",
+        "id_number": valid_id_number(12)})
+    assert resp.status_code == 409 and resp.get_json()["code"] == "phone_taken"
+    assert count_accounts(app) == before
+
+
+def test_invalid_id_number_is_refused_naming_the_field(app, client: FlaskClient) -> None:  # type: ignore[no-untyped-def]
+    good = valid_id_number(13)
+    bad_check = good[:-1] + ("0" if good[-1] != "0" else "1")
+    for bad in (bad_check, "999999199001011234", good[:6] + "20991301" + good[14:], "12345"):
+        resp = client.post("/v1/auth/register", json={
+            "phone": random_phone(), "password": PASSWORD, "name": "李四", "id_number": bad})
+        assert resp.status_code == 422, bad
+        problem = resp.get_json()
+        assert resp.content_type == "application/problem+json"
+        assert problem["errors"][0]["field"] == "id_number"
+        assert bad not in resp.get_data(as_text=True)
+    assert count_accounts(app) == 0
+
+
+def test_wrong_password_is_refused(client: FlaskClient) -> None:
+    citizen = register_citizen(client)
+    resp = client.post("/v1/auth/login", json={"phone": citizen["phone"], "password": "nope12345"})
+    assert resp.status_code == 401 and resp.get_json()["code"] == "invalid_credentials"
+
+
+def test_login_is_rate_limited_per_phone_with_retry_after(client: FlaskClient) -> None:
+    citizen = register_citizen(client)
+    codes = [client.post("/v1/auth/login", json={"phone": citizen["phone"],
+                                                  "password": "wrong-pass-1"}).status_code
+             for _ in range(5)]
+    assert codes == [401] * 5
+    resp = client.post("/v1/auth/login", json={"phone": citizen["phone"], "password": PASSWORD})
+    assert resp.status_code == 429
+    assert resp.get_json()["code"] == "rate_limited"
+    assert int(resp.headers["Retry-After"]) > 0
+
+
+def test_login_is_rate_limited_per_client_address(client: FlaskClient) -> None:
+    codes = [client.post("/v1/auth/login", json={"phone": random_phone(),
+                                                  "password": "wrong-pass-1"}).status_code
+             for _ in range(31)]
+    assert codes[:30] == [401] * 30 and codes[30] == 429
+
+
+def test_refresh_rotates_and_reuse_revokes_the_family(app, client: FlaskClient) -> None:  # type: ignore[no-untyped-def]
+    citizen = register_citizen(client)
+    first = login(client, citizen["phone"])
+    second = client.post("/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert second.status_code == 200
+    rotated = second.get_json()
+    assert rotated["refresh_token"] != first["refresh_token"]
+    assert client.get("/v1/me", headers=bearer(rotated["access_token"])).status_code == 200
+    # The old refresh token comes back: someone has a copy. Everything in the family dies.
+    reuse = client.post("/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert reuse.status_code == 401
+    assert client.post("/v1/auth/refresh",
+                       json={"refresh_token": rotated["refresh_token"]}).status_code == 401
+    assert client.get("/v1/me", headers=bearer(rotated["access_token"])).status_code == 401
+    deps = app.extensions["xinyi"]
+    with deps.db.session() as s:
+        assert s.scalar(select(AuthSession.revoked_reason)) == "refresh_reuse"
+
+
+def test_logout_revokes_access_and_refresh_at_once(client: FlaskClient) -> None:
+    citizen = register_citizen(client)
+    tokens = login(client, citizen["phone"])
+    assert client.post("/v1/auth/logout", headers=bearer(tokens["access_token"])).status_code == 204
+    assert client.get("/v1/me", headers=bearer(tokens["access_token"])).status_code == 401
+    assert client.post("/v1/auth/refresh",
+                       json={"refresh_token": tokens["refresh_token"]}).status_code == 401
+
+
+def test_staff_login_carries_role_and_cannot_read_citizen_me(app, client: FlaskClient) -> None:  # type: ignore[no-untyped-def]
+    import jwt
+
+    from tests.conftest import staff_headers
+
+    headers = staff_headers(app, client, "reviewer")
+    token = headers["Authorization"].split()[1]
+    assert jwt.decode(token, options={"verify_signature": False})["role"] == "reviewer"
+    assert client.get("/v1/me", headers=headers).status_code == 403
