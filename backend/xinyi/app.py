@@ -166,8 +166,11 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
     from xinyi.auth.routes import blp as auth_blp
     from xinyi.citizens.routes import blp as me_blp
     from xinyi.ops.routes import blp as ops_blp
+    from xinyi.records import routes as records
+    from xinyi.scoring.routes import blp as scoring_blp
 
-    for blp in (ops_blp, auth_blp, me_blp, admin_blp):
+    for blp in (ops_blp, auth_blp, me_blp, records.me_blp, scoring_blp, records.catalog_blp,
+                records.provider_blp, admin_blp, records.admin_blp):
         api.register_blueprint(blp)
     _install_hooks(app)
     return app

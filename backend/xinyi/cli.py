@@ -164,6 +164,28 @@ def openapi_export(output: str) -> None:
     click.echo(f"wrote {output}")
 
 
+@main.group()
+def scores() -> None:
+    """Credit scores."""
+
+
+@scores.command("recompute")
+def scores_recompute() -> None:
+    """Recompute every subject's score in one set-based pass."""
+    import time
+
+    from xinyi.deps import build_deps
+    from xinyi.scoring.service import recompute_all
+    from xinyi.timeutil import china_today
+
+    deps = build_deps(_settings())
+    started = time.perf_counter()
+    now = deps.clock()
+    with deps.db.session() as session:
+        count = recompute_all(session, now=now, today=china_today(now))
+    click.echo(f"recomputed {count} scores in {time.perf_counter() - started:.1f} s")
+
+
 @main.command()
 @click.option("--once", is_flag=True, help="Run every due job once and exit.")
 @click.option("--interval", default=30, show_default=True, type=int)

@@ -30,7 +30,15 @@ def purge_expired_logins(deps: Deps) -> str:
             f"{tokens.rowcount} refresh tokens")  # type: ignore[attr-defined]
 
 
-JOBS: list[Callable[[Deps], str]] = [purge_expired_logins]
+def expire_records(deps: Deps) -> str:
+    """Archive records past their display period (R10); a no-op when nothing is due."""
+    from xinyi.records.service import archive_expired
+
+    with deps.db.session() as session:
+        return f"expire_records: {archive_expired(session, deps)} archived"
+
+
+JOBS: list[Callable[[Deps], str]] = [purge_expired_logins, expire_records]
 
 
 def run_once(deps: Deps) -> list[str]:

@@ -126,7 +126,9 @@ def check(payload: str, keys: dict[str, Ed25519PublicKey], **kw: Any) -> tokens.
 # --------------------------------------------------------------------------- round trip
 
 
-def test_round_trip(cred: IssuedCredential, keys: dict[str, Ed25519PublicKey], key: SigningKey):
+def test_round_trip(
+    cred: IssuedCredential, keys: dict[str, Ed25519PublicKey], key: SigningKey
+) -> None:
     got = check(cred.qr_payload, keys)
     assert got.kid == key.kid
     assert got.issuer == ISSUER
@@ -139,12 +141,12 @@ def test_round_trip(cred: IssuedCredential, keys: dict[str, Ed25519PublicKey], k
     assert cred.not_before.tzinfo is UTC and got.expires_at.tzinfo is UTC
 
 
-def test_header_is_exactly_the_contract(cred: IssuedCredential, key: SigningKey):
+def test_header_is_exactly_the_contract(cred: IssuedCredential, key: SigningKey) -> None:
     header, _, _ = parts(cred.qr_payload)
     assert header == {"alg": "EdDSA", "kid": key.kid, "typ": "xy-cred+jwt"}
 
 
-def test_claims_are_only_the_listed_names(cred: IssuedCredential):
+def test_claims_are_only_the_listed_names(cred: IssuedCredential) -> None:
     _, claims, _ = parts(cred.qr_payload)
     assert set(claims) == CLAIM_NAMES
     assert claims["iss"] == ISSUER
@@ -154,7 +156,7 @@ def test_claims_are_only_the_listed_names(cred: IssuedCredential):
     assert claims["tier"] == "AA" and claims["ben"] == ["lib", "bike"]
 
 
-def test_subject_and_jti_are_fresh_random_values(key: SigningKey):
+def test_subject_and_jti_are_fresh_random_values(key: SigningKey) -> None:
     creds = [issue(key, issuer=ISSUER, tier="A", benefits=[], not_before=NOW) for _ in range(50)]
     subjects = {c.subject for c in creds}
     jtis = {c.jti for c in creds}
@@ -164,14 +166,14 @@ def test_subject_and_jti_are_fresh_random_values(key: SigningKey):
         assert len(b64url_decode(c.jti)) >= 16 and len(b64url_decode(c.subject)) >= 16
 
 
-def test_not_before_is_truncated_to_the_second_and_converted_to_utc(key: SigningKey):
+def test_not_before_is_truncated_to_the_second_and_converted_to_utc(key: SigningKey) -> None:
     plus8 = datetime(2026, 3, 1, 16, 30, 0, 999_999, tzinfo=timezone(timedelta(hours=8)))
     c = issue(key, issuer=ISSUER, tier="A", benefits=[], not_before=plus8)
     assert c.not_before == NOW and c.not_before.utcoffset() == timedelta(0)
     assert parts(c.qr_payload)[1]["iat"] == int(NOW.timestamp())
 
 
-def test_naive_datetimes_are_refused(key: SigningKey, cred: IssuedCredential, keys: Any):
+def test_naive_datetimes_are_refused(key: SigningKey, cred: IssuedCredential, keys: Any) -> None:
     naive = datetime(2026, 3, 1, 8, 30)
     with pytest.raises(ValueError, match="timezone"):
         issue(key, issuer=ISSUER, tier="A", benefits=[], not_before=naive)
@@ -179,7 +181,7 @@ def test_naive_datetimes_are_refused(key: SigningKey, cred: IssuedCredential, ke
         verify(cred.qr_payload, keys, issuer=ISSUER, now=naive)
 
 
-def test_issue_argument_checks(key: SigningKey):
+def test_issue_argument_checks(key: SigningKey) -> None:
     base: dict[str, Any] = {"issuer": ISSUER, "tier": "A", "benefits": [], "not_before": NOW}
     for bad_ttl in (0, -1, 121, 3600):
         with pytest.raises(ValueError, match="ttl"):
@@ -193,14 +195,14 @@ def test_issue_argument_checks(key: SigningKey):
     assert issue(key, **base, ttl_seconds=1).expires_at == NOW + timedelta(seconds=1)
 
 
-def test_payload_must_fit_a_version_15_qr_code(key: SigningKey):
+def test_payload_must_fit_a_version_15_qr_code(key: SigningKey) -> None:
     c = issue(key, issuer=ISSUER, tier="AAA", benefits=["lib", "bike"], not_before=NOW)
     assert len(c.qr_payload) <= tokens.MAX_QR_PAYLOAD_BYTES == 412
     with pytest.raises(ValueError, match="412"):
         issue(key, issuer=ISSUER, tier="A", benefits=["x" * 40], not_before=NOW)
 
 
-def test_secrets_stay_out_of_repr(key: SigningKey, cred: IssuedCredential):
+def test_secrets_stay_out_of_repr(key: SigningKey, cred: IssuedCredential) -> None:
     assert cred.qr_payload not in repr(cred) and cred.short_code not in repr(cred)
     raw = key.private_bytes_raw()
     assert b64url(raw) not in repr(key) and raw.hex() not in repr(key)
@@ -209,7 +211,7 @@ def test_secrets_stay_out_of_repr(key: SigningKey, cred: IssuedCredential):
 # --------------------------------------------------------------------------- keys
 
 
-def test_kid_is_the_rfc7638_thumbprint_computed_by_joserfc(key: SigningKey):
+def test_kid_is_the_rfc7638_thumbprint_computed_by_joserfc(key: SigningKey) -> None:
     jwk = key.public_jwk()
     assert jwk["kid"] == key.kid
     assert OKPKey.import_key({k: jwk[k] for k in ("kty", "crv", "x")}).thumbprint() == key.kid
@@ -218,7 +220,7 @@ def test_kid_is_the_rfc7638_thumbprint_computed_by_joserfc(key: SigningKey):
     assert b64url(hashlib.sha256(canonical.encode()).digest()) == key.kid
 
 
-def test_rfc8037_test_vectors():
+def test_rfc8037_test_vectors() -> None:
     key = SigningKey.from_private_bytes_raw(b64url_decode(RFC8037_D))
     assert key.public_jwk()["x"] == RFC8037_X
     assert key.kid == RFC8037_THUMBPRINT
@@ -226,7 +228,7 @@ def test_rfc8037_test_vectors():
     assert b64url(key.private_key.sign(signing_input.encode())) == signature
 
 
-def test_public_jwk_fields(key: SigningKey):
+def test_public_jwk_fields(key: SigningKey) -> None:
     jwk = key.public_jwk()
     assert set(jwk) == {"kty", "crv", "x", "kid", "use", "alg"}
     assert (jwk["kty"], jwk["crv"], jwk["use"], jwk["alg"]) == ("OKP", "Ed25519", "sig", "EdDSA")
@@ -234,7 +236,7 @@ def test_public_jwk_fields(key: SigningKey):
     assert b64url_decode(jwk["x"]) == raw and "d" not in jwk
 
 
-def test_private_key_storage_round_trip(key: SigningKey, keys: Any):
+def test_private_key_storage_round_trip(key: SigningKey, keys: Any) -> None:
     raw = key.private_bytes_raw()
     assert isinstance(raw, bytes) and len(raw) == 32
     again = SigningKey.from_private_bytes_raw(raw)
@@ -245,7 +247,7 @@ def test_private_key_storage_round_trip(key: SigningKey, keys: Any):
         SigningKey.from_private_bytes_raw(raw[:31])
 
 
-def test_jwks_document_round_trips(key: SigningKey, other_key: SigningKey, cred: Any):
+def test_jwks_document_round_trips(key: SigningKey, other_key: SigningKey, cred: Any) -> None:
     doc = jwks([key.public_jwk(), other_key.public_jwk()])
     assert doc == {"keys": [key.public_jwk(), other_key.public_jwk()]}
     loaded = keys_from_jwks(json.loads(json.dumps(doc)))
@@ -253,7 +255,7 @@ def test_jwks_document_round_trips(key: SigningKey, other_key: SigningKey, cred:
     assert check(cred.qr_payload, loaded).jti == cred.jti
 
 
-def test_public_key_from_jwk_refuses_a_lying_kid(key: SigningKey, other_key: SigningKey):
+def test_public_key_from_jwk_refuses_a_lying_kid(key: SigningKey, other_key: SigningKey) -> None:
     jwk = {**key.public_jwk(), "kid": other_key.kid}
     with pytest.raises(ValueError, match="thumbprint"):
         public_key_from_jwk(jwk)
@@ -261,11 +263,12 @@ def test_public_key_from_jwk_refuses_a_lying_kid(key: SigningKey, other_key: Sig
         public_key_from_jwk({**key.public_jwk(), "crv": "X25519"})
 
 
-def test_signature_verifies_with_joserfc(cred: IssuedCredential, key: SigningKey):
-    public = OKPKey.import_key(key.public_jwk())
+def test_signature_verifies_with_joserfc(cred: IssuedCredential, key: SigningKey) -> None:
+    jwk: dict[str, str | list[str]] = dict(key.public_jwk())
+    public = OKPKey.import_key(jwk)
     with warnings.catch_warnings():
-        # joserfc flags "EdDSA" as deprecated by RFC 9864 (in favour of "Ed25519"); the
-        # contract fixes "EdDSA", which RFC 9864 keeps valid for Ed25519 keys.
+        # joserfc warns that RFC 9864 deprecates "EdDSA" in favour of "Ed25519"; the contract
+        # (DESIGN.md §5) fixes "EdDSA", which verifiers still accept.
         warnings.simplefilter("ignore")
         obj = jws.deserialize_compact(cred.qr_payload[4:], public, algorithms=["EdDSA"])
         assert obj.protected == {"alg": "EdDSA", "kid": key.kid, "typ": "xy-cred+jwt"}
@@ -279,7 +282,7 @@ def test_signature_verifies_with_joserfc(cred: IssuedCredential, key: SigningKey
 # --------------------------------------------------------------------------- refusals
 
 
-def test_every_flipped_byte_is_refused(cred: IssuedCredential, keys: Any):
+def test_every_flipped_byte_is_refused(cred: IssuedCredential, keys: Any) -> None:
     payload = cred.qr_payload
     tried = 0
     for i in range(len(payload)):
@@ -291,7 +294,7 @@ def test_every_flipped_byte_is_refused(cred: IssuedCredential, keys: Any):
     assert tried == 7 * len(payload)
 
 
-def test_non_canonical_base64url_is_refused(cred: IssuedCredential, keys: Any):
+def test_non_canonical_base64url_is_refused(cred: IssuedCredential, keys: Any) -> None:
     # The last character of an 86-character signature carries 2 bits; its 4 low bits must be
     # zero. A lenient decoder maps a sibling character to the same bytes. Not here.
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
@@ -309,7 +312,7 @@ def test_non_canonical_base64url_is_refused(cred: IssuedCredential, keys: Any):
         check(cred.qr_payload.replace(".", ".\n", 1), keys)
 
 
-def test_every_truncation_is_refused(cred: IssuedCredential, keys: Any):
+def test_every_truncation_is_refused(cred: IssuedCredential, keys: Any) -> None:
     for cut in range(len(cred.qr_payload)):
         with pytest.raises(CredentialInvalid):
             check(cred.qr_payload[:cut], keys)
@@ -317,12 +320,12 @@ def test_every_truncation_is_refused(cred: IssuedCredential, keys: Any):
 
 def test_oversized_input_is_refused_before_decoding(
     cred: IssuedCredential, keys: Any, monkeypatch: pytest.MonkeyPatch
-):
+) -> None:
     def boom(*_: Any, **__: Any) -> Any:
         raise AssertionError("decoded an oversized credential")
 
-    monkeypatch.setattr(tokens.jwt, "get_unverified_header", boom)
-    monkeypatch.setattr(tokens.jwt, "decode", boom)
+    monkeypatch.setattr("xinyi.credentials.tokens.jwt.get_unverified_header", boom)
+    monkeypatch.setattr("xinyi.credentials.tokens.jwt.decode", boom)
     monkeypatch.setattr(tokens, "_b64url_decode_canonical", boom)
     header, claims, sig = cred.qr_payload[4:].split(".")
     padded = "XY1:" + header + "." + claims + "A" * (2049 - len(cred.qr_payload)) + "." + sig
@@ -332,14 +335,14 @@ def test_oversized_input_is_refused_before_decoding(
             check(big, keys)
 
 
-def test_wrong_prefix_is_refused(cred: IssuedCredential, keys: Any):
+def test_wrong_prefix_is_refused(cred: IssuedCredential, keys: Any) -> None:
     token = cred.qr_payload[4:]
     for bad in (token, "XY2:" + token, "xy1:" + token, " XY1:" + token, "XY1:XY1:" + token):
         with pytest.raises(CredentialInvalid):
             check(bad, keys)
 
 
-def test_alg_none_is_refused(key: SigningKey, keys: Any):
+def test_alg_none_is_refused(key: SigningKey, keys: Any) -> None:
     header = b64url(json.dumps({"alg": "none", "kid": key.kid, "typ": "xy-cred+jwt"}).encode())
     body = b64url(json.dumps(good_claims()).encode())
     for sig in ("", "A" * 86):
@@ -347,7 +350,7 @@ def test_alg_none_is_refused(key: SigningKey, keys: Any):
             check(f"XY1:{header}.{body}.{sig}", keys)
 
 
-def test_hs256_signed_with_the_public_key_is_refused(key: SigningKey, keys: Any):
+def test_hs256_signed_with_the_public_key_is_refused(key: SigningKey, keys: Any) -> None:
     body = b64url(json.dumps(good_claims()).encode())
     for secret in (
         key.public_key.public_bytes(Encoding.Raw, PublicFormat.Raw),
@@ -363,7 +366,7 @@ def test_hs256_signed_with_the_public_key_is_refused(key: SigningKey, keys: Any)
 
 def test_unknown_or_mismatched_kid_is_refused(
     cred: IssuedCredential, key: SigningKey, other_key: SigningKey
-):
+) -> None:
     with pytest.raises(CredentialInvalid):
         check(cred.qr_payload, {other_key.kid: other_key.public_key})
     with pytest.raises(CredentialInvalid):
@@ -392,12 +395,14 @@ def test_unknown_or_mismatched_kid_is_refused(
         {"b64": True},
     ],
 )
-def test_headers_other_than_the_contract_are_refused(key: SigningKey, keys: Any, header: Any):
+def test_headers_other_than_the_contract_are_refused(
+    key: SigningKey, keys: Any, header: Any
+) -> None:
     with pytest.raises(CredentialInvalid):
         check(sign(key, good_claims(), **header), keys)
 
 
-def test_a_properly_signed_good_token_passes(key: SigningKey, keys: Any):
+def test_a_properly_signed_good_token_passes(key: SigningKey, keys: Any) -> None:
     # the control for the parametrized refusals below
     assert check(sign(key, good_claims()), keys).benefits == ("lib",)
 
@@ -427,12 +432,14 @@ def test_a_properly_signed_good_token_passes(key: SigningKey, keys: Any):
         {"ben": ["lib", 3]},
     ],
 )
-def test_missing_extra_or_mistyped_claims_are_refused(key: SigningKey, keys: Any, changes: Any):
+def test_missing_extra_or_mistyped_claims_are_refused(
+    key: SigningKey, keys: Any, changes: Any
+) -> None:
     with pytest.raises(CredentialInvalid):
         check(sign(key, good_claims(**changes)), keys)
 
 
-def test_lifetime_over_120_seconds_is_refused(key: SigningKey, keys: Any):
+def test_lifetime_over_120_seconds_is_refused(key: SigningKey, keys: Any) -> None:
     iat = int(NOW.timestamp())
     assert check(sign(key, good_claims(exp=iat + 120)), keys)
     for exp in (iat + 121, iat + 3600, iat, iat - 1):
@@ -440,7 +447,7 @@ def test_lifetime_over_120_seconds_is_refused(key: SigningKey, keys: Any):
             check(sign(key, good_claims(exp=exp)), keys)
 
 
-def test_expired(cred: IssuedCredential, keys: Any):
+def test_expired(cred: IssuedCredential, keys: Any) -> None:
     check(cred.qr_payload, keys, now=cred.expires_at - timedelta(microseconds=1))
     with pytest.raises(CredentialExpired):
         check(cred.qr_payload, keys, now=cred.expires_at)
@@ -452,7 +459,7 @@ def test_expired(cred: IssuedCredential, keys: Any):
         check(cred.qr_payload, keys, now=cred.expires_at + timedelta(seconds=60), leeway_seconds=60)
 
 
-def test_not_yet_valid(cred: IssuedCredential, keys: Any):
+def test_not_yet_valid(cred: IssuedCredential, keys: Any) -> None:
     check(cred.qr_payload, keys, now=cred.not_before)
     with pytest.raises(CredentialNotYetValid):
         check(cred.qr_payload, keys, now=cred.not_before - timedelta(seconds=1))
@@ -463,7 +470,9 @@ def test_not_yet_valid(cred: IssuedCredential, keys: Any):
         check(cred.qr_payload, keys, leeway_seconds=-1)
 
 
-def test_a_forged_expired_credential_is_invalid_not_expired(cred: IssuedCredential, keys: Any):
+def test_a_forged_expired_credential_is_invalid_not_expired(
+    cred: IssuedCredential, keys: Any
+) -> None:
     header, claims, sig = cred.qr_payload[4:].split(".")
     forged_sig = sig[:10] + ("B" if sig[10] != "B" else "C") + sig[11:]
     late = cred.expires_at + timedelta(hours=1)
@@ -472,7 +481,7 @@ def test_a_forged_expired_credential_is_invalid_not_expired(cred: IssuedCredenti
     assert type(caught.value) is CredentialInvalid
 
 
-def test_error_codes():
+def test_error_codes() -> None:
     assert issubclass(CredentialInvalid, CredentialError)
     assert issubclass(CredentialExpired, CredentialError)
     assert issubclass(CredentialNotYetValid, CredentialError)
@@ -484,13 +493,13 @@ def test_error_codes():
 
 @settings(max_examples=300, deadline=None)
 @given(st.one_of(st.text(max_size=3000), st.text().map(lambda s: "XY1:" + s)))
-def test_arbitrary_input_only_ever_raises_credential_invalid(text: str):
+def test_arbitrary_input_only_ever_raises_credential_invalid(text: str) -> None:
     kp = SigningKey.from_private_bytes_raw(b64url_decode(RFC8037_D))
     with pytest.raises(CredentialInvalid):
         verify(text, {kp.kid: kp.public_key}, issuer=ISSUER, now=NOW)
 
 
-def test_non_string_input_is_invalid(keys: Any):
+def test_non_string_input_is_invalid(keys: Any) -> None:
     for value in (None, b"XY1:abc", 42):
         with pytest.raises(CredentialInvalid):
             verify(value, keys, issuer=ISSUER, now=NOW)  # type: ignore[arg-type]
@@ -499,7 +508,7 @@ def test_non_string_input_is_invalid(keys: Any):
 # --------------------------------------------------------------------------- batches
 
 
-def test_batch_windows_are_consecutive(key: SigningKey, keys: Any):
+def test_batch_windows_are_consecutive(key: SigningKey, keys: Any) -> None:
     batch = issue_batch(key, issuer=ISSUER, tier="A", benefits=["lib"], start=NOW, count=15)
     assert len(batch) == 15
     for i, c in enumerate(batch):
@@ -518,7 +527,7 @@ def test_batch_windows_are_consecutive(key: SigningKey, keys: Any):
     assert len({c.short_code for c in batch}) == 15
 
 
-def test_batch_with_a_shorter_ttl(key: SigningKey):
+def test_batch_with_a_shorter_ttl(key: SigningKey) -> None:
     batch = issue_batch(
         key, issuer=ISSUER, tier="A", benefits=[], start=NOW, count=3, ttl_seconds=60
     )
@@ -526,7 +535,7 @@ def test_batch_with_a_shorter_ttl(key: SigningKey):
     assert all(parts(c.qr_payload)[1]["exp"] - parts(c.qr_payload)[1]["iat"] == 60 for c in batch)
 
 
-def test_batch_count_bounds(key: SigningKey):
+def test_batch_count_bounds(key: SigningKey) -> None:
     args: dict[str, Any] = {"issuer": ISSUER, "tier": "A", "benefits": [], "start": NOW}
     assert len(issue_batch(key, **args, count=1)) == 1
     for bad in (0, -1, 16, 100):
@@ -539,7 +548,7 @@ def test_batch_count_bounds(key: SigningKey):
 # --------------------------------------------------------------------------- short codes
 
 
-def test_short_code_is_18_digits(key: SigningKey):
+def test_short_code_is_18_digits(key: SigningKey) -> None:
     codes = {
         issue(key, issuer=ISSUER, tier="A", benefits=[], not_before=NOW).short_code
         for _ in range(200)
@@ -550,14 +559,14 @@ def test_short_code_is_18_digits(key: SigningKey):
         assert is_short_code(code)
 
 
-def test_short_code_keeps_leading_zeros(monkeypatch: pytest.MonkeyPatch):
+def test_short_code_keeps_leading_zeros(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[int] = []
 
     def fake_randbelow(n: int) -> int:
         seen.append(n)
         return 42
 
-    monkeypatch.setattr(tokens.secrets, "randbelow", fake_randbelow)
+    monkeypatch.setattr("xinyi.credentials.tokens.secrets.randbelow", fake_randbelow)
     assert tokens.new_short_code() == "000000000000000042"
     assert seen == [10**18]
 
@@ -575,11 +584,11 @@ def test_short_code_keeps_leading_zeros(monkeypatch: pytest.MonkeyPatch):
         "",
     ],
 )
-def test_is_short_code_refuses(value: str):
+def test_is_short_code_refuses(value: str) -> None:
     assert not is_short_code(value)
 
 
-def test_is_short_code_accepts():
+def test_is_short_code_accepts() -> None:
     assert is_short_code("000000000000000000")
     assert is_short_code("123456789012345678")
     assert not is_short_code(123456789012345678)  # type: ignore[arg-type]

@@ -6,6 +6,7 @@ import io
 import re
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import zxingcpp
@@ -24,6 +25,12 @@ def key() -> SigningKey:
     return SigningKey.generate()
 
 
+def extra(barcode: zxingcpp.Barcode) -> dict[str, Any]:
+    info = barcode.extra
+    assert isinstance(info, dict)
+    return info
+
+
 def decode_one(image: Image.Image) -> zxingcpp.Barcode:
     found = zxingcpp.read_barcodes(image)
     assert len(found) == 1, found
@@ -33,7 +40,7 @@ def decode_one(image: Image.Image) -> zxingcpp.Barcode:
     return barcode
 
 
-def test_png_decodes_to_the_payload_and_verifies(key: SigningKey):
+def test_png_decodes_to_the_payload_and_verifies(key: SigningKey) -> None:
     cred = issue(key, issuer=ISSUER, tier="AAA", benefits=["lib", "bike"], not_before=NOW)
     png = qr.render_png(cred.qr_payload)
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
@@ -42,17 +49,17 @@ def test_png_decodes_to_the_payload_and_verifies(key: SigningKey):
     barcode = decode_one(image)
     assert barcode.text == cred.qr_payload
     assert barcode.ec_level == "M"
-    assert int(barcode.extra["Version"]) <= 15
+    assert int(extra(barcode)["Version"]) <= 15
     claims = verify(barcode.text, {key.kid: key.public_key}, issuer=ISSUER, now=NOW)
     assert claims.jti == cred.jti and claims.benefits == ("lib", "bike")
 
 
-def test_png_geometry(key: SigningKey):
+def test_png_geometry(key: SigningKey) -> None:
     payload = issue(key, issuer=ISSUER, tier="A", benefits=[], not_before=NOW).qr_payload
     image = Image.open(io.BytesIO(qr.render_png(payload)))
     barcode = decode_one(image)
-    version = int(barcode.extra["Version"])
-    assert barcode.extra["DataMask"] == qr.MASK_PATTERN
+    version = int(extra(barcode)["Version"])
+    assert extra(barcode)["DataMask"] == qr.MASK_PATTERN
     modules = 4 * version + 17 + 2 * qr.BORDER
     assert image.size == (modules * qr.PNG_BOX_SIZE, modules * qr.PNG_BOX_SIZE)
     # the quiet zone is white
@@ -61,7 +68,7 @@ def test_png_geometry(key: SigningKey):
     assert all(rgb.getpixel((x, y)) == 255 for x in range(image.size[0]) for y in range(quiet))
 
 
-def test_many_credentials_decode(key: SigningKey):
+def test_many_credentials_decode(key: SigningKey) -> None:
     # Guards the fixed mask: every symbol must still read back.
     for i in range(12):
         benefits = ["lib", "bike", "hotel"][: i % 4]
@@ -70,14 +77,14 @@ def test_many_credentials_decode(key: SigningKey):
         assert decode_one(image).text == payload
 
 
-def test_largest_allowed_payload_fits_version_15():
+def test_largest_allowed_payload_fits_version_15() -> None:
     payload = "XY1:" + "a" * (tokens.MAX_QR_PAYLOAD_BYTES - 4)
     barcode = decode_one(Image.open(io.BytesIO(qr.render_png(payload))))
     assert barcode.text == payload
-    assert barcode.extra["Version"] == "15" and barcode.ec_level == "M"
+    assert extra(barcode)["Version"] == "15" and barcode.ec_level == "M"
 
 
-def test_payload_needing_more_than_version_15_is_refused():
+def test_payload_needing_more_than_version_15_is_refused() -> None:
     payload = "XY1:" + "a" * (tokens.MAX_QR_PAYLOAD_BYTES - 3)
     with pytest.raises(ValueError, match="version"):
         qr.render_png(payload)
@@ -87,7 +94,7 @@ def test_payload_needing_more_than_version_15_is_refused():
         qr.render_png("x" * 10_000)  # beyond version 40 too
 
 
-def test_empty_payload_is_refused():
+def test_empty_payload_is_refused() -> None:
     with pytest.raises(ValueError):
         qr.render_png("")
     with pytest.raises(ValueError):
@@ -118,7 +125,7 @@ def rasterise_svg(root: ET.Element, scale: int = 8) -> Image.Image:
     return image
 
 
-def test_svg_is_well_formed_and_encodes_the_payload(key: SigningKey):
+def test_svg_is_well_formed_and_encodes_the_payload(key: SigningKey) -> None:
     cred = issue(key, issuer=ISSUER, tier="AAA", benefits=["lib", "bike"], not_before=NOW)
     svg = qr.render_svg(cred.qr_payload)
     assert isinstance(svg, bytes)
@@ -127,12 +134,12 @@ def test_svg_is_well_formed_and_encodes_the_payload(key: SigningKey):
     assert "viewBox" in root.attrib
     barcode = decode_one(rasterise_svg(root))
     assert barcode.text == cred.qr_payload
-    assert barcode.ec_level == "M" and int(barcode.extra["Version"]) <= 15
+    assert barcode.ec_level == "M" and int(extra(barcode)["Version"]) <= 15
 
 
-def test_svg_and_png_carry_the_same_symbol(key: SigningKey):
+def test_svg_and_png_carry_the_same_symbol(key: SigningKey) -> None:
     payload = issue(key, issuer=ISSUER, tier="B", benefits=[], not_before=NOW).qr_payload
     png = decode_one(Image.open(io.BytesIO(qr.render_png(payload))))
     svg = decode_one(rasterise_svg(ET.fromstring(qr.render_svg(payload))))  # noqa: S314
     assert png.text == svg.text == payload
-    assert png.extra["Version"] == svg.extra["Version"]
+    assert extra(png)["Version"] == extra(svg)["Version"]

@@ -123,3 +123,12 @@ def profile(session: Session, deps: Deps, account_id: uuid.UUID) -> Profile:
     if citizen is None:
         raise NotFound("No citizen profile for this account")
     return _profile(deps, citizen)
+
+
+def citizen_bidx(session: Session, account_id: uuid.UUID) -> bytes:
+    """The blind index that keys this citizen's records (their subject)."""
+    bidx = session.scalar(select(Citizen.id_number_bidx).where(
+        Citizen.account_id == account_id))
+    if bidx is None:
+        raise NotFound("No citizen profile for this account")
+    return bidx

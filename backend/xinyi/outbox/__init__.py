@@ -1,0 +1,1 @@
+"""Transactional outbox: events written in the same transaction as the change they describe."""

@@ -1,0 +1,167 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, post_dump, validate
+
+from xinyi.records.models import OCCUPATIONS, POLARITIES, SEVERITIES
+from xinyi.schemas import PageArgs, PageMeta, ProblemSchema, StrictSchema
+
+REF = validate.Regexp(r"^[A-Za-z0-9._:/-]{1,128}$",
+                      error="1-128 letters, digits or . _ : / -")
+
+
+class OccurredAt(fields.Field[date]):
+    """An ISO date, or a datetime whose date (as given) is taken."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> date:
+        if not isinstance(value, str) or len(value) > 40:
+            raise ValidationError("must be an ISO date (YYYY-MM-DD) or datetime")
+        try:
+            return date.fromisoformat(value) if len(value) == 10 else (
+                datetime.fromisoformat(value).date())
+        except ValueError:
+            raise ValidationError("must be an ISO date (YYYY-MM-DD) or datetime") from None
+
+    def _serialize(self, value: date | None, attr: str | None, obj: Any,
+                   **kwargs: Any) -> str | None:
+        return None if value is None else value.isoformat()
+
+
+class RecordItemIn(StrictSchema):
+    ref = fields.String(required=True, validate=REF,
+                        metadata={"description": "The provider's own reference; idempotency key"})
+    id_number = fields.String(required=True, validate=validate.Length(max=32))
+    catalogue_code = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    occurred_at = OccurredAt(required=True, metadata={"type": "string", "format": "date"})
+    summary = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    occupation = fields.String(validate=validate.OneOf(OCCUPATIONS), allow_none=True)
+
+
+class _LooseItems(fields.List[Any]):
+    """Documented as a list of records, but each item is validated on its own in the service,
+    so one bad item cannot block the others."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[Any]:
+        if not isinstance(value, list):
+            raise ValidationError("must be a list")
+        return list(value)
+
+
+class RecordBatchIn(StrictSchema):
+    records = _LooseItems(fields.Nested(RecordItemIn), required=True,
+                          validate=validate.Length(min=1, max=1000))
+
+
+class ItemResultOut(Schema):
+    ref = fields.Raw(required=True, allow_none=True)
+    status = fields.String(required=True, validate=validate.OneOf(
+        ["created", "unchanged", "rejected"]))
+    id = fields.UUID()
+    problem = fields.Nested(ProblemSchema)
+
+    @post_dump
+    def _drop_empty(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        return {k: v for k, v in data.items() if v is not None or k == "ref"}
+
+
+class RecordBatchOut(Schema):
+    results = fields.List(fields.Nested(ItemResultOut), required=True)
+
+
+class RecordPatchIn(StrictSchema):
+    catalogue_code = fields.String(validate=validate.Length(min=1, max=64))
+    occurred_at = OccurredAt(metadata={"type": "string", "format": "date"})
+    summary = fields.String(validate=validate.Length(min=1, max=500))
+    occupation = fields.String(validate=validate.OneOf(OCCUPATIONS), allow_none=True)
+
+
+class ProviderRecordOut(Schema):
+    id = fields.UUID(required=True)
+    ref = fields.String(required=True, attribute="provider_ref")
+    catalogue_code = fields.String(required=True)
+    occurred_at = fields.Date(required=True, attribute="occurred_on")
+    summary = fields.String(required=True)
+    occupation = fields.String(allow_none=True)
+    points = fields.Integer(required=True)
+    display_until = fields.Date(required=True)
+    status = fields.String(required=True)
+    archived_reason = fields.String(allow_none=True)
+
+
+class CitizenRecordOut(Schema):
+    id = fields.UUID(required=True)
+    catalogue_code = fields.String(required=True)
+    name_zh = fields.String(required=True)
+    name_en = fields.String(required=True)
+    polarity = fields.String(required=True)
+    severity = fields.String(allow_none=True)
+    domain = fields.String(required=True)
+    occurred_at = fields.Date(required=True)
+    summary = fields.String(required=True)
+    points = fields.Integer(required=True)
+    display_until = fields.Date(required=True)
+    repair_from = fields.Date(allow_none=True)
+    status = fields.String(required=True)
+    archived_reason = fields.String(allow_none=True)
+    source = fields.String(required=True)
+
+
+class CitizenRecordsArgs(PageArgs):
+    archived = fields.Boolean(load_default=False)
+
+
+class CitizenRecordPage(Schema):
+    items = fields.List(fields.Nested(CitizenRecordOut), required=True)
+    meta = fields.Nested(PageMeta, required=True)
+
+
+class CatalogueItemSchema(StrictSchema):
+    code = fields.String(required=True, validate=validate.Regexp(
+        r"^[a-z0-9_]+(\.[a-z0-9_]+)+$", error="like domain.item, lower case"))
+    name_zh = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    name_en = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    polarity = fields.String(required=True, validate=validate.OneOf(POLARITIES))
+    severity = fields.String(required=True, allow_none=True, validate=validate.OneOf(SEVERITIES))
+    domain = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    points = fields.Integer(required=True, strict=True, validate=validate.Range(-600, 600))
+    display_months = fields.Integer(required=True, strict=True, validate=validate.Range(1, 240))
+    repair_after_months = fields.Integer(required=True, allow_none=True, strict=True,
+                                         validate=validate.Range(0, 240))
+    repairable_by_volunteering = fields.Boolean(required=True)
+    legal_basis = fields.String(required=True, allow_none=True,
+                                validate=validate.Length(max=2000))
+
+
+class CatalogueItemPatch(CatalogueItemSchema):
+    """Partial update: use with ``partial=True``; the code never changes."""
+
+    class Meta(StrictSchema.Meta):
+        exclude = ("code",)
+
+
+class CatalogueOut(Schema):
+    items = fields.List(fields.Nested(CatalogueItemSchema), required=True)
+
+
+class ListArgs(PageArgs):
+    list = fields.String(validate=validate.OneOf(["red", "black"]))
+    include_left = fields.Boolean(load_default=False)
+
+
+class ListEntryOut(Schema):
+    id = fields.UUID(required=True)
+    list = fields.String(required=True)
+    catalogue_code = fields.String(required=True)
+    legal_basis = fields.String(required=True)
+    record_id = fields.UUID(required=True)
+    subject = fields.String(required=True, metadata={"description": "Masked ID number"})
+    entered_at = fields.DateTime(required=True)
+    left_at = fields.DateTime(allow_none=True)
+    left_reason = fields.String(allow_none=True)
+
+
+class ListPage(Schema):
+    items = fields.List(fields.Nested(ListEntryOut), required=True)
+    meta = fields.Nested(PageMeta, required=True)

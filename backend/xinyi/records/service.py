@@ -1,0 +1,432 @@
+"""Records from data providers, the catalogue, display-period archiving and list entries."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from marshmallow import ValidationError
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from xinyi.audit.models import AccessLogEntry
+from xinyi.auth.models import ApiClient
+from xinyi.auth.principal import Principal
+from xinyi.citizens.models import Citizen
+from xinyi.citizens.service import citizen_bidx
+from xinyi.dbutil import china_date, upsert
+from xinyi.deps import Deps
+from xinyi.errors import Conflict, DomainError, NotFound, ValidationFailed, field_errors
+from xinyi.outbox.service import emit
+from xinyi.pii import IdNumber, InvalidIdentifier, mask_id_number
+from xinyi.records.models import CatalogueItem, CreditRecord, ListEntry, Subject
+from xinyi.records.schemas import RecordItemIn
+from xinyi.scoring import rules
+from xinyi.scoring.service import recompute_subject
+from xinyi.timeutil import china_today
+
+log = logging.getLogger(__name__)
+EARLIEST = date(1949, 10, 1)
+_ITEM = RecordItemIn()
+
+
+class DuplicateReference(Conflict):
+    code = "duplicate_reference"
+    title = "This reference was already used for a record with different content"
+
+
+class UnknownCatalogueCode(ValidationFailed):
+    code = "unknown_catalogue_code"
+    title = "No catalogue item has this code"
+
+
+class CatalogueCodeTaken(Conflict):
+    code = "catalogue_code_taken"
+    title = "A catalogue item with this code already exists"
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    ref: Any
+    status: str
+    id: uuid.UUID | None = None
+    problem: dict[str, Any] | None = None
+
+
+def subject_bidx(deps: Deps, id_number: IdNumber) -> bytes:
+    return deps.bidx(id_number.value, kind="id_number")
+
+
+def ensure_subject(session: Session, deps: Deps, id_number: IdNumber, now: datetime) -> bytes:
+    bidx = subject_bidx(deps, id_number)
+    if session.get(Subject, bidx) is None:
+        upsert(session, Subject.__table__,  # type: ignore[arg-type]
+               {"bidx": bidx, "first_seen_at": now,
+                "id_number_enc": deps.cipher.encrypt(id_number.value,
+                                                     context="subjects.id_number")},
+               key=["bidx"], update=[])
+    return bidx
+
+
+def _field(field: str, message: str, error: type[ValidationFailed] = ValidationFailed
+           ) -> ValidationFailed:
+    return error(f"{field}: {message}",
+                 errors=[{"field": field, "location": "json", "messages": [message]}])
+
+
+def _check_date(occurred_on: date, today: date) -> None:
+    if occurred_on > today:
+        raise _field("occurred_at", "must not be in the future")
+    if occurred_on < EARLIEST:
+        raise _field("occurred_at", "must not be before 1949-10-01")
+
+
+def _content_hash(bidx: bytes, item: Mapping[str, Any]) -> bytes:
+    canonical = json.dumps({
+        "subject": bidx.hex(), "code": item["catalogue_code"],
+        "on": item["occurred_at"].isoformat(), "summary": item["summary"],
+        "occupation": item.get("occupation")}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).digest()
+
+
+def _snapshot(record: CreditRecord, item: CatalogueItem) -> None:
+    """Fix the item's rules onto the record as they stand today."""
+    record.catalogue_code = item.code
+    record.points = item.points
+    record.display_months = item.display_months
+    record.repair_after_months = item.repair_after_months
+    record.display_until = rules.display_until(record.occurred_on, item.display_months)
+    record.repair_from = (None if item.repair_after_months is None
+                          else rules.earliest_repair(record.occurred_on,
+                                                     item.repair_after_months))
+
+
+def _list_of(item: CatalogueItem) -> str | None:
+    listed = rules.list_for(rules.Polarity(item.polarity),
+                            rules.Severity(item.severity) if item.severity else None,
+                            item.legal_basis)
+    return None if listed is None else listed.value
+
+
+def _enter_list(session: Session, record: CreditRecord, item: CatalogueItem,
+                now: datetime) -> None:
+    listed = _list_of(item)
+    if listed is None or item.legal_basis is None:
+        return
+    entry = ListEntry(subject_bidx=record.subject_bidx, record_id=record.id, list=listed,
+                      catalogue_code=item.code, legal_basis=item.legal_basis, entered_at=now)
+    session.add(entry)
+    emit(session, "list.entered", {"list": listed, "record_id": str(record.id),
+                                   "catalogue_code": item.code}, now=now)
+
+
+def _leave_list(session: Session, record: CreditRecord, reason: str, now: datetime) -> None:
+    entry = session.scalar(select(ListEntry).where(ListEntry.record_id == record.id,
+                                                   ListEntry.left_at.is_(None)))
+    if entry is None:
+        return
+    entry.left_at, entry.left_reason = now, reason
+    emit(session, "list.left", {"list": entry.list, "record_id": str(record.id),
+                                "catalogue_code": entry.catalogue_code, "reason": reason},
+         now=now)
+
+
+def _problem(err: DomainError) -> dict[str, Any]:
+    return err.to_problem()
+
+
+def _catalogue(session: Session) -> dict[str, CatalogueItem]:
+    return {i.code: i for i in session.scalars(select(CatalogueItem))}
+
+
+def submit_batch(session: Session, deps: Deps, provider: Principal,
+                 items: Iterable[Any]) -> list[ItemResult]:
+    """Each item is its own savepoint: a bad item is reported and never blocks the others."""
+    now = deps.clock()
+    today = china_today(now)
+    catalogue = _catalogue(session)
+    results: list[ItemResult] = []
+    for raw in items:
+        ref = raw.get("ref") if isinstance(raw, dict) else None
+        if not isinstance(ref, str):
+            ref = None
+        try:
+            with session.begin_nested():
+                results.append(_submit_one(session, deps, provider, raw, catalogue, now, today))
+        except DomainError as err:
+            results.append(ItemResult(ref, "rejected", problem=_problem(err)))
+    session.commit()
+    created = sum(r.status == "created" for r in results)
+    log.info("record batch", extra={"event": "record_batch", "provider_id": str(provider.id),
+                                    "items": len(results), "items_created": created})
+    return results
+
+
+def _submit_one(session: Session, deps: Deps, provider: Principal, raw: Any,
+                catalogue: Mapping[str, CatalogueItem], now: datetime,
+                today: date) -> ItemResult:
+    if not isinstance(raw, dict):
+        raise ValidationFailed("each record must be an object")
+    try:
+        item = _ITEM.load(raw)
+    except ValidationError as exc:
+        errors = field_errors(exc.messages if isinstance(exc.messages, dict) else {})
+        raise ValidationFailed("Some fields are not valid: " + ", ".join(
+            sorted(e["field"] for e in errors)), errors=errors) from None
+    try:
+        id_number = IdNumber.parse(item["id_number"], today=today)
+    except InvalidIdentifier as exc:
+        raise _field("id_number", str(exc)) from None
+    cat = catalogue.get(item["catalogue_code"])
+    if cat is None:
+        raise _field("catalogue_code", "no catalogue item has this code", UnknownCatalogueCode)
+    _check_date(item["occurred_at"], today)
+
+    bidx = subject_bidx(deps, id_number)
+    digest = _content_hash(bidx, item)
+    existing = session.scalar(select(CreditRecord).where(
+        CreditRecord.provider_id == provider.id, CreditRecord.provider_ref == item["ref"]))
+    if existing is not None:
+        if existing.content_hash == digest:
+            return ItemResult(item["ref"], "unchanged", existing.id)
+        raise DuplicateReference()
+    ensure_subject(session, deps, id_number, now)
+    record = CreditRecord(id=uuid.uuid4(), subject_bidx=bidx, provider_id=provider.id,
+                          provider_ref=item["ref"], content_hash=digest,
+                          occurred_on=item["occurred_at"], summary=item["summary"],
+                          occupation=item.get("occupation"), status="active",
+                          created_at=now, updated_at=now)
+    _snapshot(record, cat)
+    session.add(record)
+    session.flush()
+    if record.display_until <= today:
+        _archive(session, record, "expired", now)
+    else:
+        _enter_list(session, record, cat, now)
+    recompute_subject(session, bidx, now=now, today=today)
+    return ItemResult(item["ref"], "created", record.id)
+
+
+def _owned(session: Session, provider: Principal, record_id: uuid.UUID) -> CreditRecord:
+    record = session.get(CreditRecord, record_id)
+    # Another provider's record answers exactly like a missing one: nothing to learn.
+    if record is None or record.provider_id != provider.id:
+        raise NotFound("No record of yours has this id")
+    return record
+
+
+def get_provider_record(session: Session, provider: Principal,
+                        record_id: uuid.UUID) -> CreditRecord:
+    return _owned(session, provider, record_id)
+
+
+def correct_record(session: Session, deps: Deps, provider: Principal, record_id: uuid.UUID,
+                   changes: Mapping[str, Any]) -> CreditRecord:
+    """A correction (更正) by the owning provider; list membership and score follow."""
+    now = deps.clock()
+    today = china_today(now)
+    record = _owned(session, provider, record_id)
+    if record.status != "active":
+        raise Conflict("An archived record cannot be corrected")
+    if not changes:
+        raise ValidationFailed("Nothing to change")
+    cat = session.get(CatalogueItem, changes.get("catalogue_code", record.catalogue_code))
+    if cat is None:
+        raise _field("catalogue_code", "no catalogue item has this code", UnknownCatalogueCode)
+    if "occurred_at" in changes:
+        _check_date(changes["occurred_at"], today)
+        record.occurred_on = changes["occurred_at"]
+    for name in ("summary", "occupation"):
+        if name in changes:
+            setattr(record, name, changes[name])
+    previous_code = record.catalogue_code
+    _snapshot(record, cat)
+    record.updated_at = now
+    if previous_code != cat.code:
+        _leave_list(session, record, "corrected", now)
+        _enter_list(session, record, cat, now)
+    if record.display_until <= today:
+        _archive(session, record, "expired", now)
+    recompute_subject(session, record.subject_bidx, now=now, today=today)
+    session.commit()
+    return record
+
+
+def withdraw_record(session: Session, deps: Deps, provider: Principal,
+                    record_id: uuid.UUID) -> None:
+    """Withdrawal (撤回): the record is archived, no longer shown to partners nor scored."""
+    now = deps.clock()
+    record = _owned(session, provider, record_id)
+    if record.status == "active":
+        _archive(session, record, "withdrawn", now)
+        recompute_subject(session, record.subject_bidx, now=now, today=china_today(now))
+        session.commit()
+
+
+def _archive(session: Session, record: CreditRecord, reason: str, now: datetime) -> None:
+    record.status, record.archived_reason, record.archived_at = "archived", reason, now
+    record.updated_at = now
+    _leave_list(session, record, reason, now)
+
+
+def archive_expired(session: Session, deps: Deps, *, batch: int = 5000) -> int:
+    """Daily sweep: archive records past their display period (R10). Idempotent."""
+    now = deps.clock()
+    today = china_today(now)
+    total = 0
+    while True:
+        records = list(session.scalars(
+            select(CreditRecord).where(CreditRecord.status == "active",
+                                       CreditRecord.display_until <= today)
+            .limit(batch)))
+        if not records:
+            break
+        touched = set()
+        for record in records:
+            _archive(session, record, "expired", now)
+            touched.add(record.subject_bidx)
+        session.flush()
+        for bidx in touched:
+            recompute_subject(session, bidx, now=now, today=today)
+        session.commit()
+        total += len(records)
+    return total
+
+
+# ---- citizen's own view ------------------------------------------------------------------
+
+def citizen_records(session: Session, account_id: uuid.UUID, *, archived: bool, page: int,
+                    page_size: int) -> tuple[list[dict[str, Any]], int]:
+    bidx = citizen_bidx(session, account_id)
+    status = "archived" if archived else "active"
+    where = (CreditRecord.subject_bidx == bidx, CreditRecord.status == status)
+    total = session.scalar(select(func.count()).select_from(CreditRecord).where(*where)) or 0
+    rows = session.execute(
+        select(CreditRecord, CatalogueItem, ApiClient.name)
+        .join(CatalogueItem, CatalogueItem.code == CreditRecord.catalogue_code)
+        .join(ApiClient, ApiClient.id == CreditRecord.provider_id)
+        .where(*where).order_by(CreditRecord.occurred_on.desc(), CreditRecord.id)
+        .limit(page_size).offset((page - 1) * page_size))
+    items = [{
+        "id": r.id, "catalogue_code": c.code, "name_zh": c.name_zh, "name_en": c.name_en,
+        "polarity": c.polarity, "severity": c.severity, "domain": c.domain,
+        "occurred_at": r.occurred_on, "summary": r.summary, "points": r.points,
+        "display_until": r.display_until, "repair_from": r.repair_from, "status": r.status,
+        "archived_reason": r.archived_reason, "source": source}
+        for r, c, source in rows]
+    return items, total
+
+
+# ---- catalogue ---------------------------------------------------------------------------
+
+def list_catalogue(session: Session) -> list[CatalogueItem]:
+    return list(session.scalars(select(CatalogueItem).order_by(CatalogueItem.code)))
+
+
+def _check_item_rules(values: Mapping[str, Any]) -> None:
+    polarity, points, severity = values["polarity"], values["points"], values["severity"]
+    problems = []
+    if polarity == "positive" and points <= 0:
+        problems.append(("points", "must be positive for a positive item"))
+    if polarity == "negative" and points >= 0:
+        problems.append(("points", "must be negative for a negative item"))
+    if polarity == "positive" and severity is not None:
+        problems.append(("severity", "must be null for a positive item"))
+    if polarity == "negative" and severity is None:
+        problems.append(("severity", "is required for a negative item"))
+    if severity == "serious" and values["repairable_by_volunteering"]:
+        problems.append(("repairable_by_volunteering",
+                         "serious records are never repaired by volunteering alone"))
+    if problems:
+        raise ValidationFailed(
+            "The item's rules are inconsistent",
+            errors=[{"field": f, "location": "json", "messages": [m]} for f, m in problems])
+
+
+def create_catalogue_item(session: Session, deps: Deps,
+                          values: Mapping[str, Any]) -> CatalogueItem:
+    _check_item_rules(values)
+    if session.get(CatalogueItem, values["code"]) is not None:
+        raise CatalogueCodeTaken()
+    item = CatalogueItem(**values, updated_at=deps.clock())
+    session.add(item)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise CatalogueCodeTaken() from None
+    return item
+
+
+def update_catalogue_item(session: Session, deps: Deps, code: str,
+                          changes: Mapping[str, Any]) -> CatalogueItem:
+    """Edits apply to records recorded from now on; existing records keep their snapshot."""
+    item = session.get(CatalogueItem, code)
+    if item is None:
+        raise NotFound("No catalogue item has this code")
+    if not changes:
+        raise ValidationFailed("Nothing to change")
+    merged = {c: getattr(item, c) for c in (
+        "polarity", "points", "severity", "repairable_by_volunteering")}
+    merged.update({k: v for k, v in changes.items() if k in merged})
+    _check_item_rules(merged)
+    for name, value in changes.items():
+        setattr(item, name, value)
+    item.updated_at = deps.clock()
+    session.commit()
+    return item
+
+
+# ---- lists and statistics for the credit office -------------------------------------------
+
+def list_entries(session: Session, deps: Deps, *, list_name: str | None, include_left: bool,
+                 page: int, page_size: int) -> tuple[list[dict[str, Any]], int]:
+    where = []
+    if list_name:
+        where.append(ListEntry.list == list_name)
+    if not include_left:
+        where.append(ListEntry.left_at.is_(None))
+    total = session.scalar(select(func.count()).select_from(ListEntry).where(*where)) or 0
+    rows = session.execute(
+        select(ListEntry, Subject.id_number_enc)
+        .join(Subject, Subject.bidx == ListEntry.subject_bidx).where(*where)
+        .order_by(ListEntry.entered_at.desc(), ListEntry.id)
+        .limit(page_size).offset((page - 1) * page_size))
+    items = [{
+        "id": e.id, "list": e.list, "catalogue_code": e.catalogue_code,
+        "legal_basis": e.legal_basis, "record_id": e.record_id,
+        "subject": mask_id_number(deps.cipher.decrypt(enc, context="subjects.id_number")),
+        "entered_at": e.entered_at, "left_at": e.left_at, "left_reason": e.left_reason}
+        for e, enc in rows]
+    return items, total
+
+
+def statistics(session: Session, *, now: datetime, days: int = 30) -> dict[str, Any]:
+    covered = session.scalar(select(func.count()).select_from(Subject)) or 0
+    registered = session.scalar(select(func.count()).select_from(Citizen)) or 0
+    rows = session.execute(
+        select(CatalogueItem.domain, CatalogueItem.severity, CatalogueItem.polarity,
+               func.count())
+        .join(CreditRecord, CreditRecord.catalogue_code == CatalogueItem.code)
+        .where(CreditRecord.status == "active")
+        .group_by(CatalogueItem.domain, CatalogueItem.severity, CatalogueItem.polarity)
+        .order_by(CatalogueItem.domain, CatalogueItem.polarity, CatalogueItem.severity))
+    since = now - timedelta(days=days)
+    day = china_date(session, AccessLogEntry.created_at)
+    per_day = session.execute(
+        select(day, func.count()).where(AccessLogEntry.created_at >= since)
+        .group_by(day).order_by(day))
+    return {
+        "queries_per_day": [{"date": str(d), "queries": n} for d, n in per_day],
+        "citizens_covered": covered,
+        "registered_citizens": registered,
+        "records_by_domain_and_severity": [
+            {"domain": d, "severity": s, "polarity": p, "records": n} for d, s, p, n in rows],
+    }

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from marshmallow import Schema, fields
+
+
+class BenefitRuleOut(Schema):
+    code = fields.String(required=True)
+    partner_kind = fields.String(required=True)
+    name_zh = fields.String(required=True)
+    name_en = fields.String(required=True)
+    min_score = fields.Integer(required=True, metadata={
+        "description": "From this score up the benefit is granted; below it, standard terms "
+                       "apply. A score never refuses a service."})
+    limits = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True,
+                         metadata={"description": "Amounts in fen; clean_years is a condition"})
+
+
+class BenefitsOut(Schema):
+    items = fields.List(fields.Nested(BenefitRuleOut), required=True)
+
+
+class ContributionOut(Schema):
+    record_id = fields.String(required=True)
+    catalogue_code = fields.String(required=True)
+    name_zh = fields.String(required=True)
+    name_en = fields.String(required=True)
+    points = fields.Integer(required=True)
+    display_until = fields.Date(required=True)
+
+
+class EligibilityOut(BenefitRuleOut):
+    eligible = fields.Boolean(required=True)
+
+
+class NextStepOut(Schema):
+    kind = fields.String(required=True)
+    record_id = fields.String(allow_none=True)
+    text_zh = fields.String(required=True)
+    text_en = fields.String(required=True)
+    available_from = fields.Date(allow_none=True)
+
+
+class CreditOut(Schema):
+    score = fields.Integer(required=True, metadata={
+        "description": "clamp(base + Σ contributions.points + hours_bonus, 350, 950)"})
+    tier = fields.String(required=True)
+    base = fields.Integer(required=True)
+    hours_bonus = fields.Integer(required=True)
+    computed_at = fields.DateTime(required=True)
+    contributions = fields.List(fields.Nested(ContributionOut), required=True)
+    benefits = fields.List(fields.Nested(EligibilityOut), required=True)
+    next_steps = fields.List(fields.Nested(NextStepOut), required=True)

@@ -1,0 +1,155 @@
+"""Scores: incremental per subject on every record change, and a set-based batch for everyone.
+
+The SQL here and :func:`xinyi.scoring.rules.explain` compute the same number; a test holds
+them to it. Only active records inside their display period count (R9, R10).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Integer, and_, case, delete, func, insert, literal, select
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from xinyi.dbutil import upsert
+from xinyi.records.models import CatalogueItem, CreditRecord, Subject
+from xinyi.scoring import rules
+from xinyi.scoring.models import BenefitRuleRow, CreditScore
+from xinyi.timeutil import china_today
+
+
+def _clamped(raw: ColumnElement[Any]) -> ColumnElement[int]:
+    return case((raw < rules.SCORE_MIN, rules.SCORE_MIN),
+                (raw > rules.SCORE_MAX, rules.SCORE_MAX), else_=raw)
+
+
+def _tier(score: ColumnElement[Any]) -> ColumnElement[str]:
+    return case(*[(score >= lowest, literal(tier)) for tier, lowest in rules.TIER_THRESHOLDS],
+                else_=literal(rules.TIER_LOWEST))
+
+
+def _counted(today: date) -> ColumnElement[bool]:
+    return and_(CreditRecord.status == "active", CreditRecord.display_until > today,
+                CreditRecord.occurred_on <= today)
+
+
+def recompute_subject(session: Session, bidx: bytes, *, now: datetime, today: date) -> int:
+    """Recompute one subject's score inside the caller's transaction."""
+    total = session.scalar(
+        select(func.coalesce(func.sum(CreditRecord.points), 0))
+        .where(CreditRecord.subject_bidx == bidx, _counted(today))) or 0
+    score = rules.clamp_score(rules.SCORE_BASE + int(total))
+    upsert(session, CreditScore.__table__,  # type: ignore[arg-type]
+           {"subject_bidx": bidx, "score": score, "tier": rules.tier_for(score),
+            "computed_at": now},
+           key=["subject_bidx"], update=["score", "tier", "computed_at"])
+    return score
+
+
+def recompute_all(session: Session, *, now: datetime, today: date) -> int:
+    """Set-based recompute for every subject: one aggregate, one insert, one transaction."""
+    sums = (select(CreditRecord.subject_bidx.label("bidx"),
+                   func.sum(CreditRecord.points).label("total"))
+            .where(_counted(today)).group_by(CreditRecord.subject_bidx).subquery())
+    raw = (literal(rules.SCORE_BASE, Integer) + func.coalesce(sums.c.total, 0))
+    score = _clamped(raw)
+    rows = (select(Subject.bidx, score, _tier(score), literal(now, CreditScore.computed_at.type))
+            .select_from(Subject).outerjoin(sums, sums.c.bidx == Subject.bidx))
+    session.execute(delete(CreditScore))
+    session.execute(insert(CreditScore).from_select(
+        ["subject_bidx", "score", "tier", "computed_at"], rows))
+    written = session.scalar(select(func.count()).select_from(CreditScore)) or 0
+    session.commit()
+    return int(written)
+
+
+@dataclass(frozen=True)
+class BenefitView:
+    code: str
+    partner_kind: str
+    name_zh: str
+    name_en: str
+    min_score: int
+    limits: dict[str, int]
+    eligible: bool | None = None
+
+
+def benefit_rules(session: Session) -> list[rules.BenefitRule]:
+    return [rules.BenefitRule(r.code, r.partner_kind, r.name_zh, r.name_en, r.min_score,
+                              dict(r.limits))
+            for r in session.scalars(select(BenefitRuleRow).order_by(BenefitRuleRow.code))]
+
+
+def active_records(session: Session, bidx: bytes) -> list[rules.ActiveRecord]:
+    rows = session.execute(
+        select(CreditRecord, CatalogueItem)
+        .join(CatalogueItem, CatalogueItem.code == CreditRecord.catalogue_code)
+        .where(CreditRecord.subject_bidx == bidx, CreditRecord.status == "active"))
+    out = []
+    for record, item in rows:
+        out.append(rules.ActiveRecord(
+            record_id=str(record.id), catalogue_code=item.code, name_zh=item.name_zh,
+            name_en=item.name_en, polarity=rules.Polarity(item.polarity),
+            severity=rules.Severity(item.severity) if item.severity else None,
+            points=record.points, occurred_on=record.occurred_on,
+            display_months=record.display_months,
+            repair_after_months=record.repair_after_months,
+            repairable_by_volunteering=item.repairable_by_volunteering))
+    return out
+
+
+def explain_subject(session: Session, bidx: bytes, *, today: date,
+                    hours_this_year: Decimal = Decimal(0)) -> rules.ScoreExplanation:
+    return rules.explain(active_records(session, bidx), hours_this_year, today)
+
+
+def benefits_for(session: Session, score: int, records: list[rules.ActiveRecord],
+                 *, today: date, history_start: date) -> list[BenefitView]:
+    clean = rules.years_without_negative(records, history_start, today)
+    return [BenefitView(r.code, r.partner_kind, r.name_zh, r.name_en, r.min_score,
+                        dict(r.limits), rules.eligible(r, score, clean_years=clean))
+            for r in benefit_rules(session)]
+
+
+@dataclass(frozen=True)
+class CreditReport:
+    score: int
+    tier: str
+    base: int
+    hours_bonus: int
+    computed_at: datetime
+    contributions: list[dict[str, Any]]
+    benefits: list[BenefitView]
+    next_steps: list[rules.NextStep]
+
+
+def credit_report(session: Session, account_id: uuid.UUID, *, now: datetime) -> CreditReport:
+    """The citizen's score with every point explained (R6): base + Σ contributions + hours."""
+    from xinyi.citizens.models import Citizen
+    from xinyi.citizens.service import citizen_bidx
+
+    today = china_today(now)
+    bidx = citizen_bidx(session, account_id)
+    records = active_records(session, bidx)
+    explanation = rules.explain(records, Decimal(0), today)
+    names = {r.record_id: r for r in records}
+    subject = session.get(Subject, bidx)
+    citizen = session.get(Citizen, account_id)
+    known_since = min(d for d in (
+        subject.first_seen_at if subject else None,
+        citizen.account.created_at if citizen else None, now) if d is not None)
+    return CreditReport(
+        score=explanation.score, tier=explanation.tier, base=rules.SCORE_BASE,
+        hours_bonus=explanation.hours_bonus, computed_at=now,
+        contributions=[{
+            "record_id": c.record_id, "catalogue_code": c.catalogue_code, "points": c.points,
+            "display_until": c.display_until, "name_zh": names[c.record_id].name_zh,
+            "name_en": names[c.record_id].name_en} for c in explanation.contributions],
+        benefits=benefits_for(session, explanation.score, records, today=today,
+                              history_start=china_today(known_since)),
+        next_steps=list(explanation.next_steps))
