@@ -163,14 +163,19 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
                    "description": "API key `xyk_<id>_<secret>` for partners, orgs, providers"})
 
     from xinyi.admin.routes import blp as admin_blp
+    from xinyi.audit.routes import me_blp as queries_blp
     from xinyi.auth.routes import blp as auth_blp
     from xinyi.citizens.routes import blp as me_blp
+    from xinyi.consents import routes as consents
+    from xinyi.credentials import routes as credentials
     from xinyi.ops.routes import blp as ops_blp
     from xinyi.records import routes as records
     from xinyi.scoring.routes import blp as scoring_blp
 
     for blp in (ops_blp, auth_blp, me_blp, records.me_blp, scoring_blp, records.catalog_blp,
-                records.provider_blp, admin_blp, records.admin_blp):
+                records.provider_blp, credentials.me_blp, credentials.partner_blp,
+                credentials.jwks_blp, admin_blp, records.admin_blp, consents.me_blp,
+                consents.partner_blp, queries_blp):
         api.register_blueprint(blp)
     _install_hooks(app)
     return app

@@ -165,6 +165,59 @@ def openapi_export(output: str) -> None:
 
 
 @main.group()
+def keys() -> None:
+    """Signing keys for QR credentials and audit checkpoints."""
+
+
+@keys.command("rotate")
+@click.option("--purpose", type=click.Choice(["credential", "audit"]), default="credential",
+              show_default=True)
+def keys_rotate(purpose: str) -> None:
+    """Start signing with a new key; the old one stays published until its tokens expire."""
+    from xinyi.credentials.keys import rotate
+    from xinyi.deps import build_deps
+
+    deps = build_deps(_settings())
+    with deps.db.session() as session:
+        row = rotate(session, deps, purpose)
+    click.echo(f"new {purpose} key {row.kid}")
+
+
+@main.group()
+def audit() -> None:
+    """The tamper-evident access log."""
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Recompute every hash chain and checkpoint; exit 1 naming the first altered entry."""
+    from xinyi.audit.checkpoints import verify_all
+    from xinyi.deps import build_deps
+
+    deps = build_deps(_settings())
+    with deps.db.session() as session:
+        report = verify_all(session)
+    click.echo(f"{report.entries_checked} entries and {report.checkpoints_checked} checkpoints "
+               "checked")
+    if report.problem:
+        click.echo(f"ALTERED: {report.problem}", err=True)
+        sys.exit(1)
+    click.echo("access log intact")
+
+
+@audit.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Sign a checkpoint now (the worker does this periodically)."""
+    from xinyi.audit.checkpoints import make_checkpoint
+    from xinyi.deps import build_deps
+
+    deps = build_deps(_settings())
+    with deps.db.session() as session:
+        cp = make_checkpoint(session, deps)
+    click.echo(f"checkpoint {cp.id}: {cp.entries} entries" if cp else "nothing new to sign")
+
+
+@main.group()
 def scores() -> None:
     """Credit scores."""
 

@@ -62,6 +62,8 @@ class Settings:
     jwt_private_key_pem: bytes = field(default=b"", repr=False)
     jwt_issuer: str = "https://xinyi.example.gov.cn"
     jwt_audience: str = "xinyi-api"
+    # Short on purpose: the QR credential must fit a version-15 QR at level M (DESIGN §5).
+    credential_issuer: str = "xy"
     access_token_seconds: int = 15 * 60
     refresh_token_days: int = 30
     webhook_allow_private: bool = False

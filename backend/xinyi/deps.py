@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from xinyi.auth.passwords import Passwords
@@ -13,6 +13,7 @@ from xinyi.auth.tokens import AccessTokens
 from xinyi.config import Settings
 from xinyi.db import Database, utcnow
 from xinyi.kv import KeyValue, make_kv
+from xinyi.localcache import LocalCache
 from xinyi.pii import BlindIndex, FieldCipher
 
 
@@ -28,6 +29,7 @@ class Deps:
     limiter: RateLimiter
     verifier: RealNameVerifier
     clock: Callable[[], datetime] = utcnow
+    cache: LocalCache = field(default_factory=LocalCache)
 
 
 def build_deps(settings: Settings) -> Deps:

@@ -5,11 +5,15 @@ from __future__ import annotations
 from xinyi.audit import models as audit_models
 from xinyi.auth import models as auth_models
 from xinyi.citizens import models as citizen_models
+from xinyi.consents import models as consent_models
+from xinyi.credentials import models as credential_models
 from xinyi.db import Base
 from xinyi.outbox import models as outbox_models
+from xinyi.partners import models as partner_models
 from xinyi.records import models as record_models
 from xinyi.scoring import models as scoring_models
 
 metadata = Base.metadata
-__all__ = ["audit_models", "auth_models", "citizen_models", "metadata", "outbox_models",
-           "record_models", "scoring_models"]
+__all__ = ["audit_models", "auth_models", "citizen_models", "consent_models",
+           "credential_models", "metadata", "outbox_models", "partner_models", "record_models",
+           "scoring_models"]

@@ -2,7 +2,30 @@
 
 from __future__ import annotations
 
-from marshmallow import RAISE, Schema, fields, validate
+from collections.abc import Mapping
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
+
+
+def _unstorable(value: Any) -> bool:
+    """NUL or a lone surrogate anywhere inside: PostgreSQL, UTF-8 and argon2 all refuse these."""
+    pending = [value]  # iterative: deeply nested JSON must not become a RecursionError
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, Mapping):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple):
+            pending.extend(item)
+    return False
 
 
 class StrictSchema(Schema):
@@ -10,6 +33,17 @@ class StrictSchema(Schema):
 
     class Meta:
         unknown = RAISE
+
+    @pre_load
+    def _refuse_unstorable_text(self, data: Any, **_kwargs: Any) -> Any:
+        # A 422 naming the field instead of a 500 from the database driver or the hasher.
+        if isinstance(data, Mapping):
+            bad = {str(k) if not _unstorable(k) else "_schema" for k, v in data.items()
+                   if _unstorable(k) or _unstorable(v)}
+            if bad:
+                raise ValidationError({k: ["must not contain NUL characters or lone surrogates"]
+                                       for k in sorted(bad)})
+        return data
 
 
 class PageArgs(StrictSchema):

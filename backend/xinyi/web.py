@@ -7,11 +7,15 @@ test reads the URL map and fails for a route that declares neither.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
+import flask
 from flask import current_app, g, request
+from flask_smorest.arguments import ArgumentsMixin
 from sqlalchemy.orm import Session
+from webargs.flaskparser import FlaskParser
 
 from xinyi.auth import service as auth_service
 from xinyi.auth.principal import Principal
@@ -20,6 +24,21 @@ from xinyi.errors import Forbidden
 
 F = TypeVar("F", bound=Callable[..., Any])
 ACCESS_ATTR = "_xinyi_access"
+
+
+class _Parser(FlaskParser):
+    """JSON nested too deeply for the decoder is malformed input (400), not a 500."""
+
+    def _raw_load_json(self, req: flask.Request) -> Any:
+        try:
+            return super()._raw_load_json(req)
+        except RecursionError:
+            raise json.JSONDecodeError("JSON nested too deeply", "-", 0) from None
+
+
+# Every blueprint's @arguments binds this parser when its module is imported, and every
+# routes module imports this one first (for ``requires``/``public``).
+ArgumentsMixin.ARGUMENTS_PARSER = _Parser()
 
 
 def deps() -> Deps:

@@ -38,7 +38,23 @@ def expire_records(deps: Deps) -> str:
         return f"expire_records: {archive_expired(session, deps)} archived"
 
 
-JOBS: list[Callable[[Deps], str]] = [purge_expired_logins, expire_records]
+def sign_audit_checkpoint(deps: Deps) -> str:
+    from xinyi.audit.checkpoints import make_checkpoint
+
+    with deps.db.session() as session:
+        cp = make_checkpoint(session, deps)
+    return f"sign_audit_checkpoint: {cp.entries if cp else 0} entries"
+
+
+def purge_expired_credentials(deps: Deps) -> str:
+    from xinyi.credentials.service import purge_expired
+
+    with deps.db.session() as session:
+        return f"purge_expired_credentials: {purge_expired(session, deps)}"
+
+
+JOBS: list[Callable[[Deps], str]] = [purge_expired_logins, expire_records,
+                                     sign_audit_checkpoint, purge_expired_credentials]
 
 
 def run_once(deps: Deps) -> list[str]:

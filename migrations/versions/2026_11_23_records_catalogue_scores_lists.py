@@ -30,6 +30,18 @@ DEFAULT_BENEFITS = json.loads(
     '[{"code": "library.deposit_free", "partner_kind": "library", "name_zh": "信易阅·免押金借书", "name_en": "Deposit-free library lending", "min_score": 600, "limits": {"max_books": 5, "deposit_waived_fen": 10000}}, {"code": "bike.deposit_free", "partner_kind": "bike", "name_zh": "信易行·共享单车免押骑行", "name_en": "Deposit-free shared bikes", "min_score": 600, "limits": {"deposit_waived_fen": 29900}}, {"code": "hospital.pay_later", "partner_kind": "hospital", "name_zh": "信易医·先诊疗后付费", "name_en": "Treat first, pay later", "min_score": 700, "limits": {"credit_line_fen": 200000}}, {"code": "hotel.deposit_free", "partner_kind": "hotel", "name_zh": "免押信用住", "name_en": "Deposit-free hotel stay", "min_score": 650, "limits": {"deposit_waived_fen": 50000}}, {"code": "scenic.discount", "partner_kind": "scenic_spot", "name_zh": "信易游·景区门票优惠", "name_en": "Scenic spot ticket discount", "min_score": 700, "limits": {"discount_percent": 20, "max_discount_fen": 5000}}, {"code": "campus.sport_venue", "partner_kind": "campus_sport", "name_zh": "校园健身·体育场地免押预约", "name_en": "Deposit-free booking of campus sport venues", "min_score": 600, "limits": {"deposit_waived_fen": 5000, "max_bookings_per_week": 3}}, {"code": "gov.green_channel", "partner_kind": "government_service", "name_zh": "行政许可“绿色通道”和“容缺受理”", "name_en": "Green channel and acceptance with documents to follow for administrative licences", "min_score": 700, "limits": {"clean_years": 3}}]'
 )
 
+# Two-letter codes that stand for a benefit inside the QR credential's `ben` claim: full codes
+# would not fit a version-15 QR at level M (DESIGN §5); /v1/benefits publishes the mapping.
+QR_CODES = {
+    "library.deposit_free": "lb",
+    "bike.deposit_free": "bk",
+    "hospital.pay_later": "hp",
+    "hotel.deposit_free": "ht",
+    "scenic.discount": "sc",
+    "campus.sport_venue": "cs",
+    "gov.green_channel": "gc",
+}
+
 
 def upgrade() -> None:
     op.create_table(
@@ -40,8 +52,10 @@ def upgrade() -> None:
         sa.Column("name_en", sa.String(length=200), nullable=False),
         sa.Column("min_score", sa.Integer(), nullable=False),
         sa.Column("limits", sa.JSON(), nullable=False),
+        sa.Column("qr_code", sa.String(length=4), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("code", name=op.f("pk_benefit_rules")),
+        sa.UniqueConstraint("qr_code", name=op.f("uq_benefit_rules_qr_code")),
     )
     op.create_table(
         "catalogue_items",
@@ -240,9 +254,16 @@ def upgrade() -> None:
         sa.column("name_en"),
         sa.column("min_score"),
         sa.column("limits", sa.JSON),
+        sa.column("qr_code"),
         sa.column("updated_at", sa.DateTime(timezone=True)),
     )
-    op.bulk_insert(benefits, [{**rule, "updated_at": now} for rule in DEFAULT_BENEFITS])
+    op.bulk_insert(
+        benefits,
+        [
+            {**rule, "qr_code": QR_CODES[rule["code"]], "updated_at": now}
+            for rule in DEFAULT_BENEFITS
+        ],
+    )
 
 
 def downgrade() -> None:

@@ -7,7 +7,9 @@ from xinyi.schemas import PageMeta, StrictSchema
 
 
 class ClientCreate(StrictSchema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    name = fields.String(required=True, validate=[
+        validate.Length(min=1, max=200),
+        validate.Regexp(r"\s*\S", error="must not be blank")])  # the service strips it
     kind = fields.String(validate=validate.OneOf(PARTNER_KINDS),
                          metadata={"description": "Required for partners"})
 

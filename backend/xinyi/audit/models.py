@@ -32,3 +32,19 @@ class AccessLogEntry(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     prev_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class AuditCheckpoint(Base):
+    """A signed digest over every chain head that moved since the previous checkpoint."""
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    window_start: Mapped[datetime]
+    window_end: Mapped[datetime]
+    entries: Mapped[int] = mapped_column(Integer)
+    prev_digest: Mapped[bytes] = mapped_column(LargeBinary(32))
+    digest: Mapped[bytes] = mapped_column(LargeBinary(32))
+    kid: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[bytes] = mapped_column(LargeBinary(64))

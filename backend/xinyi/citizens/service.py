@@ -18,6 +18,9 @@ from xinyi.citizens.models import Citizen
 from xinyi.deps import Deps
 from xinyi.errors import Conflict, NotFound, ValidationFailed
 from xinyi.pii import IdNumber, InvalidIdentifier, PhoneNumber, mask_name
+from xinyi.scoring.service import recompute_subject
+from xinyi.subjects import ensure_subject
+from xinyi.timeutil import china_today
 
 log = logging.getLogger(__name__)
 _NAME = re.compile(r"[\u3400-\u9fffA-Za-z][\u3400-\u9fffA-Za-z·.\- ]{0,63}")
@@ -91,6 +94,11 @@ def register(session: Session, deps: Deps, *, phone: str, password: str, name: s
         name_enc=deps.cipher.encrypt(name, context="citizens.name"),
     )
     session.add_all([account, citizen])
+    # The citizen becomes a subject now, so a score, a pseudonym and an access log can attach
+    # even before any record arrives.
+    bidx = ensure_subject(session, deps, parsed_id, now)
+    session.flush()
+    recompute_subject(session, bidx, now=now, today=china_today(now))
     try:
         session.commit()
     except IntegrityError:

@@ -82,7 +82,11 @@ HEADER_PARAMS: Final = frozenset({"alg", "kid", "typ"})
 CLAIMS: Final = frozenset({"iss", "sub", "jti", "iat", "exp", "tier", "ben"})
 _REQUIRED: Final = ["iss", "sub", "jti", "iat", "exp"]
 
-_RANDOM_BYTES: Final = 16  # 128 bits for jti and sub
+# Sizes chosen so the payload fits a version-15 QR at level M with a few benefit codes:
+# jti 96 bits (unique for replay guards over a 2-minute window with a wide margin), sub
+# 64 bits (random per credential; the server maps it back via a unique column).
+_JTI_BYTES: Final = 12
+_SUB_BYTES: Final = 8
 _SIGNATURE_B64_LEN: Final = 86  # 64-byte Ed25519 signature, base64url without padding
 _COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 _SHORT_CODE = re.compile(r"[0-9]{18}")
@@ -303,8 +307,8 @@ def _issue_one(
 ) -> IssuedCredential:
     iat = int(not_before.timestamp())
     exp = iat + ttl_seconds
-    jti = secrets.token_urlsafe(_RANDOM_BYTES)
-    subject = secrets.token_urlsafe(_RANDOM_BYTES)
+    jti = secrets.token_urlsafe(_JTI_BYTES)
+    subject = secrets.token_urlsafe(_SUB_BYTES)
     claims: dict[str, Any] = {
         "iss": issuer,
         "sub": subject,

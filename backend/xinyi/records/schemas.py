@@ -118,8 +118,8 @@ class CitizenRecordPage(Schema):
 
 
 class CatalogueItemSchema(StrictSchema):
-    code = fields.String(required=True, validate=validate.Regexp(
-        r"^[a-z0-9_]+(\.[a-z0-9_]+)+$", error="like domain.item, lower case"))
+    code = fields.String(required=True, validate=[validate.Length(max=64), validate.Regexp(
+        r"^[a-z0-9_]+(\.[a-z0-9_]+)+$", error="like domain.item, lower case")])
     name_zh = fields.String(required=True, validate=validate.Length(min=1, max=200))
     name_en = fields.String(required=True, validate=validate.Length(min=1, max=200))
     polarity = fields.String(required=True, validate=validate.OneOf(POLARITIES))

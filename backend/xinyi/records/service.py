@@ -21,7 +21,7 @@ from xinyi.auth.models import ApiClient
 from xinyi.auth.principal import Principal
 from xinyi.citizens.models import Citizen
 from xinyi.citizens.service import citizen_bidx
-from xinyi.dbutil import china_date, upsert
+from xinyi.dbutil import china_date
 from xinyi.deps import Deps
 from xinyi.errors import Conflict, DomainError, NotFound, ValidationFailed, field_errors
 from xinyi.outbox.service import emit
@@ -30,6 +30,7 @@ from xinyi.records.models import CatalogueItem, CreditRecord, ListEntry, Subject
 from xinyi.records.schemas import RecordItemIn
 from xinyi.scoring import rules
 from xinyi.scoring.service import recompute_subject
+from xinyi.subjects import ensure_subject, subject_bidx
 from xinyi.timeutil import china_today
 
 log = logging.getLogger(__name__)
@@ -58,21 +59,6 @@ class ItemResult:
     status: str
     id: uuid.UUID | None = None
     problem: dict[str, Any] | None = None
-
-
-def subject_bidx(deps: Deps, id_number: IdNumber) -> bytes:
-    return deps.bidx(id_number.value, kind="id_number")
-
-
-def ensure_subject(session: Session, deps: Deps, id_number: IdNumber, now: datetime) -> bytes:
-    bidx = subject_bidx(deps, id_number)
-    if session.get(Subject, bidx) is None:
-        upsert(session, Subject.__table__,  # type: ignore[arg-type]
-               {"bidx": bidx, "first_seen_at": now,
-                "id_number_enc": deps.cipher.encrypt(id_number.value,
-                                                     context="subjects.id_number")},
-               key=["bidx"], update=[])
-    return bidx
 
 
 def _field(field: str, message: str, error: type[ValidationFailed] = ValidationFailed

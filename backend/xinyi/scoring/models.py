@@ -31,4 +31,5 @@ class BenefitRuleRow(Base):
     name_en: Mapped[str] = mapped_column(String(200))
     min_score: Mapped[int] = mapped_column(Integer)
     limits: Mapped[dict[str, Any]] = mapped_column(JSON)
+    qr_code: Mapped[str] = mapped_column(String(4), unique=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

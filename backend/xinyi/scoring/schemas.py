@@ -5,6 +5,8 @@ from marshmallow import Schema, fields
 
 class BenefitRuleOut(Schema):
     code = fields.String(required=True)
+    qr_code = fields.String(required=True, metadata={
+        "description": "Stands for this benefit in the QR credential's `ben` claim"})
     partner_kind = fields.String(required=True)
     name_zh = fields.String(required=True)
     name_en = fields.String(required=True)

@@ -6,6 +6,7 @@ them to it. Only active records inside their display period count (R9, R10).
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -71,6 +72,7 @@ def recompute_all(session: Session, *, now: datetime, today: date) -> int:
 @dataclass(frozen=True)
 class BenefitView:
     code: str
+    qr_code: str
     partner_kind: str
     name_zh: str
     name_en: str
@@ -78,10 +80,15 @@ class BenefitView:
     limits: dict[str, int]
     eligible: bool | None = None
 
+    @property
+    def rule(self) -> rules.BenefitRule:
+        return rules.BenefitRule(self.code, self.partner_kind, self.name_zh, self.name_en,
+                                 self.min_score, self.limits)
 
-def benefit_rules(session: Session) -> list[rules.BenefitRule]:
-    return [rules.BenefitRule(r.code, r.partner_kind, r.name_zh, r.name_en, r.min_score,
-                              dict(r.limits))
+
+def benefit_rules(session: Session) -> list[BenefitView]:
+    return [BenefitView(r.code, r.qr_code, r.partner_kind, r.name_zh, r.name_en, r.min_score,
+                        dict(r.limits))
             for r in session.scalars(select(BenefitRuleRow).order_by(BenefitRuleRow.code))]
 
 
@@ -111,9 +118,8 @@ def explain_subject(session: Session, bidx: bytes, *, today: date,
 def benefits_for(session: Session, score: int, records: list[rules.ActiveRecord],
                  *, today: date, history_start: date) -> list[BenefitView]:
     clean = rules.years_without_negative(records, history_start, today)
-    return [BenefitView(r.code, r.partner_kind, r.name_zh, r.name_en, r.min_score,
-                        dict(r.limits), rules.eligible(r, score, clean_years=clean))
-            for r in benefit_rules(session)]
+    return [dataclasses.replace(b, eligible=rules.eligible(b.rule, score, clean_years=clean))
+            for b in benefit_rules(session)]
 
 
 @dataclass(frozen=True)

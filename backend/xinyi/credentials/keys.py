@@ -1,0 +1,105 @@
+"""Ed25519 signing keys kept in the database, private halves encrypted with the data key.
+
+Purposes: ``credential`` (QR credentials, published in the JWKS) and ``audit`` (checkpoint
+signatures). Rotation retires the current key; a retired credential key stays in the JWKS
+until every credential it signed has expired (prefetch windows included).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from xinyi.credentials.models import SigningKeyRow
+from xinyi.credentials.tokens import (
+    MAX_BATCH,
+    MAX_TTL_SECONDS,
+    SigningKey,
+    public_key_from_jwk,
+)
+from xinyi.deps import Deps
+
+PURPOSES = ("credential", "audit")
+# A retired key verifies for as long as the longest prefetch it may have signed, plus skew.
+RETIRED_KEY_GRACE = timedelta(seconds=MAX_BATCH * MAX_TTL_SECONDS + 120)
+
+
+def _context(kid: str) -> str:
+    return f"signing_keys.private:{kid}"
+
+
+def create_key(session: Session, deps: Deps, purpose: str) -> SigningKeyRow:
+    key = SigningKey.generate()
+    row = SigningKeyRow(kid=key.kid, purpose=purpose, public_jwk=key.public_jwk(),
+                        private_enc=deps.cipher.encrypt(key.private_bytes_raw().hex(),
+                                                        context=_context(key.kid)),
+                        created_at=deps.clock())
+    session.add(row)
+    return row
+
+
+def rotate(session: Session, deps: Deps, purpose: str) -> SigningKeyRow:
+    """Retire the live key(s) of this purpose and start signing with a new one."""
+    if purpose not in PURPOSES:
+        raise ValueError(f"purpose must be one of {PURPOSES}")
+    now = deps.clock()
+    for row in session.scalars(select(SigningKeyRow).where(
+            SigningKeyRow.purpose == purpose, SigningKeyRow.retired_at.is_(None))):
+        row.retired_at = now
+    new = create_key(session, deps, purpose)
+    session.commit()
+    deps.cache.clear()
+    return new
+
+
+def _load_private(deps: Deps, row: SigningKeyRow) -> SigningKey:
+    raw = bytes.fromhex(deps.cipher.decrypt(row.private_enc, context=_context(row.kid)))
+    key = SigningKey.from_private_bytes_raw(raw)
+    if key.kid != row.kid:
+        raise RuntimeError("stored signing key does not match its kid")
+    return key
+
+
+def signing_key(session: Session, deps: Deps, purpose: str) -> SigningKey:
+    """The newest live key of this purpose, created on first use."""
+    return deps.cache.get_or_load(("sign", purpose),
+                                  lambda: _load_signing_key(session, deps, purpose))
+
+
+def _load_signing_key(session: Session, deps: Deps, purpose: str) -> SigningKey:
+    row = session.scalar(select(SigningKeyRow).where(
+        SigningKeyRow.purpose == purpose, SigningKeyRow.retired_at.is_(None))
+        .order_by(SigningKeyRow.created_at.desc()).limit(1))
+    if row is None:
+        row = create_key(session, deps, purpose)
+        session.commit()
+    return _load_private(deps, row)
+
+
+def _published(session: Session, purpose: str, now: datetime) -> list[SigningKeyRow]:
+    return list(session.scalars(select(SigningKeyRow).where(
+        SigningKeyRow.purpose == purpose,
+        SigningKeyRow.retired_at.is_(None) | (SigningKeyRow.retired_at > now - RETIRED_KEY_GRACE))
+        .order_by(SigningKeyRow.created_at.desc())))
+
+
+def public_jwks(session: Session, now: datetime, purpose: str = "credential"
+                ) -> list[dict[str, Any]]:
+    return [dict(row.public_jwk) for row in _published(session, purpose, now)]
+
+
+def verification_keys(session: Session, deps: Deps, purpose: str = "credential"
+                      ) -> dict[str, Ed25519PublicKey]:
+    return deps.cache.get_or_load(("verify", purpose), lambda: {
+        row.kid: public_key_from_jwk(row.public_jwk)
+        for row in _published(session, purpose, deps.clock())})
+
+
+def any_public_key(session: Session, kid: str) -> Ed25519PublicKey | None:
+    """Any key ever used (retired included), e.g. to check an old audit checkpoint."""
+    row = session.get(SigningKeyRow, kid)
+    return None if row is None else public_key_from_jwk(row.public_jwk)

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response
+from flask_smorest import Blueprint
+
+from xinyi.credentials import keys, service, verification
+from xinyi.credentials.schemas import (
+    CredentialsOut,
+    IdempotencyHeaders,
+    IssueIn,
+    JwksOut,
+    VerificationOut,
+    VerifyIn,
+)
+from xinyi.credentials.tokens import IssuedCredential
+from xinyi.web import db, deps, principal, public, requires
+
+me_blp = Blueprint("credentials", __name__, url_prefix="/v1/me/credentials",
+                   description="The citizen's QR credentials (诚信卡)")
+partner_blp = Blueprint("verifications", __name__, url_prefix="/v1/partner",
+                        description="Partners verify credentials")
+jwks_blp = Blueprint("jwks", __name__, description="Public keys for offline verification")
+
+
+@me_blp.route("", methods=["POST"])
+@requires("citizen")
+@me_blp.arguments(IssueIn)
+@me_blp.response(201, CredentialsOut)
+def issue(body: dict[str, Any]) -> dict[str, list[IssuedCredential]]:
+    """Issue 1-15 credentials with consecutive 2-minute windows."""
+    return {"items": service.issue(db(), deps(), principal().id, body["count"])}
+
+
+@me_blp.route("/<string:credential_id>/qr.png", methods=["GET"])
+@requires("citizen")
+@me_blp.response(200, content_type="image/png")
+def qr_png(credential_id: str) -> Response:
+    """The credential as a PNG QR code (error correction M, version ≤ 15)."""
+    png = service.render(db(), deps(), principal().id, credential_id, "png")
+    return Response(png, mimetype="image/png")
+
+
+@me_blp.route("/<string:credential_id>/qr.svg", methods=["GET"])
+@requires("citizen")
+@me_blp.response(200, content_type="image/svg+xml")
+def qr_svg(credential_id: str) -> Response:
+    """The credential as an SVG QR code."""
+    svg = service.render(db(), deps(), principal().id, credential_id, "svg")
+    return Response(svg, mimetype="image/svg+xml")
+
+
+@partner_blp.route("/verifications", methods=["POST"])
+@requires("partner")
+@partner_blp.arguments(IdempotencyHeaders, location="headers")
+@partner_blp.arguments(VerifyIn)
+@partner_blp.response(200, VerificationOut)
+def verify(headers: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    """Verify a credential for a benefit, once; a retry with the same Idempotency-Key gets
+    the same answer."""
+    return verification.verify(db(), deps(), principal(), credential=body["credential"],
+                               benefit=body["benefit"],
+                               idempotency_key=headers.get("idempotency_key"))
+
+
+@jwks_blp.route("/.well-known/jwks.json", methods=["GET"])
+@public
+@jwks_blp.response(200, JwksOut)
+def jwks() -> Response:
+    """Credential public keys (RFC 7517), retired keys included until their credentials expire."""
+    from flask import jsonify
+
+    resp = jsonify({"keys": keys.public_jwks(db(), deps().clock())})
+    resp.headers["Cache-Control"] = "public, max-age=300"
+    return resp

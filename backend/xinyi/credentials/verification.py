@@ -1,0 +1,210 @@
+"""Partner verification of a QR credential or short code (信用核验), once per credential.
+
+The answer is ``eligible`` or ``standard_terms`` — never a refusal of service (R6). Only an
+open black-list entry, which always carries a legal basis, can withhold a benefit. Every
+verification writes a durable access-log entry in the same transaction as its record.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from xinyi.audit.service import Access, append
+from xinyi.auth.models import ApiClient
+from xinyi.auth.principal import Principal
+from xinyi.citizens.service import citizen_bidx
+from xinyi.credentials import keys, tokens
+from xinyi.credentials.models import Credential, Verification
+from xinyi.credentials.service import owner_of, short_code_key
+from xinyi.deps import Deps
+from xinyi.errors import Conflict, DomainError, ValidationFailed
+from xinyi.partners.service import remember
+from xinyi.records.models import ListEntry
+from xinyi.scoring import rules
+from xinyi.scoring.models import CreditScore
+from xinyi.scoring.service import BenefitView, benefit_rules, credit_report
+
+log = logging.getLogger(__name__)
+USED_PREFIX = "cred:used:"
+SHORT_CODE_RATE = "30/minute"
+ONLINE_LEEWAY_SECONDS = 5
+
+
+class CredentialRefused(DomainError):
+    status = 422
+    code = "credential_invalid"
+    title = "The credential is not valid"
+
+
+class CredentialExpired(CredentialRefused):
+    code = "credential_expired"
+    title = "The credential has expired"
+
+
+class CredentialNotYetValid(CredentialRefused):
+    code = "credential_not_yet_valid"
+    title = "The credential is not valid yet"
+
+
+class CredentialUsed(Conflict):
+    code = "credential_used"
+    title = "This credential was already verified"
+
+
+class UnknownBenefit(ValidationFailed):
+    code = "unknown_benefit"
+    title = "No benefit rule has this code"
+
+
+class BenefitNotForPartner(ValidationFailed):
+    code = "benefit_not_for_partner"
+    title = "This benefit is not offered by this kind of partner"
+
+
+class IdempotencyKeyReused(ValidationFailed):
+    code = "idempotency_key_reused"
+    title = "This Idempotency-Key was used for a different request"
+
+
+_REFUSALS: dict[str, type[CredentialRefused]] = {
+    "credential_invalid": CredentialRefused,
+    "credential_expired": CredentialExpired,
+    "credential_not_yet_valid": CredentialNotYetValid,
+}
+
+
+def _window(cred: Credential, now: datetime) -> None:
+    if cred.expires_at + timedelta(seconds=ONLINE_LEEWAY_SECONDS) <= now:
+        raise CredentialExpired()
+    if cred.not_before - timedelta(seconds=ONLINE_LEEWAY_SECONDS) > now:
+        raise CredentialNotYetValid()
+
+
+def _credential(session: Session, deps: Deps, partner: Principal, presented: str,
+                now: datetime) -> Credential:
+    if len(presented.encode()) > tokens.MAX_VERIFY_INPUT_BYTES:
+        raise CredentialRefused("The credential is too large")  # refused before decoding
+    if tokens.is_short_code(presented):
+        deps.limiter.hit(SHORT_CODE_RATE, "short-code", str(partner.id))
+        jti = deps.kv.get(short_code_key(presented))
+        if jti is None:
+            raise CredentialRefused("Unknown or expired short code")
+        cred = owner_of(session, jti.decode())
+        if cred is None:
+            raise CredentialRefused()
+        _window(cred, now)
+        return cred
+    if not presented.startswith(tokens.PREFIX):
+        raise CredentialRefused("Not an xinyi credential")
+    try:
+        claims = tokens.verify(presented, keys.verification_keys(session, deps),
+                               issuer=deps.settings.credential_issuer, now=now,
+                               leeway_seconds=ONLINE_LEEWAY_SECONDS)
+    except tokens.CredentialError as exc:
+        raise _REFUSALS.get(exc.code, CredentialRefused)() from None
+    cred = owner_of(session, claims.jti)
+    if cred is None or cred.subject != claims.subject:
+        raise CredentialRefused()
+    return cred
+
+
+def _rule(session: Session, deps: Deps, partner: Principal, code: str) -> BenefitView:
+    rules_by_code = deps.cache.get_or_load(
+        ("benefit-rules",), lambda: {b.code: b for b in benefit_rules(session)})
+    rule = rules_by_code.get(code)
+    if rule is None:
+        raise UnknownBenefit(errors=[{"field": "benefit", "location": "json",
+                                      "messages": ["no benefit rule has this code"]}])
+    if rule.partner_kind != partner.client_kind:
+        raise BenefitNotForPartner(errors=[{"field": "benefit", "location": "json",
+                                            "messages": ["not offered by this partner kind"]}])
+    return rule
+
+
+def _tier_and_grant(session: Session, cred: Credential, bidx: bytes, rule: BenefitView,
+                    now: datetime) -> tuple[str, bool]:
+    """The stored score suffices, except for rules with a clean-years condition."""
+    if "clean_years" in rule.limits:
+        report = credit_report(session, cred.account_id, now=now)
+        granted = next((b.eligible for b in report.benefits if b.code == rule.code), False)
+        return report.tier, bool(granted)
+    stored = session.get(CreditScore, bidx)
+    score = stored.score if stored else rules.SCORE_BASE
+    return rules.tier_for(score), rules.eligible(rule.rule, score)
+
+
+def _previous(session: Session, partner: Principal, key: str | None,
+              benefit: str, presented: str) -> dict[str, Any] | None:
+    if key is None:
+        return None
+    prior = session.scalar(select(Verification).where(
+        Verification.partner_id == partner.id, Verification.idempotency_key == key))
+    if prior is None:
+        return None
+    if prior.benefit_code != benefit or prior.response.get("_credential") != _fingerprint(
+            presented):
+        raise IdempotencyKeyReused()
+    return {k: v for k, v in prior.response.items() if not k.startswith("_")}
+
+
+def _fingerprint(presented: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(presented.encode()).hexdigest()[:32]
+
+
+def verify(session: Session, deps: Deps, partner: Principal, *, credential: str, benefit: str,
+           idempotency_key: str | None = None) -> dict[str, Any]:
+    now = deps.clock()
+    replay = _previous(session, partner, idempotency_key, benefit, credential)
+    if replay is not None:
+        return replay
+    rule = _rule(session, deps, partner, benefit)
+    cred = _credential(session, deps, partner, credential, now)
+    ttl = max(60, int((cred.expires_at - now).total_seconds()) + 120)
+    if not deps.kv.set(USED_PREFIX + cred.jti, b"1", ttl=ttl, only_if_absent=True):
+        # A concurrent retry with the same key may have just finished: answer as it did.
+        replay = _previous(session, partner, idempotency_key, benefit, credential)
+        if replay is not None:
+            return replay
+        raise CredentialUsed()
+    bidx = citizen_bidx(session, cred.account_id)
+    tier, granted = _tier_and_grant(session, cred, bidx, rule, now)
+    black = session.scalar(select(ListEntry.id).where(
+        ListEntry.subject_bidx == bidx, ListEntry.list == "black",
+        ListEntry.left_at.is_(None)).limit(1)) is not None
+    eligible = granted and not black
+    reason = None if eligible else ("black_list_entry" if black and granted
+                                    else "below_threshold")
+    subject = remember(session, deps, partner.id, bidx)
+    verification_id = uuid.uuid4()
+    response: dict[str, Any] = {
+        "id": str(verification_id),
+        "decision": "eligible" if eligible else "standard_terms",
+        "reason": reason,
+        "benefit": {"code": rule.code, "name_zh": rule.name_zh, "name_en": rule.name_en,
+                    "limits": dict(rule.rule.grants) if eligible else {}},
+        "tier": tier,
+        "subject": subject,
+        "expires_at": cred.expires_at.isoformat(),
+    }
+    partner_name = session.scalar(select(ApiClient.name).where(ApiClient.id == partner.id))
+    session.add(Verification(
+        id=verification_id, partner_id=partner.id, idempotency_key=idempotency_key,
+        credential_jti=cred.jti, subject_bidx=bidx, benefit_code=rule.code,
+        decision=response["decision"], created_at=now,
+        response={**response, "_credential": _fingerprint(credential)}))
+    append(session, Access(subject_bidx=bidx, actor_type="partner", actor_id=str(partner.id),
+                           actor_name=partner_name or "unknown", action="verification",
+                           scope=f"benefit:{rule.code}", purpose=f"verify {rule.code}"),
+           now=now)
+    session.commit()
+    log.info("verification", extra={"event": "verification", "partner_id": str(partner.id),
+                                     "decision": response["decision"]})
+    return response

@@ -1,0 +1,1 @@
+"""Partner merchants: per-partner pseudonyms of citizens."""

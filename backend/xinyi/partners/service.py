@@ -1,0 +1,46 @@
+"""Per-partner pseudonyms (R7 de-identification): HMAC of partner and subject, recorded once
+so a partner can later name the citizen it verified (consent requests, reports)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from xinyi.dbutil import upsert
+from xinyi.deps import Deps
+from xinyi.errors import NotFound
+from xinyi.partners.models import Pseudonym
+
+
+class UnknownSubject(NotFound):
+    code = "unknown_subject"
+    title = "This partner has no citizen with this subject"
+
+
+def pseudonym(deps: Deps, partner_id: uuid.UUID, bidx: bytes) -> str:
+    mac = hmac.new(deps.settings.blind_index_key, b"pseudonym:" + partner_id.bytes + bidx,
+                   hashlib.sha256).digest()
+    return "ps_" + base64.b32encode(mac[:20]).decode().lower().rstrip("=")
+
+
+def remember(session: Session, deps: Deps, partner_id: uuid.UUID, bidx: bytes) -> str:
+    """The partner's pseudonym for this subject, recorded (idempotently) in the transaction."""
+    name = pseudonym(deps, partner_id, bidx)
+    upsert(session, Pseudonym.__table__,  # type: ignore[arg-type]
+           {"partner_id": partner_id, "pseudonym": name, "subject_bidx": bidx,
+            "created_at": deps.clock()}, key=["partner_id", "pseudonym"], update=[])
+    return name
+
+
+def resolve(session: Session, partner_id: uuid.UUID, name: str) -> bytes:
+    """The subject behind a partner's pseudonym; another partner's pseudonym resolves to nothing."""
+    bidx = session.scalar(select(Pseudonym.subject_bidx).where(
+        Pseudonym.partner_id == partner_id, Pseudonym.pseudonym == name))
+    if bidx is None:
+        raise UnknownSubject()
+    return bidx

@@ -1,0 +1,218 @@
+"""API keys of partners, volunteer organisations and data providers: shown once, stored as a
+hash, rotated with two live keys at most, and cut off at once by revocation or disabling."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from tests.conftest import SENSITIVE_VALUES, api_client_headers, bearer, staff_headers
+from xinyi.auth.models import ApiClient, ApiKey
+
+KEY_FORMAT = re.compile(r"xyk_(?P<id>[0-9a-f]{16})_(?P<secret>[\w-]{40,})")
+COLLECTIONS = ("partners", "orgs", "providers")
+
+
+def count(app: Flask, model: Any) -> int:
+    with app.extensions["xinyi"].db.session() as s:
+        return int(s.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def authenticated_status(client: FlaskClient, api_key: str) -> int:
+    """401 when the key is refused; 403 when it authenticates as a non-citizen on /v1/me."""
+    resp = client.get("/v1/me", headers=bearer(api_key))
+    expected = {401: "unauthorized", 403: "forbidden"}
+    assert resp.status_code in expected, resp.get_json()
+    assert resp.get_json()["code"] == expected[resp.status_code]
+    return resp.status_code
+
+
+@pytest.fixture
+def operator(app: Flask, client: FlaskClient) -> dict[str, str]:
+    return staff_headers(app, client, "operator")
+
+
+def add_key(client: FlaskClient, operator: dict[str, str], collection: str,
+            client_id: str) -> Any:
+    resp = client.post(f"/v1/admin/{collection}/{client_id}/keys", headers=operator)
+    if resp.status_code == 201:
+        SENSITIVE_VALUES.add(resp.get_json()["api_key"])
+    return resp
+
+
+@pytest.mark.parametrize("collection", COLLECTIONS)
+def test_operator_creates_principal_with_a_one_time_key_that_authenticates(
+        app: Flask, client: FlaskClient, operator: dict[str, str], collection: str) -> None:
+    _, created = api_client_headers(client, operator, collection)
+    issued = created["api_key"]
+    match = KEY_FORMAT.fullmatch(issued["api_key"])
+    assert match, "key must look like xyk_<id>_<secret>"
+    assert match["id"] == issued["id"]
+    assert created["type"] == collection.rstrip("s")
+    assert [k["id"] for k in created["keys"]] == [issued["id"]]
+    # Authenticated, but a partner/org/provider is not a citizen: 403, not 401.
+    assert authenticated_status(client, issued["api_key"]) == 403
+    # Never shown again: neither the one record nor the list carries the secret.
+    one = client.get(f"/v1/admin/{collection}/{created['id']}", headers=operator)
+    listing = client.get(f"/v1/admin/{collection}?page_size=100", headers=operator)
+    for resp in (one, listing):
+        assert resp.status_code == 200
+        text = resp.get_data(as_text=True)
+        assert match["secret"] not in text and "api_key" not in text
+
+
+def test_garbage_and_near_miss_keys_are_refused(
+        app: Flask, client: FlaskClient, operator: dict[str, str]) -> None:
+    _, created = api_client_headers(client, operator, "partners")
+    real = created["api_key"]["api_key"]
+    key_id = created["api_key"]["id"]
+    attempts = [
+        "xyk_garbage",
+        "xyk_",
+        "xyk__",
+        f"xyk_{key_id}_",
+        f"xyk_{key_id}_{secrets.token_urlsafe(32)}",  # right id, wrong secret
+        f"xyk_{secrets.token_hex(8)}_{real.split('_', 2)[2]}",  # right secret, wrong id
+        real[:-1],
+        real + "A",
+        real.upper(),
+        f"xyk_{key_id}_{'A' * 300}",
+        f"xyk_' OR '1'='1_{real.split('_', 2)[2]}",
+    ]
+    for attempt in attempts:
+        assert authenticated_status(client, attempt) == 401, attempt
+    assert authenticated_status(client, real) == 403
+
+
+def test_key_is_stored_only_as_a_hash(
+        app: Flask, client: FlaskClient, operator: dict[str, str]) -> None:
+    _, created = api_client_headers(client, operator, "providers")
+    key_id, secret = created["api_key"]["api_key"].removeprefix("xyk_").split("_", 1)
+    with app.extensions["xinyi"].db.session() as s:
+        row = s.execute(select(ApiKey.__table__).where(ApiKey.id == key_id)).one()
+    stored = row._asdict()
+    assert bytes(stored["secret_hash"]) != secret.encode()
+    assert bytes(stored["secret_hash"]) == hashlib.sha256(secret.encode()).digest()
+    for value in stored.values():
+        rendered = bytes(value) if isinstance(value, bytes | memoryview) else str(value).encode()
+        assert secret.encode() not in rendered
+
+
+def test_rotation_allows_two_live_keys_and_refuses_a_third(
+        app: Flask, client: FlaskClient, operator: dict[str, str]) -> None:
+    _, created = api_client_headers(client, operator, "partners")
+    cid, first = created["id"], created["api_key"]
+    resp = add_key(client, operator, "partners", cid)
+    assert resp.status_code == 201
+    second = resp.get_json()
+    assert KEY_FORMAT.fullmatch(second["api_key"]) and second["id"] != first["id"]
+    # Both keys work during the switch-over.
+    assert authenticated_status(client, first["api_key"]) == 403
+    assert authenticated_status(client, second["api_key"]) == 403
+    keys_before = count(app, ApiKey)
+    third = add_key(client, operator, "partners", cid)
+    assert third.status_code == 409
+    assert third.content_type == "application/problem+json"
+    assert third.get_json()["code"] == "too_many_live_keys"
+    assert count(app, ApiKey) == keys_before
+    # Revoking the old key cuts it off on the very next request; the new one keeps working.
+    resp = client.delete(f"/v1/admin/partners/{cid}/keys/{first['id']}", headers=operator)
+    assert resp.status_code == 204
+    assert authenticated_status(client, first["api_key"]) == 401
+    assert authenticated_status(client, second["api_key"]) == 403
+    listed = client.get(f"/v1/admin/partners/{cid}", headers=operator).get_json()["keys"]
+    assert {k["id"]: k["revoked_at"] is not None for k in listed} == {
+        first["id"]: True, second["id"]: False}
+    # With one live key left, a new one may be added again.
+    assert add_key(client, operator, "partners", cid).status_code == 201
+
+
+def test_revoking_a_key_of_another_principal_is_not_found(
+        app: Flask, client: FlaskClient, operator: dict[str, str]) -> None:
+    _, mine = api_client_headers(client, operator, "partners")
+    _, other = api_client_headers(client, operator, "partners")
+    resp = client.delete(f"/v1/admin/partners/{mine['id']}/keys/{other['api_key']['id']}",
+                         headers=operator)
+    assert resp.status_code == 404 and resp.get_json()["code"] == "not_found"
+    assert authenticated_status(client, other["api_key"]["api_key"]) == 403
+    # Nor through the wrong collection.
+    resp = client.get(f"/v1/admin/orgs/{mine['id']}", headers=operator)
+    assert resp.status_code == 404 and resp.get_json()["code"] == "not_found"
+
+
+def test_disabling_a_principal_cuts_off_every_key_at_once_and_enabling_restores_them(
+        app: Flask, client: FlaskClient, operator: dict[str, str]) -> None:
+    _, created = api_client_headers(client, operator, "orgs")
+    cid = created["id"]
+    keys = [created["api_key"]["api_key"], add_key(client, operator, "orgs", cid)
+            .get_json()["api_key"]]
+    resp = client.put(f"/v1/admin/orgs/{cid}/status", json={"disabled": True},
+                      headers=operator)
+    assert resp.status_code == 200 and resp.get_json()["disabled_at"] is not None
+    assert [authenticated_status(client, k) for k in keys] == [401, 401]
+    resp = client.put(f"/v1/admin/orgs/{cid}/status", json={"disabled": False},
+                      headers=operator)
+    assert resp.status_code == 200 and resp.get_json()["disabled_at"] is None
+    assert [authenticated_status(client, k) for k in keys] == [403, 403]
+
+
+@pytest.mark.parametrize("role", ["reviewer", "auditor"])
+def test_reviewer_and_auditor_cannot_create_principals_or_keys(
+        app: Flask, client: FlaskClient, operator: dict[str, str], role: str) -> None:
+    staff = staff_headers(app, client, role)
+    _, created = api_client_headers(client, operator, "partners")
+    clients, keys = count(app, ApiClient), count(app, ApiKey)
+    for collection in COLLECTIONS:
+        resp = client.post(f"/v1/admin/{collection}", json={"name": "x", "kind": "library"},
+                           headers=staff)
+        assert resp.status_code == 403 and resp.get_json()["code"] == "forbidden"
+    resp = client.post(f"/v1/admin/partners/{created['id']}/keys", headers=staff)
+    assert resp.status_code == 403 and resp.get_json()["code"] == "forbidden"
+    resp = client.put(f"/v1/admin/partners/{created['id']}/status", json={"disabled": True},
+                      headers=staff)
+    assert resp.status_code == 403 and resp.get_json()["code"] == "forbidden"
+    assert count(app, ApiClient) == clients and count(app, ApiKey) == keys
+    assert authenticated_status(client, created["api_key"]["api_key"]) == 403
+
+
+@pytest.mark.parametrize("body", [{"name": "无类型"}, {"name": "坏类型", "kind": "casino"},
+                                  {"name": "空类型", "kind": None}])
+def test_partner_without_a_valid_kind_is_refused_naming_kind(
+        app: Flask, client: FlaskClient, operator: dict[str, str], body: dict[str, Any]) -> None:
+    clients = count(app, ApiClient)
+    resp = client.post("/v1/admin/partners", json=body, headers=operator)
+    assert resp.status_code == 422
+    problem = resp.get_json()
+    assert problem["code"] == "validation_error"
+    assert [e["field"] for e in problem["errors"]] == ["kind"]
+    assert count(app, ApiClient) == clients
+
+
+def test_list_is_paginated_with_bounded_page_size(
+        app: Flask, client: FlaskClient, operator: dict[str, str]) -> None:
+    for _ in range(3):
+        api_client_headers(client, operator, "providers")
+    for bad in ("0", "1000", "-1", "abc"):
+        resp = client.get(f"/v1/admin/providers?page_size={bad}", headers=operator)
+        assert resp.status_code == 422, bad
+        problem = resp.get_json()
+        assert problem["code"] == "validation_error"
+        assert [e["field"] for e in problem["errors"]] == ["page_size"]
+    resp = client.get("/v1/admin/providers?page=0", headers=operator)
+    assert resp.status_code == 422
+    assert [e["field"] for e in resp.get_json()["errors"]] == ["page"]
+    resp = client.get("/v1/admin/providers?page_size=2", headers=operator)
+    assert resp.status_code == 200
+    body = resp.get_json()
+    assert len(body["items"]) == 2
+    assert body["meta"] == {"page": 1, "page_size": 2, "total": 3}
+    page2 = client.get("/v1/admin/providers?page_size=2&page=2", headers=operator).get_json()
+    assert len(page2["items"]) == 1
+    assert not {i["id"] for i in page2["items"]} & {i["id"] for i in body["items"]}

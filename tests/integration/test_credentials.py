@@ -1,0 +1,290 @@
+"""QR credentials: issue, render, JWKS, and partner verification once per credential."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from joserfc import jws
+from joserfc.jwk import OKPKey
+from PIL import Image
+from sqlalchemy import func, select
+
+from tests.conftest import (
+    SENSITIVE_VALUES,
+    api_client_headers,
+    bearer,
+    login,
+    register_citizen,
+    staff_headers,
+)
+from xinyi.audit.models import AccessLogEntry
+from xinyi.audit.service import verify_chains
+from xinyi.credentials.models import Verification
+
+
+def citizen(client: FlaskClient) -> dict[str, str]:
+    person = register_citizen(client)
+    return bearer(login(client, person["phone"])["access_token"])
+
+
+def partner(app: Flask, client: FlaskClient, kind: str = "library") -> dict[str, str]:
+    operator = staff_headers(app, client, "operator")
+    headers, _ = api_client_headers(client, operator, "partners", kind=kind)
+    return headers
+
+
+def issue(client: FlaskClient, headers: dict[str, str], count: int = 1) -> list[dict[str, Any]]:
+    resp = client.post("/v1/me/credentials", json={"count": count}, headers=headers)
+    assert resp.status_code == 201, resp.get_json()
+    items: list[dict[str, Any]] = resp.get_json()["items"]
+    for item in items:
+        SENSITIVE_VALUES.update([item["qr_payload"], item["short_code"]])
+    return items
+
+
+def verify(client: FlaskClient, headers: dict[str, str], credential: str,
+           benefit: str = "library.deposit_free", key: str | None = None) -> Any:
+    extra = {"Idempotency-Key": key} if key else {}
+    return client.post("/v1/partner/verifications",
+                       json={"credential": credential, "benefit": benefit},
+                       headers={**headers, **extra})
+
+
+def log_count(app: Flask) -> int:
+    deps = app.extensions["xinyi"]
+    with deps.db.session() as s:
+        return int(s.scalar(select(func.count()).select_from(AccessLogEntry)) or 0)
+
+
+def test_issued_credential_follows_the_contract(client: FlaskClient) -> None:
+    me = citizen(client)
+    [cred] = issue(client, me)
+    assert cred["qr_payload"].startswith("XY1:")
+    assert len(cred["short_code"]) == 18 and cred["short_code"].isdigit()
+    header_b64, claims_b64, _ = cred["qr_payload"][4:].split(".")
+    import base64
+
+    def part(s: str) -> Any:
+        return json.loads(base64.urlsafe_b64decode(s + "=" * (-len(s) % 4)))
+
+    header, claims = part(header_b64), part(claims_b64)
+    assert header["alg"] == "EdDSA" and header["typ"] == "xy-cred+jwt"
+    assert set(claims) == {"iss", "sub", "jti", "iat", "exp", "tier", "ben"}
+    assert claims["exp"] - claims["iat"] <= 120
+    assert claims["tier"] == "A" and "lb" in claims["ben"]
+
+
+def test_prefetch_gives_consecutive_windows_and_count_is_bounded(client: FlaskClient) -> None:
+    me = citizen(client)
+    items = issue(client, me, count=15)
+    starts = [datetime.fromisoformat(i["not_before"]) for i in items]
+    ends = [datetime.fromisoformat(i["expires_at"]) for i in items]
+    assert all(ends[k] == starts[k + 1] for k in range(14))
+    for bad in (0, 16, "3", None):
+        resp = client.post("/v1/me/credentials", json={"count": bad}, headers=me)
+        assert resp.status_code == 422 and resp.get_json()["errors"][0]["field"] == "count"
+
+
+def test_png_decodes_independently_and_verifies_against_published_jwks(
+        client: FlaskClient) -> None:
+    import zxingcpp
+
+    me = citizen(client)
+    [cred] = issue(client, me)
+    png = client.get(f"/v1/me/credentials/{cred['id']}/qr.png", headers=me)
+    assert png.status_code == 200 and png.mimetype == "image/png"
+    [barcode] = zxingcpp.read_barcodes(Image.open(io.BytesIO(png.data)))
+    assert barcode.text == cred["qr_payload"]
+    jwks_resp = client.get("/.well-known/jwks.json")
+    assert "max-age" in jwks_resp.headers["Cache-Control"]
+    published = jwks_resp.get_json()["keys"]
+    token = barcode.text.removeprefix("XY1:")
+    kid = json.loads(__import__("base64").urlsafe_b64decode(
+        token.split(".")[0] + "==="))["kid"]
+    [jwk] = [k for k in published if k["kid"] == kid]
+    key = OKPKey.import_key(jwk)
+    assert key.thumbprint() == kid
+    obj = jws.deserialize_compact(token, key, algorithms=["EdDSA"])
+    assert json.loads(obj.payload)["jti"]
+    svg = client.get(f"/v1/me/credentials/{cred['id']}/qr.svg", headers=me)
+    assert svg.status_code == 200 and b"<svg" in svg.data
+
+
+def test_another_citizen_cannot_render_my_credential(client: FlaskClient) -> None:
+    [cred] = issue(client, citizen(client))
+    other = citizen(client)
+    assert client.get(f"/v1/me/credentials/{cred['id']}/qr.png", headers=other).status_code == 404
+
+
+def test_verification_answers_once_and_logs_the_access(app: Flask, client: FlaskClient) -> None:
+    me = citizen(client)
+    library = partner(app, client)
+    [cred] = issue(client, me)
+    first = verify(client, library, cred["qr_payload"])
+    assert first.status_code == 200, first.get_json()
+    body = first.get_json()
+    assert body["decision"] == "eligible" and body["tier"] == "A"
+    assert body["benefit"]["limits"]["deposit_waived_fen"] > 0
+    assert body["subject"].startswith("ps_")
+    assert log_count(app) == 1
+    again = verify(client, library, cred["qr_payload"])
+    assert again.status_code == 409 and again.get_json()["code"] == "credential_used"
+    assert log_count(app) == 1
+    queries = client.get("/v1/me/queries", headers=me)
+    if queries.status_code == 200:  # the queries endpoint lands with the consents work
+        assert queries.get_json()["items"][0]["action"] == "verification"
+    deps = app.extensions["xinyi"]
+    with deps.db.session() as s:
+        checked, problem = verify_chains(s)
+    assert checked == 1 and problem is None
+
+
+def test_same_idempotency_key_returns_the_first_answer(app: Flask, client: FlaskClient) -> None:
+    me = citizen(client)
+    library = partner(app, client)
+    [cred] = issue(client, me)
+    first = verify(client, library, cred["qr_payload"], key="scan-42")
+    second = verify(client, library, cred["qr_payload"], key="scan-42")
+    assert second.status_code == 200 and second.get_json() == first.get_json()
+    other = verify(client, library, cred["short_code"], key="scan-42")
+    assert other.status_code == 422 and other.get_json()["code"] == "idempotency_key_reused"
+    assert log_count(app) == 1
+
+
+def test_short_code_verifies_once(app: Flask, client: FlaskClient) -> None:
+    me = citizen(client)
+    library = partner(app, client)
+    [cred] = issue(client, me)
+    assert verify(client, library, cred["short_code"]).status_code == 200
+    assert verify(client, library, cred["qr_payload"]).get_json()["code"] == "credential_used"
+
+
+def test_guessed_short_codes_are_refused_and_rate_limited(app: Flask,
+                                                         client: FlaskClient) -> None:
+    library = partner(app, client)
+    codes = [verify(client, library, f"{n:018d}").status_code for n in range(31)]
+    assert codes[:30] == [422] * 30 and codes[30] == 429
+    assert log_count(app) == 0
+
+
+def test_subject_is_stable_per_partner_and_differs_between_partners(
+        app: Flask, client: FlaskClient) -> None:
+    me = citizen(client)
+    library, other_library = partner(app, client), partner(app, client)
+    creds = issue(client, me, count=3)
+    now = datetime.now(UTC)
+    deps = app.extensions["xinyi"]
+    subjects = []
+    for n, (who, cred) in enumerate(zip([library, library, other_library], creds,
+                                        strict=True)):
+        deps.clock = lambda n=n: now + timedelta(seconds=120 * n + 1)
+        resp = verify(client, who, cred["qr_payload"])
+        assert resp.status_code == 200, resp.get_json()
+        subjects.append(resp.get_json()["subject"])
+    assert subjects[0] == subjects[1] != subjects[2]
+
+
+@pytest.mark.parametrize("mutation", ["truncate", "prefix", "oversize", "garbage", "flip"])
+def test_tampered_credentials_are_invalid_and_leave_nothing(
+        app: Flask, client: FlaskClient, mutation: str) -> None:
+    me = citizen(client)
+    library = partner(app, client)
+    [cred] = issue(client, me)
+    payload = cred["qr_payload"]
+    bad = {"truncate": payload[:-10], "prefix": "XY2:" + payload[4:],
+           "oversize": payload + "A" * 3000, "garbage": "hello",
+           "flip": payload[:60] + ("A" if payload[60] != "A" else "B") + payload[61:]}[mutation]
+    resp = verify(client, library, bad)
+    assert resp.status_code == 422 and resp.get_json()["code"] == "credential_invalid"
+    assert log_count(app) == 0
+    assert verify(client, library, payload).status_code == 200
+
+
+def test_expired_and_not_yet_valid_credentials(app: Flask, client: FlaskClient) -> None:
+    me = citizen(client)
+    library = partner(app, client)
+    creds = issue(client, me, count=3)
+    deps = app.extensions["xinyi"]
+    later = datetime.now(UTC) + timedelta(minutes=30)
+    deps.clock = lambda: later
+    assert verify(client, library, creds[0]["qr_payload"]).get_json()["code"] == (
+        "credential_expired")
+    deps.clock = lambda: datetime.now(UTC)
+    assert verify(client, library, creds[2]["qr_payload"]).get_json()["code"] == (
+        "credential_not_yet_valid")
+
+
+def test_benefit_must_exist_and_suit_the_partner(app: Flask, client: FlaskClient) -> None:
+    me = citizen(client)
+    library = partner(app, client)
+    [cred] = issue(client, me)
+    assert verify(client, library, cred["qr_payload"],
+                  benefit="hotel.deposit_free").get_json()["code"] == "benefit_not_for_partner"
+    assert verify(client, library, cred["qr_payload"],
+                  benefit="nope").get_json()["code"] == "unknown_benefit"
+    assert verify(client, library, cred["qr_payload"]).status_code == 200
+
+
+def test_low_score_gets_standard_terms_never_a_refusal(app: Flask, client: FlaskClient) -> None:
+    from tests.conftest import valid_id_number
+
+    operator = staff_headers(app, client, "operator")
+    provider, _ = api_client_headers(client, operator, "providers")
+    idn = valid_id_number(555)
+    occurred = (datetime.now(UTC) - timedelta(days=5)).date().isoformat()
+    resp = client.post("/v1/provider/records:batch", headers=provider, json={"records": [
+        {"ref": "x", "id_number": idn, "catalogue_code": "utility.unpaid_bill",
+         "occurred_at": occurred, "summary": "欠费"}]})
+    assert resp.get_json()["results"][0]["status"] == "created"
+    person = register_citizen(client, id_number=idn)
+    me = bearer(login(client, person["phone"])["access_token"])
+    [cred] = issue(client, me)
+    library, _ = api_client_headers(client, operator, "partners", kind="library")
+    body = verify(client, library, cred["qr_payload"]).get_json()
+    assert body["decision"] == "standard_terms" and body["reason"] == "below_threshold"
+    assert body["benefit"]["limits"] == {}
+
+
+def test_black_list_entry_withholds_the_benefit(app: Flask, client: FlaskClient) -> None:
+    from tests.conftest import valid_id_number
+
+    operator = staff_headers(app, client, "operator")
+    provider, _ = api_client_headers(client, operator, "providers")
+    idn = valid_id_number(556)
+    occurred = (datetime.now(UTC) - timedelta(days=5)).date().isoformat()
+    items = [{"ref": f"p{n}", "id_number": idn, "catalogue_code": code,
+              "occurred_at": occurred, "summary": "记录"}
+             for n, code in enumerate(["court.dishonest_debtor"] + ["volunteer.model"] * 8)]
+    client.post("/v1/provider/records:batch", headers=provider, json={"records": items})
+    person = register_citizen(client, id_number=idn)
+    me = bearer(login(client, person["phone"])["access_token"])
+    [cred] = issue(client, me)
+    library, _ = api_client_headers(client, operator, "partners", kind="library")
+    body = verify(client, library, cred["qr_payload"]).get_json()
+    assert body["decision"] == "standard_terms" and body["reason"] == "black_list_entry"
+    deps = app.extensions["xinyi"]
+    with deps.db.session() as s:
+        assert s.scalar(select(Verification.decision)) == "standard_terms"
+
+
+def test_rotated_key_keeps_verifying_until_its_credentials_expire(
+        app: Flask, client: FlaskClient) -> None:
+    from xinyi.credentials import keys
+
+    me = citizen(client)
+    library = partner(app, client)
+    [old] = issue(client, me)
+    deps = app.extensions["xinyi"]
+    with deps.db.session() as s:
+        keys.rotate(s, deps, "credential")
+    [new] = issue(client, me)
+    kids = [k["kid"] for k in client.get("/.well-known/jwks.json").get_json()["keys"]]
+    assert len(kids) == 2
+    assert verify(client, library, old["qr_payload"]).status_code == 200
+    assert verify(client, library, new["qr_payload"]).status_code == 200

@@ -1,0 +1,151 @@
+"""Settings: production refuses unsafe configuration; development makes its keys exactly once."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import stat
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from xinyi.config import ConfigError, Settings, load_settings, parse_data_keys
+
+
+def b64key() -> str:
+    return base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def pem() -> str:
+    return Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()).decode()
+
+
+def production_env(tmp_path: Path, **changes: str | None) -> dict[str, str]:
+    env: dict[str, str | None] = {
+        "XINYI_ENV": "production",
+        "XINYI_INSTANCE_PATH": str(tmp_path / "instance"),
+        "XINYI_DATABASE_URL": "postgresql+psycopg://xinyi@db/xinyi",
+        "XINYI_REDIS_URL": "redis://cache:6379/0",
+        "XINYI_DATA_KEYS": f"1:{b64key()},2:{b64key()}",
+        "XINYI_DATA_KEY_CURRENT": "2",
+        "XINYI_BLIND_INDEX_KEY": b64key(),
+        "XINYI_JWT_PRIVATE_KEY": pem(),
+    }
+    env.update(changes)
+    return {k: v for k, v in env.items() if v is not None}
+
+
+def test_complete_production_settings_load(tmp_path: Path) -> None:
+    settings = load_settings(production_env(tmp_path))
+    assert settings.is_production
+    assert sorted(settings.data_keys) == [1, 2] and settings.data_key_current == 2
+    assert not (tmp_path / "instance").exists(), "production must never generate keys"
+
+
+@pytest.mark.parametrize("missing", ["XINYI_DATA_KEYS", "XINYI_BLIND_INDEX_KEY",
+                                     "XINYI_JWT_PRIVATE_KEY"])
+def test_production_refuses_to_start_without_each_key(tmp_path: Path, missing: str) -> None:
+    env = production_env(tmp_path, **{missing: None})
+    if missing == "XINYI_DATA_KEYS":
+        del env["XINYI_DATA_KEY_CURRENT"]
+    with pytest.raises(ConfigError):
+        load_settings(env)
+    assert not (tmp_path / "instance").exists(), "production must never generate keys"
+
+
+def test_production_refuses_to_start_without_redis(tmp_path: Path) -> None:
+    for value in (None, ""):
+        with pytest.raises(ConfigError, match="XINYI_REDIS_URL"):
+            load_settings(production_env(tmp_path, XINYI_REDIS_URL=value))
+
+
+@pytest.mark.parametrize("url", [None, "sqlite:///tmp/x.db", "mysql://db/xinyi"])
+def test_production_refuses_to_start_without_postgresql(tmp_path: Path, url: str | None) -> None:
+    with pytest.raises(ConfigError, match="PostgreSQL"):
+        load_settings(production_env(tmp_path, XINYI_DATABASE_URL=url))
+
+
+def test_current_data_key_must_be_one_of_the_keys(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="XINYI_DATA_KEY_CURRENT"):
+        load_settings(production_env(tmp_path, XINYI_DATA_KEY_CURRENT="3"))
+
+
+@pytest.mark.parametrize("text", ["1:not-base64!", f"1:{base64.b64encode(b'short').decode()}",
+                                  f"0:{b64key()}", f"256:{b64key()}", f"x:{b64key()}", b64key()])
+def test_malformed_data_keys_are_refused(text: str) -> None:
+    with pytest.raises(ConfigError):
+        parse_data_keys(text)
+
+
+def test_data_keys_parse_versions() -> None:
+    one, two = secrets.token_bytes(32), secrets.token_bytes(32)
+    text = f" 1:{base64.b64encode(one).decode()} , 2:{base64.b64encode(two).decode()},"
+    assert parse_data_keys(text) == {1: one, 2: two}
+
+
+def test_short_blind_index_key_is_refused(tmp_path: Path) -> None:
+    short = base64.b64encode(secrets.token_bytes(16)).decode()
+    with pytest.raises(ConfigError, match="XINYI_BLIND_INDEX_KEY"):
+        load_settings(production_env(tmp_path, XINYI_BLIND_INDEX_KEY=short))
+
+
+def test_unknown_environment_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="XINYI_ENV"):
+        load_settings(production_env(tmp_path, XINYI_ENV="staging"))
+
+
+def test_secrets_are_kept_out_of_the_settings_repr(tmp_path: Path) -> None:
+    env = production_env(tmp_path)
+    text = repr(load_settings(env))
+    for name in ("XINYI_BLIND_INDEX_KEY", "XINYI_JWT_PRIVATE_KEY"):
+        assert env[name].strip() not in text
+    for part in env["XINYI_DATA_KEYS"].split(","):
+        assert part.split(":", 1)[1] not in text
+
+
+def test_development_generates_keys_once_and_reuses_them(tmp_path: Path) -> None:
+    instance = tmp_path / "instance"
+    env = {"XINYI_INSTANCE_PATH": str(instance)}
+    first = load_settings(env)
+    keyfile = instance / "dev-keys.json"
+    assert keyfile.exists()
+    assert stat.S_IMODE(os.stat(keyfile).st_mode) == 0o600
+    assert first.env == "development" and not first.is_production
+    assert first.database_url == f"sqlite:///{instance.resolve()}/xinyi.db"
+    assert first.redis_url is None
+    written = keyfile.read_text()
+
+    second = load_settings(env)
+    assert keyfile.read_text() == written
+    assert second.data_keys == first.data_keys
+    assert second.blind_index_key == first.blind_index_key
+    assert second.jwt_private_key_pem == first.jwt_private_key_pem
+    assert json.loads(written).keys() == {"XINYI_DATA_KEYS", "XINYI_BLIND_INDEX_KEY",
+                                          "XINYI_JWT_PRIVATE_KEY"}
+
+
+def test_development_keys_differ_per_instance(tmp_path: Path) -> None:
+    a = load_settings({"XINYI_INSTANCE_PATH": str(tmp_path / "a")})
+    b = load_settings({"XINYI_INSTANCE_PATH": str(tmp_path / "b")})
+    assert a.blind_index_key != b.blind_index_key
+    assert a.data_keys != b.data_keys
+
+
+def test_explicit_keys_win_over_generated_ones_in_development(tmp_path: Path) -> None:
+    explicit = b64key()
+    settings = load_settings({"XINYI_INSTANCE_PATH": str(tmp_path / "i"),
+                              "XINYI_BLIND_INDEX_KEY": explicit})
+    assert settings.blind_index_key == base64.b64decode(explicit)
+
+
+def test_validate_refuses_settings_without_a_signing_key() -> None:
+    settings = Settings(data_keys={1: secrets.token_bytes(32)},
+                        blind_index_key=secrets.token_bytes(32))
+    with pytest.raises(ConfigError, match="XINYI_JWT_PRIVATE_KEY"):
+        settings.validate()
