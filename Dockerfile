@@ -11,6 +11,7 @@ FROM python:3.11-slim
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 XINYI_ENV=production \
     PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus
 RUN useradd --system --uid 10001 --home /app xinyi && mkdir -p /app /tmp/prometheus \
+    && chown xinyi /app \
     && chown xinyi /tmp/prometheus
 WORKDIR /app
 COPY --from=build /opt/venv /opt/venv

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +58,19 @@ def serve(host: str, port: int, workers: int) -> None:
         click.echo("SQLite is the single-process embedded database; using 1 worker", err=True)
         workers = 1
 
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker counts into files here so /metrics reports the whole server.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="xinyi-metrics-")
+
+    def _child_exit(_server: Any, worker: Any) -> None:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
     class _App(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
+            self.cfg.set("child_exit", _child_exit)
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
             self.cfg.set("worker_class", "gthread")
@@ -237,6 +250,33 @@ def scores_recompute() -> None:
     with deps.db.session() as session:
         count = recompute_all(session, now=now, today=china_today(now))
     click.echo(f"recomputed {count} scores in {time.perf_counter() - started:.1f} s")
+
+
+@main.command("import-records")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--provider", "provider_id", required=True, type=click.UUID,
+              help="The data provider's client id (as shown by /v1/admin/providers).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]),
+              help="Default: jsonl for .jsonl/.ndjson files, csv otherwise.")
+@click.option("--reject-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="CSV of rejected rows: line, ref, reason (never personal data).")
+@click.option("--batch-size", default=10_000, show_default=True, type=click.IntRange(1, 200_000))
+def import_records(file: Path, provider_id: Any, fmt: str | None, reject_file: Path | None,
+                   batch_size: int) -> None:
+    """Import a provider's records from CSV or JSON Lines (restartable; see records/importer)."""
+    from xinyi.deps import build_deps
+    from xinyi.errors import DomainError
+    from xinyi.records.importer import import_file
+
+    deps = build_deps(_settings())
+    try:
+        summary = import_file(deps, provider_id, file, fmt=fmt, reject_path=reject_file,
+                              batch_size=batch_size)
+    except DomainError as exc:
+        raise click.ClickException(exc.detail) from None
+    click.echo(summary.describe())
+    if summary.rejected and reject_file is None:
+        click.echo("rejected rows were not written anywhere: pass --reject-file", err=True)
 
 
 @main.command()

@@ -16,12 +16,14 @@ from pythonjsonlogger.json import JsonFormatter
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 SENSITIVE = [
-    (re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])"), "[id-number]"),
-    (re.compile(r"(?<!\d)(?:\+?86)?1[3-9]\d{9}(?!\d)"), "[phone]"),
+    # Token-shaped secrets first: a digit run inside one must not be cut out as a phone number
+    # first, which would leave the rest of the secret in the clear.
     (re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]*"), "[jwt]"),
     (re.compile(r"xy[kr]_[\w-]+"), "[secret]"),
     (re.compile(r"whsec_[\w+/=]+"), "[secret]"),
     (re.compile(r"XY1:[\w.-]+"), "[credential]"),
+    (re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])"), "[id-number]"),
+    (re.compile(r"(?<!\d)(?:\+?86)?1[3-9]\d{9}(?!\d)"), "[phone]"),
 ]
 
 

@@ -27,7 +27,11 @@ ACCESS_ATTR = "_xinyi_access"
 
 
 class _Parser(FlaskParser):
-    """JSON nested too deeply for the decoder is malformed input (400), not a 500."""
+    """JSON nested too deeply for the decoder is malformed input (400), not a 500; unknown
+    query parameters are an error like unknown body fields (the schema's ``unknown``)."""
+
+    DEFAULT_UNKNOWN_BY_LOCATION: dict[str, str | None] = {  # noqa: RUF012 - webargs API
+        **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": None, "querystring": None}
 
     def _raw_load_json(self, req: flask.Request) -> Any:
         try:

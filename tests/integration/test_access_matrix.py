@@ -50,13 +50,29 @@ MATRIX: dict[str, str | frozenset[str]] = {
     "POST /v1/auth/login": PUBLIC,
     "POST /v1/auth/refresh": PUBLIC,
     "POST /v1/auth/logout": frozenset({"citizen"}) | STAFF,
-    # Public reference data.
+    # Public reference data and the credential verification key.
     "GET /v1/catalog": PUBLIC,
     "GET /v1/benefits": PUBLIC,
+    "GET /.well-known/jwks.json": PUBLIC,
     # The citizen's own data.
     "GET /v1/me": frozenset({"citizen"}),
     "GET /v1/me/credit": frozenset({"citizen"}),
     "GET /v1/me/records": frozenset({"citizen"}),
+    "GET /v1/me/queries": frozenset({"citizen"}),
+    "POST /v1/me/credentials": frozenset({"citizen"}),
+    "GET /v1/me/credentials/<string:credential_id>/qr.png": frozenset({"citizen"}),
+    "GET /v1/me/credentials/<string:credential_id>/qr.svg": frozenset({"citizen"}),
+    "GET /v1/me/consents": frozenset({"citizen"}),
+    "POST /v1/me/consents": frozenset({"citizen"}),
+    "POST /v1/me/consents/<uuid:consent_id>/revoke": frozenset({"citizen"}),
+    "GET /v1/me/consent-requests": frozenset({"citizen"}),
+    "POST /v1/me/consent-requests/<uuid:request_id>/approve": frozenset({"citizen"}),
+    "POST /v1/me/consent-requests/<uuid:request_id>/deny": frozenset({"citizen"}),
+    # Partners: verification, consent requests and consented reports.
+    "POST /v1/partner/verifications": frozenset({"partner"}),
+    "POST /v1/partner/consent-requests": frozenset({"partner"}),
+    "GET /v1/partner/consent-requests/<uuid:request_id>": frozenset({"partner"}),
+    "GET /v1/partner/reports/<string:subject>": frozenset({"partner"}),
     # Data providers.
     "POST /v1/provider/records:batch": frozenset({"provider"}),
     "GET /v1/provider/records/<uuid:record_id>": frozenset({"provider"}),

@@ -288,3 +288,17 @@ def test_rotated_key_keeps_verifying_until_its_credentials_expire(
     assert len(kids) == 2
     assert verify(client, library, old["qr_payload"]).status_code == 200
     assert verify(client, library, new["qr_payload"]).status_code == 200
+
+
+def test_partner_sdk_verifies_a_real_credential_offline(app: Flask, client: FlaskClient) -> None:
+    from xinyi_partner import CredentialError, SeenJtiCache, verify_offline
+
+    me = citizen(client)
+    [cred] = issue(client, me)
+    jwks_doc = client.get("/.well-known/jwks.json").get_json()
+    seen = SeenJtiCache()
+    verified = verify_offline(cred["qr_payload"], jwks_doc, seen=seen, issuer="xy")
+    assert verified.tier == "A" and "lb" in verified.benefits
+    with pytest.raises(CredentialError) as used:
+        verify_offline(cred["qr_payload"], jwks_doc, seen=seen, issuer="xy")
+    assert used.value.code == "credential_used"

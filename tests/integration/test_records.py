@@ -265,3 +265,12 @@ def test_statistics_count_coverage_and_domains(app: Flask, client: FlaskClient) 
     assert stats["citizens_covered"] == 2
     assert sum(r["records"] for r in stats["records_by_domain_and_severity"]) == 2
     assert isinstance(stats["queries_per_day"], list)
+
+
+def test_unknown_query_parameters_are_refused(app: Flask, client: FlaskClient) -> None:
+    citizen = register_citizen(client)
+    me = bearer(login(client, citizen["phone"])["access_token"])
+    resp = client.get("/v1/me/records?archived=true&page_sise=5", headers=me)
+    assert resp.status_code == 422
+    assert resp.get_json()["errors"][0] == {"field": "page_sise", "location": "query",
+                                            "messages": ["Unknown field."]}

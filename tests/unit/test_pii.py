@@ -245,9 +245,9 @@ def test_blind_index_is_deterministic_keyed_and_kind_separated() -> None:
 def test_redact_removes_identifiers_tokens_and_secrets() -> None:
     number, x_number, phone = valid_id_number(), id_ending_in_x(), random_phone()
     jwt_like = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"
-    secrets_ = ["xyk_0123456789abcdef_" + secrets.token_urlsafe(32),
-                "xyr_" + secrets.token_urlsafe(32), "whsec_" + secrets.token_hex(16),
-                "XY1:" + secrets.token_urlsafe(40)]
+    secrets_ = ["xyk_0123456789abcdef_QmFzZTY0LXNlY3JldC1rZXktdmFsdWU",
+                "xyr_UmVmcmVzaC10b2tlbi12YWx1ZS1oZXJl", "whsec_V2ViaG9vay1zZWNyZXQ=",
+                "XY1:Q3JlZGVudGlhbC1ib2R5.c2lnbmF0dXJl"]
     SENSITIVE_VALUES.update([jwt_like, *secrets_])
     text = (f"id={number} idx={x_number.lower()} phone={phone} intl=+86{phone} "
             f"bearer {jwt_like} " + " ".join(secrets_))
@@ -257,6 +257,17 @@ def test_redact_removes_identifiers_tokens_and_secrets() -> None:
     assert out.count("[id-number]") == 2
     assert out.count("[phone]") == 2
     assert "[jwt]" in out and out.count("[secret]") == 3 and "[credential]" in out
+
+
+@pytest.mark.parametrize("prefix", ["xyk_0123456789abcdef_", "xyr_", "whsec_", "XY1:"])
+def test_redact_removes_a_secret_whole_even_with_digit_runs_inside(prefix: str) -> None:
+    # Digit runs that look like a phone or ID number inside a secret must not split it.
+    for inner in ("13812345678", "110101199003071234"):
+        secret = f"{prefix}ab{inner}cdTAIL"
+        SENSITIVE_VALUES.add(secret)
+        out = redact(f"token {secret} end")
+        assert "TAIL" not in out and inner not in out, out
+        assert out.startswith("token [") and out.endswith("] end")
 
 
 def test_redact_leaves_ordinary_text_and_ids_alone() -> None:

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Integer, and_, case, delete, func, insert, literal, select
+from sqlalchemy import Integer, Select, and_, case, delete, func, insert, literal, select
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from xinyi.dbutil import upsert
+from xinyi.dbutil import insert_for, upsert
 from xinyi.records.models import CatalogueItem, CreditRecord, Subject
 from xinyi.scoring import rules
 from xinyi.scoring.models import BenefitRuleRow, CreditScore
@@ -67,6 +69,34 @@ def recompute_all(session: Session, *, now: datetime, today: date) -> int:
     written = session.scalar(select(func.count()).select_from(CreditScore)) or 0
     session.commit()
     return int(written)
+
+
+def recompute_subjects(session: Session, bidxs: Sequence[bytes] | Select[Any], *,
+                       now: datetime, today: date) -> int:
+    """Set-based recompute of some subjects inside the caller's transaction (no commit).
+
+    One statement whatever their number; ``bidxs`` is a list of keys or a SELECT of one bidx
+    column (the importer passes its staging table). It sums the same records as
+    :func:`recompute_all` (a test holds them to it); returns the number of scores written.
+    """
+    chosen = (select(Subject.bidx.label("bidx"))
+              .where(Subject.bidx.in_(bidxs if isinstance(bidxs, Select) else list(bidxs)))
+              .subquery())
+    counted = and_(CreditRecord.subject_bidx == chosen.c.bidx, _counted(today))
+    score = _clamped(literal(rules.SCORE_BASE, Integer)
+                     + func.coalesce(func.sum(CreditRecord.points), 0))
+    rows = (select(chosen.c.bidx, score, _tier(score),
+                   literal(now, CreditScore.computed_at.type))
+            .select_from(chosen).outerjoin(CreditRecord, counted)
+            .group_by(chosen.c.bidx))
+    stmt: Any = insert_for(session, CreditScore.__table__)  # type: ignore[arg-type]
+    stmt = stmt.from_select(["subject_bidx", "score", "tier", "computed_at"], rows)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["subject_bidx"],
+        set_={c: stmt.excluded[c] for c in ("score", "tier", "computed_at")})
+    result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+        stmt, execution_options={"preserve_rowcount": True})
+    return int(result.rowcount)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,745 @@
+"""HTTP benchmark of the authorised paths: verification, credential issuance and QR rendering.
+
+    .venv/bin/python scripts/bench_http.py [--seconds 15] [--warmup 3] [--connections 32]
+
+Needs PostgreSQL (trust auth, user postgres) at 127.0.0.1:5432 and Redis at 127.0.0.1:6379.
+It drops and recreates the database ``xinyi_bench_http``, flushes Redis db 11, migrates,
+creates an operator with ``xinyi staff create``, serves ``xinyi serve --workers 2`` on a free
+loopback port, and then, over HTTP only: creates a library partner, registers and logs in a few
+citizens, and measures, with one load generator for every endpoint (wrk if installed —
+``apt-get install -y wrk`` — otherwise a Python multiprocessing keep-alive generator):
+
+* ``GET /healthz``                              (the server's floor)
+* ``POST /v1/partner/verifications``            (a different credential every request)
+* ``POST /v1/me/credentials`` with count 1
+* ``GET /v1/me/credentials/{id}/qr.png``
+
+Each endpoint gets a warm-up run and then a fixed-duration measured run. Credentials are
+valid for 120 s from issue (plus 5 s leeway online), and a batch of ``count: 15`` has
+*consecutive* windows (only the first one is valid now), so the verification run is fed with
+``count: 1`` credentials issued just before it, sized from the warm-up's rate and used oldest
+first. It prints a table and exits 1 when a measured run had errors (non-2xx, socket errors,
+or a verification run that ran out of distinct credentials), 0 otherwise; the targets of
+issue 4 are printed as met/missed but do not change the exit status.
+
+``--profile DIR`` additionally records each gunicorn worker with py-spy (if installed) during
+separate, unreported runs of the verification and issuance endpoints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import contextlib
+import http.client
+import json
+import math
+import multiprocessing as mp
+import os
+import platform
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+LUA = ROOT / "scripts" / "bench_http.lua"
+PASSWORD = "bench-password-42"
+BENEFIT = "library.deposit_free"
+CREDENTIAL_TTL = 120  # seconds, tokens.MAX_TTL_SECONDS; the server allows 5 s leeway
+# Login is limited to 30 per 5 minutes per client address (all of ours are 127.0.0.1). More
+# citizens need the server to trust one proxy hop, so each login can name its own address.
+MAX_CITIZENS_ONE_ADDRESS = 24
+MAX_CITIZENS = 1000
+TARGETS = {"ratio": 0.40, "verify_p99_ms": 30.0, "issue_rps": 1000.0, "qr_rps": 80.0}
+
+
+# ----------------------------------------------------------------------------- plumbing
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def xinyi_exe() -> str:
+    beside = Path(sys.executable).parent / "xinyi"
+    found = str(beside) if beside.exists() else shutil.which("xinyi")
+    if not found:
+        sys.exit("the xinyi command is not installed: run scripts/test or scripts/run once "
+                 "and use .venv/bin/python")
+    return found
+
+
+class Client:
+    """A keep-alive JSON client for the setup steps."""
+
+    def __init__(self, port: int) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def call(self, method: str, path: str, body: Any = None, token: str | None = None,
+             expect: int = 200, headers: dict[str, str] | None = None) -> Any:
+        headers = dict(headers or {})
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        data = json.dumps(body).encode() if body is not None else None
+        self.conn.request(method, path, body=data, headers=headers)
+        resp = self.conn.getresponse()
+        raw = resp.read()
+        if resp.status != expect:
+            raise RuntimeError(f"{method} {path}: {resp.status} {raw[:300]!r}")
+        ctype = resp.getheader("Content-Type", "")
+        return json.loads(raw) if raw and "json" in ctype else raw
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def valid_id_number(n: int) -> str:
+    from stdnum.cn import ric
+
+    body = f"110101{1960 + n % 40:04d}{1 + n % 12:02d}{1 + n % 28:02d}{n % 1000:03d}"
+    return body + ric.calc_check_digit(body + "0")
+
+
+# ----------------------------------------------------------------------------- CPU accounting
+
+
+def _proc_ticks(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _machine_busy() -> float:
+    """CPU seconds the whole machine has been busy (all cores), from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_snapshot(server_pid: int, database: str) -> dict[str, float]:
+    """CPU seconds so far of the server tree, PostgreSQL (our database's backends and the
+    shared background processes, not other databases' backends), redis-server, this script
+    and its finished children (the load generator), and the machine as a whole."""
+    tck = os.sysconf("SC_CLK_TCK")
+    server = [server_pid, *_children(server_pid)]
+    snap = {"server": sum(_proc_ticks(p) for p in server) / tck, "postgres": 0.0,
+            "redis": 0.0}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            pid = int(entry.name)
+            comm = _comm(pid)
+            if comm == "postgres":
+                cmd = _cmdline(pid)
+                is_backend = "127.0.0.1(" in cmd or "[local]" in cmd
+                if not is_backend or f" {database} " in cmd:
+                    snap["postgres"] += _proc_ticks(pid) / tck
+            elif comm == "redis-server":
+                snap["redis"] += _proc_ticks(pid) / tck
+    ru = os.times()
+    snap["generator"] = ru.children_user + ru.children_system + ru.user + ru.system
+    snap["machine"] = _machine_busy()
+    return snap
+
+
+def cpu_delta(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
+    d = {k: b[k] - a[k] for k in a}
+    # Everything else on the machine (other people's tests, other databases' backends).
+    d["other"] = max(0.0, d.pop("machine") - d["server"] - d["postgres"] - d["redis"]
+                     - d["generator"])
+    return d
+
+
+# ----------------------------------------------------------------------------- load generators
+
+
+@dataclass
+class Result:
+    name: str
+    requests: int
+    seconds: float
+    non2xx: int
+    socket_errors: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    exhausted: bool = False
+    cpu: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def errors(self) -> int:
+        return self.non2xx + self.socket_errors + (1 if self.exhausted else 0)
+
+
+@dataclass
+class Load:
+    """What to send: one static request, a cycle of GETs, or one credential per request."""
+
+    mode: str  # static | list | verify
+    path: str = "/healthz"
+    method: str = "GET"
+    auth: str | None = None
+    body: str | None = None
+    items: list[str] = field(default_factory=list)  # list: "path\tauth"; verify: payloads
+
+
+def run_wrk(load: Load, port: int, seconds: float, connections: int, threads: int,
+            workdir: Path) -> dict[str, Any]:
+    env = dict(os.environ, BENCH_MODE=load.mode, BENCH_THREADS=str(threads),
+               BENCH_PATH=load.path, BENCH_METHOD=load.method, BENCH_BENEFIT=BENEFIT)
+    if load.auth:
+        env["BENCH_AUTH"] = load.auth
+    if load.body:
+        env["BENCH_BODY"] = load.body
+    if load.items:
+        items_file = workdir / f"items-{load.mode}-{time.monotonic_ns()}.txt"
+        items_file.write_text("\n".join(load.items) + "\n")
+        env["BENCH_FILE"] = str(items_file)
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
+           "--timeout", "10s", "-s", str(LUA), f"http://127.0.0.1:{port}"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True,
+                          timeout=seconds + 60, check=False)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH_JSON ")), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stdout}\n{proc.stderr}")
+    raw: dict[str, Any] = json.loads(line.removeprefix("BENCH_JSON "))
+    return {
+        "requests": raw["requests"], "seconds": raw["duration_us"] / 1e6,
+        "non2xx": raw["status"], "socket_errors": raw["connect"] + raw["read"] + raw["write"]
+        + raw["timeout"], "p50_ms": raw["p50_us"] / 1e3, "p90_ms": raw["p90_us"] / 1e3,
+        "p99_ms": raw["p99_us"] / 1e3, "max_ms": raw["max_us"] / 1e3,
+        "exhausted": raw["exhausted_threads"] > 0,
+    }
+
+
+def _py_connection(port: int, reqs: list[tuple[str, str, dict[str, str], bytes | None]],
+                   deadline: float, wrap_is_error: bool, out: dict[str, Any]) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    lat: list[float] = out["lat"]
+    i = 0
+    while True:
+        now = time.perf_counter()
+        if now >= deadline:
+            break
+        if i == len(reqs):
+            i = 0
+            if wrap_is_error:
+                out["exhausted"] = True
+        method, path, headers, body = reqs[i]
+        i += 1
+        try:
+            conn.request(method, path, body=body, headers=headers)
+            resp = conn.getresponse()
+            resp.read()
+        except (OSError, http.client.HTTPException):
+            out["socket_errors"] += 1
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            continue
+        lat.append(time.perf_counter() - now)
+        if not 200 <= resp.status < 400:
+            out["non2xx"] += 1
+    conn.close()
+
+
+def _py_process(port: int, per_conn: list[list[tuple[str, str, dict[str, str], bytes | None]]],
+                start_at: float, seconds: float, wrap_is_error: bool) -> dict[str, Any]:
+    # Every process starts at the same wall-clock instant and stops `seconds` later.
+    time.sleep(max(0.0, start_at - time.time()))
+    deadline = time.perf_counter() + seconds
+    outs = [{"lat": [], "non2xx": 0, "socket_errors": 0, "exhausted": False}
+            for _ in per_conn]
+    workers = [threading.Thread(target=_py_connection, args=(port, reqs, deadline,
+                                                             wrap_is_error, out))
+               for reqs, out in zip(per_conn, outs, strict=True)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return {"lat": [x for o in outs for x in o["lat"]],
+            "non2xx": sum(o["non2xx"] for o in outs),
+            "socket_errors": sum(o["socket_errors"] for o in outs),
+            "exhausted": any(o["exhausted"] for o in outs)}
+
+
+def run_python(load: Load, port: int, seconds: float, connections: int,
+               processes: int) -> dict[str, Any]:
+    """Fallback generator: `processes` processes × keep-alive connections as threads."""
+    json_headers = {"Content-Type": "application/json"}
+    per_conn: list[list[tuple[str, str, dict[str, str], bytes | None]]] = []
+    for c in range(connections):
+        if load.mode == "static":
+            headers = dict(json_headers if load.body else {})
+            if load.auth:
+                headers["Authorization"] = load.auth
+            per_conn.append([(load.method, load.path, headers,
+                              load.body.encode() if load.body else None)])
+        elif load.mode == "list":
+            rows = [item.split("\t", 1) for item in load.items]
+            rows = rows[c % len(rows):] + rows[:c % len(rows)]
+            per_conn.append([("GET", p, {"Authorization": a}, None) for p, a in rows])
+        else:
+            per_conn.append([
+                ("POST", load.path, {**json_headers, "Authorization": load.auth or ""},
+                 json.dumps({"credential": cred, "benefit": BENEFIT}).encode())
+                for cred in load.items[c::connections]])
+    groups = [per_conn[p::processes] for p in range(processes)]
+    start_at = time.time() + 1.0
+    with cf.ProcessPoolExecutor(processes, mp_context=mp.get_context("fork")) as pool:
+        futures = [pool.submit(_py_process, port, g, start_at, seconds, load.mode == "verify")
+                   for g in groups if g]
+        parts = [f.result(timeout=seconds + 60) for f in futures]
+    lat = sorted(x for p in parts for x in p["lat"])
+
+    def pct(q: float) -> float:
+        return lat[min(len(lat) - 1, math.ceil(q * len(lat)) - 1)] * 1e3 if lat else 0.0
+
+    return {"requests": len(lat), "seconds": seconds,
+            "non2xx": sum(p["non2xx"] for p in parts),
+            "socket_errors": sum(p["socket_errors"] for p in parts),
+            "p50_ms": pct(0.50), "p90_ms": pct(0.90), "p99_ms": pct(0.99),
+            "max_ms": lat[-1] * 1e3 if lat else 0.0,
+            "exhausted": any(p["exhausted"] for p in parts)}
+
+
+# ----------------------------------------------------------------------------- pre-issuing
+
+
+def _issue_worker(port: int, tokens: list[str], count: int, seed: int) -> list[tuple[float, str]]:
+    client = Client(port)
+    out: list[tuple[float, str]] = []
+    try:
+        for k in range(count):
+            token = tokens[(seed + k) % len(tokens)]
+            items = client.call("POST", "/v1/me/credentials", {"count": 1}, token, expect=201)
+            out.append((time.time(), items["items"][0]["qr_payload"]))
+    finally:
+        client.close()
+    return out
+
+
+def pre_issue(port: int, tokens: list[str], total: int, parallel: int) -> tuple[list[str], float]:
+    """`total` credentials (count 1, so each is valid now), oldest first; and the time taken."""
+    started = time.time()
+    share = [total // parallel + (1 if p < total % parallel else 0) for p in range(parallel)]
+    with cf.ProcessPoolExecutor(parallel, mp_context=mp.get_context("fork")) as pool:
+        futures = [pool.submit(_issue_worker, port, tokens, n, p * 7)
+                   for p, n in enumerate(share) if n]
+        issued = [x for f in futures for x in f.result(timeout=CREDENTIAL_TTL)]
+    issued.sort()
+    # Interleave citizens: consecutive requests hit different subjects' access-log chains
+    # (sorted by time they already alternate, since each worker cycles the citizens).
+    return [payload for _, payload in issued], time.time() - started
+
+
+# ----------------------------------------------------------------------------- the bench
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.tmp = Path(tempfile.mkdtemp(prefix="xinyi-bench-http-"))
+        self.server: subprocess.Popen[bytes] | None = None
+        self.port = args.port or free_port()
+        self.db_url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{args.database}"
+        self.redis_url = f"redis://127.0.0.1:6379/{args.redis_db}"
+        self.env = dict(
+            os.environ, XINYI_ENV="development", XINYI_INSTANCE_PATH=str(self.tmp / "instance"),
+            XINYI_DATABASE_URL=self.db_url, XINYI_REDIS_URL=self.redis_url)
+        self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        self.proxied_logins = args.citizens > MAX_CITIZENS_ONE_ADDRESS
+        if self.proxied_logins:
+            self.env["XINYI_TRUST_PROXY_HOPS"] = "1"
+        use_wrk = args.generator == "wrk" or (args.generator == "auto" and shutil.which("wrk"))
+        if args.generator == "wrk" and not shutil.which("wrk"):
+            sys.exit("wrk is not installed: apt-get install -y wrk")
+        if not use_wrk and args.generator == "auto":
+            log("wrk not found (apt-get install -y wrk); using the Python generator for "
+                "every endpoint")
+        self.generator = "wrk" if use_wrk else "python"
+        self.results: list[Result] = []
+
+    # -- lifecycle
+
+    def prepare_stores(self) -> None:
+        import psycopg
+        import redis
+
+        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres",
+                             autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.args.database}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{self.args.database}"')
+        r = redis.Redis.from_url(self.redis_url)
+        r.flushdb()
+        r.close()
+        subprocess.run([xinyi_exe(), "db", "upgrade"], env=self.env, check=True,
+                       capture_output=True)
+        self.operator_phone = f"139{random.randrange(10**8):08d}"
+        subprocess.run([xinyi_exe(), "staff", "create", "--phone", self.operator_phone,
+                        "--password", PASSWORD, "--role", "operator"], env=self.env,
+                       check=True, capture_output=True)
+
+    def start_server(self) -> None:
+        self.server_log = open(self.tmp / "server.log", "wb")  # noqa: SIM115
+        self.server = subprocess.Popen(
+            [xinyi_exe(), "serve", "--host", "127.0.0.1", "--port", str(self.port),
+             "--workers", "2"],
+            env=self.env, stdout=self.server_log, stderr=subprocess.STDOUT,
+            start_new_session=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.server.poll() is not None:
+                raise RuntimeError(f"server exited; see {self.tmp / 'server.log'}")
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                conn.request("GET", "/readyz")
+                if conn.getresponse().status == 200:
+                    conn.close()
+                    return
+                conn.close()
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("server not ready within 60 s")
+
+    def stop_server(self) -> None:
+        if self.server is None or self.server.poll() is not None:
+            return
+        os.killpg(self.server.pid, signal.SIGTERM)
+        try:
+            self.server.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.server.pid, signal.SIGKILL)
+            self.server.wait(5)
+
+    def worker_pids(self) -> list[int]:
+        assert self.server is not None
+        return _children(self.server.pid)
+
+    # -- HTTP setup
+
+    def setup_principals(self) -> None:
+        c = Client(self.port)
+        op = c.call("POST", "/v1/auth/login", {"phone": self.operator_phone,
+                                                "password": PASSWORD})["access_token"]
+        created = c.call("POST", "/v1/admin/partners", {"name": "性能测试图书馆",
+                                                        "kind": "library"}, op, expect=201)
+        self.api_key = created["api_key"]["api_key"]
+        c.close()
+        n = self.args.citizens
+        base = random.randrange(10**8 - n)
+        people = [{"phone": f"138{base + k:08d}", "password": PASSWORD, "name": "性能测试",
+                   "id_number": valid_id_number(base + k)} for k in range(n)]
+
+        def register_and_login(person: dict[str, str]) -> str:
+            cl = Client(self.port)
+            k = int(person["phone"]) - 13800000000 - base
+            forwarded = ({"X-Forwarded-For": f"10.{k >> 16 & 255}.{k >> 8 & 255}.{k & 255}"}
+                         if self.proxied_logins else {})
+            try:
+                cl.call("POST", "/v1/auth/register", person, expect=201)
+                token: str = cl.call("POST", "/v1/auth/login", {
+                    "phone": person["phone"], "password": PASSWORD},
+                    headers=forwarded)["access_token"]
+                return token
+            finally:
+                cl.close()
+
+        with cf.ThreadPoolExecutor(8) as pool:
+            self.tokens = list(pool.map(register_and_login, people))
+
+    # -- measuring
+
+    def measure(self, name: str, load: Load, *, seconds: float | None = None,
+                warmup: bool = False) -> Result:
+        secs = seconds if seconds is not None else self.args.seconds
+        before = cpu_snapshot(self.server.pid if self.server else 0, self.args.database)
+        if self.generator == "wrk":
+            raw = run_wrk(load, self.port, secs, self.args.connections, self.args.threads,
+                          self.tmp)
+        else:
+            raw = run_python(load, self.port, secs, self.args.connections,
+                             self.args.py_processes)
+        after = cpu_snapshot(self.server.pid if self.server else 0, self.args.database)
+        res = Result(name=name, cpu=cpu_delta(before, after), **raw)
+        kind = "warm-up" if warmup else "measured"
+        log(f"{kind:8} {name}: {res.rps:,.0f} req/s, p50 {res.p50_ms:.1f} ms, "
+            f"p99 {res.p99_ms:.1f} ms, non-2xx {res.non2xx}, socket errors "
+            f"{res.socket_errors}{', RAN OUT OF CREDENTIALS' if res.exhausted else ''}")
+        return res
+
+    def bench_static(self, name: str, load: Load) -> Result:
+        self.measure(name, load, seconds=self.args.warmup, warmup=True)
+        res = self.measure(name, load)
+        self.results.append(res)
+        return res
+
+    def bench_verification(self, healthz_rps: float, issue_rps: float) -> Result:
+        name = "POST /v1/partner/verifications"
+        auth = f"Bearer {self.api_key}"
+        # Pre-issuing runs at about the measured issuance rate; keep the oldest credential of
+        # a batch well inside its 120 s window at the end of the run it feeds.
+        budget = max(5.0, CREDENTIAL_TTL - self.args.seconds - 20)
+        cap = int(max(issue_rps, 50) * budget)
+        # Warm-up: enough for 5× the issuance rate (or the healthz rate, an upper bound, if
+        # lower). Should the warm-up run out, the measured run is sized from healthz instead.
+        n_warm = int(min(max(500, healthz_rps * self.args.warmup * 1.1), cap,
+                         issue_rps * self.args.warmup * 5 + 500))
+        creds, took = pre_issue(self.port, self.tokens, n_warm, self.args.issue_parallel)
+        log(f"pre-issued {len(creds)} credentials for the warm-up in {took:.1f} s")
+        warm = self.measure(name, Load("verify", path="/v1/partner/verifications",
+                                       method="POST", auth=auth, items=creds),
+                            seconds=self.args.warmup, warmup=True)
+        estimate = warm.rps if not warm.exhausted and warm.errors == 0 else healthz_rps
+        n_run = int(estimate * self.args.seconds * 1.35) + 50 * self.args.connections
+        if n_run > cap:
+            log(f"only {cap} credentials fit the validity window at {issue_rps:,.0f} issues/s; "
+                "the run may run out (reported as an error)")
+            n_run = cap
+        creds, took = pre_issue(self.port, self.tokens, n_run, self.args.issue_parallel)
+        oldest_age_at_end = took + self.args.seconds + 2
+        log(f"pre-issued {len(creds)} credentials in {took:.1f} s "
+            f"({len(creds) / took:,.0f}/s over HTTP); the oldest will be "
+            f"~{oldest_age_at_end:.0f} s old at the end of the run (valid {CREDENTIAL_TTL} s)")
+        if oldest_age_at_end > CREDENTIAL_TTL:
+            log("WARNING: some credentials may expire during the run (422 errors); "
+                "use fewer --seconds")
+        self.verify_sent_ok = warm.requests - warm.non2xx
+        res = self.measure(name, Load("verify", path="/v1/partner/verifications",
+                                      method="POST", auth=auth, items=creds))
+        self.verify_sent_ok += res.requests - res.non2xx
+        self.results.append(res)
+        return res
+
+    def issue_load(self) -> Load:
+        return Load("static", path="/v1/me/credentials", method="POST", body='{"count": 1}',
+                    auth=f"Bearer {self.tokens[0]}")
+
+    def qr_items(self) -> list[str]:
+        """15 live credentials (windows up to 30 min ahead) for each of up to 4 citizens."""
+        c = Client(self.port)
+        items = []
+        for token in self.tokens[:4]:
+            got = c.call("POST", "/v1/me/credentials", {"count": 15}, token, expect=201)
+            items += [f"/v1/me/credentials/{i['id']}/qr.png\tBearer {token}"
+                      for i in got["items"]]
+        c.close()
+        random.Random(4).shuffle(items)
+        return items
+
+    def durable_check(self) -> dict[str, int]:
+        import psycopg
+
+        url = self.db_url.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(url) as conn:
+            verifications = conn.execute("SELECT count(*) FROM verifications").fetchone()
+            logged = conn.execute(
+                "SELECT count(*) FROM access_log WHERE action = 'verification'").fetchone()
+        return {"verifications": int(verifications[0]) if verifications else -1,
+                "access_log": int(logged[0]) if logged else -1}
+
+    def profile(self, out_dir: Path) -> None:
+        pyspy = shutil.which("py-spy") or ("/tmp/pyspy/bin/py-spy"
+                                           if Path("/tmp/pyspy/bin/py-spy").exists() else None)
+        if not pyspy:
+            log("py-spy not found: skipping --profile")
+            return
+        out_dir.mkdir(parents=True, exist_ok=True)
+        secs = self.args.seconds
+
+        def record(tag: str) -> list[subprocess.Popen[bytes]]:
+            return [subprocess.Popen(
+                [pyspy, "record", "--pid", str(pid), "--duration", str(round(secs)),
+                 "--rate", "200", "--format", "raw", "--nonblocking",
+                 "--output", str(out_dir / f"{tag}-worker{k}.txt")],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                for k, pid in enumerate(self.worker_pids())]
+
+        healthz = next(r.rps for r in self.results if r.name == "GET /healthz")
+        verify = next(r.rps for r in self.results if r.name.startswith("POST /v1/partner"))
+        issue = next(r.rps for r in self.results if r.name.startswith("POST /v1/me"))
+        n = min(int(verify * secs * 1.35) + 1600, int(issue * (CREDENTIAL_TTL - secs - 20)))
+        creds, _ = pre_issue(self.port, self.tokens, n, self.args.issue_parallel)
+        procs = record("verification")
+        self.measure("profiled verification", Load(
+            "verify", path="/v1/partner/verifications", method="POST",
+            auth=f"Bearer {self.api_key}", items=creds))
+        for p in procs:
+            p.wait(secs + 30)
+        procs = record("issuance")
+        self.measure("profiled issuance", self.issue_load())
+        for p in procs:
+            p.wait(secs + 30)
+        log(f"py-spy raw stacks in {out_dir} (healthz was {healthz:,.0f}/s unprofiled)")
+
+    def run(self) -> int:
+        a = self.args
+        log(f"generator {self.generator}, {a.connections} connections, {a.warmup:g} s warm-up + "
+            f"{a.seconds:g} s per endpoint; temp dir {self.tmp}")
+        self.prepare_stores()
+        self.start_server()
+        log(f"server on 127.0.0.1:{self.port}, workers {self.worker_pids()}")
+        self.setup_principals()
+        log(f"partner and {len(self.tokens)} citizens ready")
+
+        healthz = self.bench_static("GET /healthz", Load("static", path="/healthz"))
+        issue = self.bench_static("POST /v1/me/credentials (count 1)", self.issue_load())
+        verify = self.bench_verification(healthz.rps, issue.rps)
+        qr = self.bench_static("GET /v1/me/credentials/{id}/qr.png",
+                               Load("list", items=self.qr_items()))
+        durable = self.durable_check()
+        if a.profile:
+            self.profile(Path(a.profile))
+        self.report(healthz, verify, issue, qr, durable)
+        failed = [r.name for r in self.results if r.errors]
+        if durable["verifications"] < self.verify_sent_ok or \
+                durable["access_log"] != durable["verifications"]:
+            failed.append("durable access log check")
+        if failed:
+            print(f"\nFAILED: errors in {', '.join(failed)}")
+            return 1
+        return 0
+
+    def report(self, healthz: Result, verify: Result, issue: Result, qr: Result,
+               durable: dict[str, int]) -> None:
+        a = self.args
+        cpu_model = next((ln.split(":", 1)[1].strip() for ln in
+                          Path("/proc/cpuinfo").read_text().splitlines()
+                          if ln.startswith("model name")), platform.processor())
+        print()
+        print(f"xinyi+ HTTP bench — {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs "
+              f"({cpu_model}), Python {platform.python_version()}, generator {self.generator} "
+              f"(-t{a.threads} -c{a.connections}), gunicorn gthread 2 workers × 4 threads, "
+              f"{a.seconds:g} s per endpoint after {a.warmup:g} s warm-up")
+        print()
+        head = (f"| {'endpoint':<36} | {'req/s':>8} | {'p50 ms':>7} | {'p99 ms':>7} | "
+                f"{'requests':>8} | {'non-2xx':>7} | {'sock err':>8} | "
+                f"{'CPU ms/req: server / pg / redis / wrk':>38} | {'other cores':>11} |")
+        print(head)
+        print("|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|")
+        order = ["GET /healthz", "POST /v1/partner", "POST /v1/me", "GET /v1/me"]
+        for r in sorted(self.results, key=lambda r: next(
+                (i for i, o in enumerate(order) if r.name.startswith(o)), 9)):
+            k = 1000 / r.requests if r.requests else 0.0
+            cpu = " / ".join(f"{r.cpu.get(x, 0) * k:.2f}"
+                             for x in ("server", "postgres", "redis", "generator"))
+            other = r.cpu.get("other", 0) / r.seconds if r.seconds else 0.0
+            print(f"| {r.name:<36} | {r.rps:>8,.0f} | {r.p50_ms:>7.1f} | {r.p99_ms:>7.1f} | "
+                  f"{r.requests:>8} | {r.non2xx:>7} | {r.socket_errors:>8} | {cpu:>38} | "
+                  f"{other:>11.2f} |")
+        ratio = verify.rps / healthz.rps if healthz.rps else 0.0
+        print("(CPU per request is CPU seconds over the run / requests; 'other cores' is the "
+              "rest of the machine's busy CPU during the run: other processes, other databases)")
+        print()
+        print(f"verification / healthz = {ratio:.2f}")
+        print(f"durable check: {durable['verifications']} verification rows and "
+              f"{durable['access_log']} access-log entries for {self.verify_sent_ok} "
+              f"2xx answers (warm-up + measured; the rows may exceed by in-flight requests)")
+
+        def verdict(ok: bool) -> str:
+            return "met" if ok else "MISSED"
+
+        t = TARGETS
+        print()
+        print(f"target verification ≥ {t['ratio']:.0%} of healthz: {ratio:.0%} — "
+              f"{verdict(ratio >= t['ratio'])}")
+        p99_ok = verify.p99_ms < t["verify_p99_ms"]
+        print(f"target verification p99 < {t['verify_p99_ms']:g} ms at {a.connections} "
+              f"connections: {verify.p99_ms:.1f} ms — {verdict(p99_ok)}")
+        print(f"target issuance ≥ {t['issue_rps']:,.0f}/s: {issue.rps:,.0f}/s — "
+              f"{verdict(issue.rps >= t['issue_rps'])}")
+        print(f"target QR PNG ≥ {t['qr_rps']:g}/s: {qr.rps:,.0f}/s — "
+              f"{verdict(qr.rps >= t['qr_rps'])}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=15.0, help="measured run per endpoint")
+    parser.add_argument("--warmup", type=float, default=3.0, help="warm-up run per endpoint")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--py-processes", type=int, default=4,
+                        help="processes of the Python generator")
+    parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument("--citizens", type=int, default=16, help=(
+        "citizens whose credentials are verified; more than "
+        f"{MAX_CITIZENS_ONE_ADDRESS} serves with XINYI_TRUST_PROXY_HOPS=1 so each login "
+        "can come from its own X-Forwarded-For address (the per-address login limit)"))
+    parser.add_argument("--issue-parallel", type=int, default=6,
+                        help="client processes pre-issuing credentials")
+    parser.add_argument("--database", default="xinyi_bench_http")
+    parser.add_argument("--redis-db", type=int, default=11)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--profile", metavar="DIR",
+                        help="also record the workers with py-spy (separate, unreported runs)")
+    parser.add_argument("--time-limit", type=float, default=900,
+                        help="abort after this many seconds")
+    args = parser.parse_args()
+    if not 1 <= args.citizens <= MAX_CITIZENS:
+        parser.error(f"--citizens must be 1 to {MAX_CITIZENS}")
+    if args.seconds + 30 > CREDENTIAL_TTL:
+        parser.error(f"--seconds must leave room in the {CREDENTIAL_TTL} s credential window")
+
+    bench = Bench(args)
+
+    def on_alarm(_sig: int, _frame: Any) -> None:
+        raise TimeoutError(f"time limit of {args.time_limit:g} s reached")
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(int(args.time_limit))
+    try:
+        return bench.run()
+    finally:
+        signal.alarm(0)
+        bench.stop_server()
+        if getattr(bench, "server_log", None):
+            bench.server_log.close()
+        shutil.rmtree(bench.tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""Benchmark ``xinyi import-records`` on PostgreSQL: rows per second and peak memory.
+
+    .venv/bin/python scripts/bench_import.py [--rows 1000000] [--people 200000] [--rerun]
+
+Generates a CSV of realistic valid rows (real region codes and check digits, ~1 in 5 people
+recurring five times, a mix of catalogue items including black- and red-list ones, some
+already past display) into a temporary directory, creates a fresh database (dropped first if it
+exists), migrates it, creates a provider, then runs the import in a subprocess and reports wall
+time, rows/s and the child's peak RSS. ``--rerun`` imports the same file a second time
+(restartability: nothing new is created). Never touches any other database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import date, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "backend"))
+
+from sqlalchemy import create_engine, text  # noqa: E402
+from stdnum.cn import ric  # noqa: E402
+from stdnum.exceptions import ValidationError  # noqa: E402
+
+# Real 6-digit region codes (districts of large cities); validity per birth year is checked.
+REGIONS = ["110101", "110102", "110105", "110106", "110108", "120101", "120103", "310101",
+           "310104", "310105", "310106", "310107", "310110", "320102", "320104", "330102",
+           "330105", "330106", "340102", "350102", "370102", "370202", "410102", "420102",
+           "420106", "430102", "440103", "440104", "440106", "440304", "440305", "500103",
+           "510104", "510107", "610102", "610103"]
+# (catalogue code, weight): mostly minor items, a few serious (black list) and red-list ones.
+ITEMS = [("traffic.violation_minor", 22), ("traffic.pedestrian_violation", 8),
+         ("utility.unpaid_bill", 8), ("library.overdue_default", 5), ("bike.default", 6),
+         ("transport.fare_evasion", 5), ("environment.waste_sorting", 4),
+         ("blood.donation", 8), ("charity.donation", 6), ("utility.on_time", 6),
+         ("traffic.safe_driver", 6), ("volunteer.star_rated", 4), ("commitment.broken", 3),
+         ("public_order.penalty", 2), ("court.dishonest_debtor", 1), ("telecom.fraud", 0.5),
+         ("volunteer.model", 1), ("redlist.moral_model", 0.5), ("tax.grade_a", 2)]
+SUMMARIES = ["{d}在{p}路口闯红灯，已处罚", "{d}水费逾期未缴，经催告仍未缴纳", "{d}在{p}献血400毫升",
+             "{d}向{p}慈善会捐款", "{d}借阅图书逾期未还（{p}分馆）", "{d}乘坐地铁{p}号线逃票",
+             "{d}未按规定分类投放生活垃圾（{p}社区）", "{d}法院认定为失信被执行人，案号（{p}）"]
+PLACES = ["人民", "解放", "中山", "建设", "和平", "胜利", "长江", "黄河", "1", "2", "3", "4"]
+OCCUPATIONS = ["teacher", "doctor", "nurse", "engineer", "accountant", "other"]
+
+
+def people(count: int, rng: random.Random) -> list[str]:
+    valid: dict[tuple[str, int], bool] = {}
+    out: list[str] = []
+    while len(out) < count:
+        region = rng.choice(REGIONS)
+        born = date(1950, 1, 1) + timedelta(days=rng.randrange(365 * 55))
+        key = (region, born.year)
+        if key not in valid:
+            try:
+                ric.get_birth_place(region + born.strftime("%Y%m%d") + "0000")
+                valid[key] = True
+            except ValidationError:
+                valid[key] = False
+        if not valid[key]:
+            continue
+        body = f"{region}{born:%Y%m%d}{rng.randrange(1000):03d}"
+        out.append(body + ric.calc_check_digit(body + "0"))
+    return out
+
+
+def generate(path: Path, rows: int, distinct: int, seed: int = 7) -> None:
+    rng = random.Random(seed)
+    ids = people(distinct, rng)
+    codes, weights = zip(*ITEMS, strict=True)
+    today = date.today()
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        out = csv.writer(fh)
+        out.writerow(["ref", "id_number", "catalogue_code", "occurred_at", "summary",
+                      "occupation"])
+        for n in range(rows):
+            occurred = today - timedelta(days=rng.randrange(1, 1100))
+            text_ = rng.choice(SUMMARIES).format(d=occurred.isoformat(), p=rng.choice(PLACES))
+            out.writerow([f"B{n:09d}", ids[n % distinct] if n < distinct else rng.choice(ids),
+                          rng.choices(codes, weights)[0], occurred.isoformat(), text_,
+                          rng.choice(OCCUPATIONS) if rng.random() < 0.2 else ""])
+
+
+def fresh_database(admin_url: str, name: str) -> str:
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    url = admin_url.rsplit("/", 1)[0] + "/" + name
+    from alembic import command
+
+    from xinyi.cli import alembic_config
+
+    command.upgrade(alembic_config(url), "head")
+    return url
+
+
+def create_provider(url: str) -> uuid.UUID:
+    provider = uuid.uuid4()
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO api_clients (id, type, name, created_at) "
+                          "VALUES (:id, 'provider', 'bench provider', now())"), {"id": provider})
+    engine.dispose()
+    return provider
+
+
+def run_import(env: dict[str, str], csv_path: Path, provider: uuid.UUID, workdir: Path,
+               batch: int) -> tuple[float, float, str]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [str(ROOT / ".venv/bin/xinyi"), "import-records", str(csv_path), "--provider",
+         str(provider), "--reject-file", str(workdir / "rejects.csv"), "--batch-size",
+         str(batch)], env=env, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - started
+    if proc.returncode:
+        sys.exit(f"import failed:\n{proc.stderr}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if peak <= before:
+        print("  (peak RSS not above an earlier child's: figure below is the earlier peak)")
+    return wall, peak / 1024, proc.stdout.strip()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--people", type=int, default=200_000)
+    parser.add_argument("--batch-size", type=int, default=10_000)
+    parser.add_argument("--database", default="xinyi_bench_import")
+    parser.add_argument("--admin-url", default=os.environ.get(
+        "XINYI_BENCH_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument("--rerun", action="store_true", help="import the same file again")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="xinyi-bench-import-") as tmp:
+        workdir = Path(tmp)
+        csv_path = workdir / "records.csv"
+        started = time.perf_counter()
+        generate(csv_path, args.rows, args.people)
+        size = csv_path.stat().st_size / 2**20
+        print(f"generated {args.rows:,} rows, {args.people:,} people, {size:.0f} MiB "
+              f"in {time.perf_counter() - started:.0f} s")
+        url = fresh_database(args.admin_url, args.database)
+        provider = create_provider(url)
+        env = {**os.environ, "XINYI_DATABASE_URL": url, "XINYI_INSTANCE_PATH": str(workdir),
+               "XINYI_ENV": "development", "XINYI_LOG_LEVEL": "WARNING"}
+        env.pop("XINYI_REDIS_URL", None)
+        runs = ["first import", "same file again"] if args.rerun else ["first import"]
+        for label in runs:
+            wall, peak_mb, out = run_import(env, csv_path, provider, workdir, args.batch_size)
+            print(f"{label}: {out}")
+            print(f"  wall {wall:.1f} s (process start included), "
+                  f"{args.rows / wall:,.0f} rows/s, peak RSS {peak_mb:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
