@@ -274,6 +274,8 @@ def import_records(file: Path, provider_id: Any, fmt: str | None, reject_file: P
                               batch_size=batch_size)
     except DomainError as exc:
         raise click.ClickException(exc.detail) from None
+    except OSError as exc:  # e.g. the reject file's folder does not exist
+        raise click.ClickException(str(exc)) from None
     click.echo(summary.describe())
     if summary.rejected and reject_file is None:
         click.echo("rejected rows were not written anywhere: pass --reject-file", err=True)

@@ -19,9 +19,13 @@ def insert_for(session: Session, table: Table) -> Insert:
 
 
 def upsert(session: Session, table: Table, rows: Sequence[dict[str, Any]] | dict[str, Any],
-           key: Sequence[str], update: Sequence[str]) -> None:
+           key: Sequence[str] | None, update: Sequence[str]) -> None:
+    """Insert, or on conflict update ``update`` columns; with ``key=None`` and no updates a
+    conflict on *any* unique constraint is ignored."""
     stmt: Any = insert_for(session, table)
-    if update:
+    if key is None:
+        stmt = stmt.on_conflict_do_nothing()
+    elif update:
         stmt = stmt.on_conflict_do_update(
             index_elements=list(key), set_={c: stmt.excluded[c] for c in update})
     else:

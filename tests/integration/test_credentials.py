@@ -302,3 +302,36 @@ def test_partner_sdk_verifies_a_real_credential_offline(app: Flask, client: Flas
     with pytest.raises(CredentialError) as used:
         verify_offline(cred["qr_payload"], jwks_doc, seen=seen, issuer="xy")
     assert used.value.code == "credential_used"
+
+
+def test_a_verification_that_fails_to_record_does_not_use_up_the_credential(
+        app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    from xinyi.credentials import verification
+
+    me = citizen(client)
+    library = partner(app, client)
+    [cred] = issue(client, me)
+    real_append = verification.append
+
+    def failing_append(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(verification, "append", failing_append)
+    failed = verify(client, library, cred["qr_payload"])
+    assert failed.status_code == 500 and "disk full" not in failed.get_data(as_text=True)
+    assert log_count(app) == 0
+    monkeypatch.setattr(verification, "append", real_append)
+    assert verify(client, library, cred["qr_payload"]).status_code == 200
+
+
+def test_second_use_is_refused_even_if_redis_forgot_the_first(
+        app: Flask, client: FlaskClient, redis_client: Any) -> None:
+    me = citizen(client)
+    library = partner(app, client)
+    [cred] = issue(client, me)
+    assert verify(client, library, cred["qr_payload"]).status_code == 200
+    for key in redis_client.scan_iter("cred:used:*"):
+        redis_client.delete(key)
+    again = verify(client, library, cred["qr_payload"])
+    assert again.status_code == 409 and again.get_json()["code"] == "credential_used"
+    assert log_count(app) == 1

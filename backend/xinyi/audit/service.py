@@ -17,7 +17,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from xinyi.audit.models import AccessLogEntry
@@ -56,32 +55,28 @@ def entry_hash(prev_hash: bytes, entry: AccessLogEntry) -> bytes:
 def append(session: Session, access: Access, *, now: datetime) -> AccessLogEntry:
     """Append to the subject's chain inside the caller's transaction (durable with it).
 
-    Two concurrent appends for one subject race for the same ``seq``; the unique constraint
-    makes the loser retry on the new head, so the chain never forks.
+    Appends for one subject are serialised: on PostgreSQL by a transaction-scoped advisory
+    lock on the subject, on SQLite by its single writer (BEGIN IMMEDIATE). The unique
+    (subject, seq) constraint stays as the last line of defence against a forked chain.
     """
     if access.actor_type not in ACTOR_TYPES:
         raise ValueError("unknown actor type")
-    for _attempt in range(5):
-        head = session.execute(
-            select(AccessLogEntry.seq, AccessLogEntry.hash)
-            .where(AccessLogEntry.subject_bidx == access.subject_bidx)
-            .order_by(AccessLogEntry.seq.desc()).limit(1)).first()
-        seq, prev = (head.seq + 1, head.hash) if head else (1, GENESIS)
-        entry = AccessLogEntry(
-            id=uuid.uuid4(), subject_bidx=access.subject_bidx, seq=seq,
-            actor_type=access.actor_type, actor_id=access.actor_id,
-            actor_name=access.actor_name, action=access.action, scope=access.scope,
-            consent_id=access.consent_id, purpose=access.purpose,
-            created_at=now, prev_hash=prev)
-        entry.hash = entry_hash(prev, entry)
-        try:
-            with session.begin_nested():
-                session.add(entry)
-                session.flush()
-            return entry
-        except IntegrityError:
-            continue
-    raise RuntimeError("access log append kept racing; giving up")
+    if session.get_bind().dialect.name == "postgresql":
+        lock_key = int.from_bytes(access.subject_bidx[:8], "big", signed=True)
+        session.execute(select(func.pg_advisory_xact_lock(lock_key)))
+    head = session.execute(
+        select(AccessLogEntry.seq, AccessLogEntry.hash)
+        .where(AccessLogEntry.subject_bidx == access.subject_bidx)
+        .order_by(AccessLogEntry.seq.desc()).limit(1)).first()
+    seq, prev = (head.seq + 1, head.hash) if head else (1, GENESIS)
+    entry = AccessLogEntry(
+        id=uuid.uuid4(), subject_bidx=access.subject_bidx, seq=seq,
+        actor_type=access.actor_type, actor_id=access.actor_id,
+        actor_name=access.actor_name, action=access.action, scope=access.scope,
+        consent_id=access.consent_id, purpose=access.purpose, created_at=now, prev_hash=prev)
+    entry.hash = entry_hash(prev, entry)
+    session.add(entry)
+    return entry
 
 
 def partner_actor(session: Session, partner_id: uuid.UUID) -> tuple[str, str]:

@@ -24,3 +24,4 @@ class Principal:
     session_id: uuid.UUID | None = None
     key_id: str | None = None
     client_kind: str | None = None
+    client_name: str | None = None

@@ -154,7 +154,7 @@ def _authenticate_api_key(session: Session, deps: Deps, credential: str) -> Prin
     if not hmac.compare_digest(key.secret_hash, _sha256(parts[2])):
         raise Unauthorized()
     return Principal(kind=key.client.type, id=key.client_id, key_id=key.id,
-                     client_kind=key.client.kind)
+                     client_kind=key.client.kind, client_name=key.client.name)
 
 
 def new_api_key(client_id: uuid.UUID) -> tuple[ApiKey, str]:

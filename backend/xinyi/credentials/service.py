@@ -10,12 +10,15 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from xinyi.citizens.models import Citizen
 from xinyi.credentials import keys, qr
 from xinyi.credentials.models import Credential
 from xinyi.credentials.tokens import IssuedCredential, issue_batch
 from xinyi.deps import Deps
 from xinyi.errors import NotFound, ValidationFailed
-from xinyi.scoring.service import credit_report
+from xinyi.scoring import rules
+from xinyi.scoring.models import CreditScore
+from xinyi.scoring.service import benefit_rules, credit_report
 
 log = logging.getLogger(__name__)
 SHORT_CODE_PREFIX = "cred:short:"
@@ -26,6 +29,23 @@ def short_code_key(code: str) -> str:
     return SHORT_CODE_PREFIX + hashlib.sha256(code.encode()).hexdigest()
 
 
+def _tier_and_benefits(session: Session, deps: Deps, account_id: uuid.UUID,
+                       now: datetime) -> tuple[str, list[str]]:
+    """From the stored score and cached rules; the full report (records, clean years) only
+    when a rule with a clean-years condition is within reach of the score."""
+    row = session.execute(
+        select(CreditScore.score).join(Citizen, Citizen.id_number_bidx == CreditScore.subject_bidx)
+        .where(Citizen.account_id == account_id)).first()
+    score = row[0] if row else rules.SCORE_BASE
+    benefits = deps.cache.get_or_load(("benefit-rules-list",), lambda: benefit_rules(session))
+    if any("clean_years" in b.limits and score >= b.min_score for b in benefits):
+        report = credit_report(session, account_id, now=now)
+        return report.tier, [b.qr_code for b in report.benefits if b.eligible]
+    return rules.tier_for(score), [b.qr_code for b in benefits
+                                   if "clean_years" not in b.limits
+                                   and rules.eligible(b.rule, score)]
+
+
 def issue(session: Session, deps: Deps, account_id: uuid.UUID,
           count: int) -> list[IssuedCredential]:
     """``count`` credentials with consecutive windows, for a phone that will be offline."""
@@ -33,10 +53,9 @@ def issue(session: Session, deps: Deps, account_id: uuid.UUID,
         raise ValidationFailed("count must be 1 to 15", errors=[
             {"field": "count", "location": "json", "messages": ["must be 1 to 15"]}])
     now = deps.clock()
-    report = credit_report(session, account_id, now=now)
-    ben = [b.qr_code for b in report.benefits if b.eligible]
+    tier, ben = _tier_and_benefits(session, deps, account_id, now)
     key = keys.signing_key(session, deps, "credential")
-    issued = issue_batch(key, issuer=deps.settings.credential_issuer, tier=report.tier,
+    issued = issue_batch(key, issuer=deps.settings.credential_issuer, tier=tier,
                          benefits=ben, start=now, count=count)
     session.add_all([Credential(jti=c.jti, subject=c.subject, account_id=account_id,
                                 kid=c.kid, payload=c.qr_payload, not_before=c.not_before,

@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from xinyi.audit.service import Access, append
-from xinyi.auth.models import ApiClient
 from xinyi.auth.principal import Principal
-from xinyi.citizens.service import citizen_bidx
+from xinyi.citizens.models import Citizen
 from xinyi.credentials import keys, tokens
 from xinyi.credentials.models import Credential, Verification
-from xinyi.credentials.service import owner_of, short_code_key
+from xinyi.credentials.service import short_code_key
 from xinyi.deps import Deps
 from xinyi.errors import Conflict, DomainError, ValidationFailed
 from xinyi.partners.service import remember
@@ -79,6 +80,28 @@ _REFUSALS: dict[str, type[CredentialRefused]] = {
 }
 
 
+@dataclass(frozen=True)
+class _Holder:
+    """The credential with everything a decision needs, read in one joined query."""
+
+    cred: Credential
+    bidx: bytes
+    score: int | None
+    black_listed: bool
+
+
+def _load(session: Session, jti: str) -> _Holder | None:
+    black = (select(ListEntry.id).where(
+        ListEntry.subject_bidx == Citizen.id_number_bidx, ListEntry.list == "black",
+        ListEntry.left_at.is_(None)).exists())
+    row = session.execute(
+        select(Credential, Citizen.id_number_bidx, CreditScore.score, black)
+        .join(Citizen, Citizen.account_id == Credential.account_id)
+        .outerjoin(CreditScore, CreditScore.subject_bidx == Citizen.id_number_bidx)
+        .where(Credential.jti == jti)).first()
+    return None if row is None else _Holder(row[0], row[1], row[2], bool(row[3]))
+
+
 def _window(cred: Credential, now: datetime) -> None:
     if cred.expires_at + timedelta(seconds=ONLINE_LEEWAY_SECONDS) <= now:
         raise CredentialExpired()
@@ -87,7 +110,7 @@ def _window(cred: Credential, now: datetime) -> None:
 
 
 def _credential(session: Session, deps: Deps, partner: Principal, presented: str,
-                now: datetime) -> Credential:
+                now: datetime) -> _Holder:
     if len(presented.encode()) > tokens.MAX_VERIFY_INPUT_BYTES:
         raise CredentialRefused("The credential is too large")  # refused before decoding
     if tokens.is_short_code(presented):
@@ -95,11 +118,11 @@ def _credential(session: Session, deps: Deps, partner: Principal, presented: str
         jti = deps.kv.get(short_code_key(presented))
         if jti is None:
             raise CredentialRefused("Unknown or expired short code")
-        cred = owner_of(session, jti.decode())
-        if cred is None:
+        held = _load(session, jti.decode())
+        if held is None:
             raise CredentialRefused()
-        _window(cred, now)
-        return cred
+        _window(held.cred, now)
+        return held
     if not presented.startswith(tokens.PREFIX):
         raise CredentialRefused("Not an xinyi credential")
     try:
@@ -108,10 +131,10 @@ def _credential(session: Session, deps: Deps, partner: Principal, presented: str
                                leeway_seconds=ONLINE_LEEWAY_SECONDS)
     except tokens.CredentialError as exc:
         raise _REFUSALS.get(exc.code, CredentialRefused)() from None
-    cred = owner_of(session, claims.jti)
-    if cred is None or cred.subject != claims.subject:
+    held = _load(session, claims.jti)
+    if held is None or held.cred.subject != claims.subject:
         raise CredentialRefused()
-    return cred
+    return held
 
 
 def _rule(session: Session, deps: Deps, partner: Principal, code: str) -> BenefitView:
@@ -127,15 +150,14 @@ def _rule(session: Session, deps: Deps, partner: Principal, code: str) -> Benefi
     return rule
 
 
-def _tier_and_grant(session: Session, cred: Credential, bidx: bytes, rule: BenefitView,
+def _tier_and_grant(session: Session, held: _Holder, rule: BenefitView,
                     now: datetime) -> tuple[str, bool]:
     """The stored score suffices, except for rules with a clean-years condition."""
     if "clean_years" in rule.limits:
-        report = credit_report(session, cred.account_id, now=now)
+        report = credit_report(session, held.cred.account_id, now=now)
         granted = next((b.eligible for b in report.benefits if b.code == rule.code), False)
         return report.tier, bool(granted)
-    stored = session.get(CreditScore, bidx)
-    score = stored.score if stored else rules.SCORE_BASE
+    score = held.score if held.score is not None else rules.SCORE_BASE
     return rules.tier_for(score), rules.eligible(rule.rule, score)
 
 
@@ -159,30 +181,14 @@ def _fingerprint(presented: str) -> str:
     return hashlib.sha256(presented.encode()).hexdigest()[:32]
 
 
-def verify(session: Session, deps: Deps, partner: Principal, *, credential: str, benefit: str,
-           idempotency_key: str | None = None) -> dict[str, Any]:
-    now = deps.clock()
-    replay = _previous(session, partner, idempotency_key, benefit, credential)
-    if replay is not None:
-        return replay
-    rule = _rule(session, deps, partner, benefit)
-    cred = _credential(session, deps, partner, credential, now)
-    ttl = max(60, int((cred.expires_at - now).total_seconds()) + 120)
-    if not deps.kv.set(USED_PREFIX + cred.jti, b"1", ttl=ttl, only_if_absent=True):
-        # A concurrent retry with the same key may have just finished: answer as it did.
-        replay = _previous(session, partner, idempotency_key, benefit, credential)
-        if replay is not None:
-            return replay
-        raise CredentialUsed()
-    bidx = citizen_bidx(session, cred.account_id)
-    tier, granted = _tier_and_grant(session, cred, bidx, rule, now)
-    black = session.scalar(select(ListEntry.id).where(
-        ListEntry.subject_bidx == bidx, ListEntry.list == "black",
-        ListEntry.left_at.is_(None)).limit(1)) is not None
-    eligible = granted and not black
-    reason = None if eligible else ("black_list_entry" if black and granted
+def _decide_and_record(session: Session, deps: Deps, partner: Principal, held: _Holder,
+                       rule: BenefitView, credential: str, idempotency_key: str | None,
+                       now: datetime) -> dict[str, Any]:
+    tier, granted = _tier_and_grant(session, held, rule, now)
+    eligible = granted and not held.black_listed
+    reason = None if eligible else ("black_list_entry" if held.black_listed and granted
                                     else "below_threshold")
-    subject = remember(session, deps, partner.id, bidx)
+    subject = remember(session, deps, partner.id, held.bidx)
     verification_id = uuid.uuid4()
     response: dict[str, Any] = {
         "id": str(verification_id),
@@ -192,19 +198,51 @@ def verify(session: Session, deps: Deps, partner: Principal, *, credential: str,
                     "limits": dict(rule.rule.grants) if eligible else {}},
         "tier": tier,
         "subject": subject,
-        "expires_at": cred.expires_at.isoformat(),
+        "expires_at": held.cred.expires_at.isoformat(),
     }
-    partner_name = session.scalar(select(ApiClient.name).where(ApiClient.id == partner.id))
     session.add(Verification(
         id=verification_id, partner_id=partner.id, idempotency_key=idempotency_key,
-        credential_jti=cred.jti, subject_bidx=bidx, benefit_code=rule.code,
+        credential_jti=held.cred.jti, subject_bidx=held.bidx, benefit_code=rule.code,
         decision=response["decision"], created_at=now,
         response={**response, "_credential": _fingerprint(credential)}))
-    append(session, Access(subject_bidx=bidx, actor_type="partner", actor_id=str(partner.id),
-                           actor_name=partner_name or "unknown", action="verification",
+    append(session, Access(subject_bidx=held.bidx, actor_type="partner",
+                           actor_id=str(partner.id),
+                           actor_name=partner.client_name or "unknown", action="verification",
                            scope=f"benefit:{rule.code}", purpose=f"verify {rule.code}"),
            now=now)
     session.commit()
+    return response
+
+
+def verify(session: Session, deps: Deps, partner: Principal, *, credential: str, benefit: str,
+           idempotency_key: str | None = None) -> dict[str, Any]:
+    now = deps.clock()
+    replay = _previous(session, partner, idempotency_key, benefit, credential)
+    if replay is not None:
+        return replay
+    rule = _rule(session, deps, partner, benefit)
+    held = _credential(session, deps, partner, credential, now)
+    used_key = USED_PREFIX + held.cred.jti
+    ttl = max(60, int((held.cred.expires_at - now).total_seconds()) + 120)
+    if not deps.kv.set(used_key, b"1", ttl=ttl, only_if_absent=True):
+        # A concurrent retry with the same key may have just finished: answer as it did.
+        replay = _previous(session, partner, idempotency_key, benefit, credential)
+        if replay is not None:
+            return replay
+        raise CredentialUsed()
+    try:
+        response = _decide_and_record(session, deps, partner, held, rule, credential,
+                                      idempotency_key, now)
+    except IntegrityError:
+        # The database already holds a verification of this credential (say Redis lost its
+        # state): the unique jti is the last line of defence against a second use.
+        session.rollback()
+        raise CredentialUsed() from None
+    except BaseException:
+        # Nothing was recorded, so the credential was not used: the citizen may show it again.
+        session.rollback()
+        deps.kv.delete(used_key)
+        raise
     log.info("verification", extra={"event": "verification", "partner_id": str(partner.id),
                                      "decision": response["decision"]})
     return response

@@ -29,11 +29,15 @@ def pseudonym(deps: Deps, partner_id: uuid.UUID, bidx: bytes) -> str:
 
 
 def remember(session: Session, deps: Deps, partner_id: uuid.UUID, bidx: bytes) -> str:
-    """The partner's pseudonym for this subject, recorded (idempotently) in the transaction."""
+    """The partner's pseudonym for this subject, recorded (idempotently) in the transaction.
+
+    Two first verifications of one citizen at one partner may race; either unique constraint
+    then turns the second insert into a no-op instead of an error.
+    """
     name = pseudonym(deps, partner_id, bidx)
     upsert(session, Pseudonym.__table__,  # type: ignore[arg-type]
            {"partner_id": partner_id, "pseudonym": name, "subject_bidx": bidx,
-            "created_at": deps.clock()}, key=["partner_id", "pseudonym"], update=[])
+            "created_at": deps.clock()}, key=None, update=[])
     return name
 
 

@@ -11,7 +11,14 @@ content hash, catalogue snapshot, archive of records already past display, list 
   and written with set-based ``INSERT … SELECT … ON CONFLICT DO NOTHING``, then committed;
   the unique ``(provider_id, provider_ref)`` makes a re-run create nothing twice, and a ref
   already used with other content is rejected as ``duplicate_reference`` (the original stays);
-* scores of every subject the file names are recomputed set-based once, at the end.
+  the same ref twice in one file counts once (the first; a later one with other content is a
+  ``duplicate_reference``);
+* per-row steps that dominate the API's cost have faster equivalents here, each held to the
+  original by a test: :class:`CachedIdParser` (``IdNumber.parse``), :class:`FastItemLoader`
+  (the schema load) and :func:`content_hash`; only new subjects have their ID number encrypted;
+* scores of every subject the file names are recomputed set-based once, at the end
+  (:func:`~xinyi.scoring.service.recompute_subjects`); a crash before that leaves them to the
+  re-run, which recomputes them even when every row is unchanged.
 
 Bad rows go to a reject file (line, ref, reason) and never stop the import. Neither the reject
 file nor the log ever holds an ID number or any other personal data.
@@ -26,11 +33,13 @@ import logging
 import os
 import queue
 import re
+import sys
 import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from json.encoder import encode_basestring
@@ -42,6 +51,7 @@ from marshmallow.exceptions import MarshmallowError
 from marshmallow.validate import Validator
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     Connection,
     Date,
@@ -51,10 +61,8 @@ from sqlalchemy import (
     String,
     Table,
     Uuid,
-    and_,
     case,
     delete,
-    exists,
     insert,
     literal,
     null,
@@ -63,6 +71,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 from sqlalchemy.schema import CreateTable
+from stdnum.cn import ric
+from stdnum.exceptions import ValidationError as StdnumError
 
 from xinyi.auth.models import ApiClient
 from xinyi.db import UTCDateTime
@@ -143,8 +153,6 @@ class CachedIdParser:
 
     def __call__(self, raw: str, today: date) -> IdNumber:
         if type(raw) is str and len(raw) == 18 and _PLAIN_ID.fullmatch(raw):
-            from stdnum.cn import ric
-
             year = int(raw[6:10])
             if raw[17] == ric.calc_check_digit(raw) and year >= 1900:
                 try:
@@ -159,13 +167,10 @@ class CachedIdParser:
         key = (number[:6], year)
         known = self._regions.get(key)
         if known is None:
-            from stdnum.cn import ric
-            from stdnum.exceptions import ValidationError
-
             try:
-                ric.get_birth_place(number)
+                ric.get_birth_place(number)  # depends on the region code and birth year only
                 known = True
-            except ValidationError:
+            except StdnumError:
                 known = False
             if len(self._regions) >= self._max:
                 self._regions.clear()
@@ -237,7 +242,7 @@ def _rows(fh: IO[str], fmt: str) -> Iterator[tuple[int, Any]]:
 
 # ---- rejects: never personal data ------------------------------------------------------------
 
-_REF = re.compile(r"[A-Za-z0-9._:/-]{1,128}")
+_REF = re.compile(r"[A-Za-z0-9._:/-]{1,128}")  # the schema's ref rule, as a full match
 _PERSONAL = (
     re.compile(r"(?<![0-9A-Za-z])\d{6}(?:19|20)\d{2}[01]\d[0-3]\d\d{3}[\dXx](?![0-9A-Za-z])"),
     re.compile(r"(?<![\d.])1[3-9]\d{9}(?![\d.])"),
@@ -296,17 +301,20 @@ STAGE = Table(
     Column("display_until", Date, nullable=False),
     Column("repair_from", Date),
     Column("status", String, nullable=False),
+    Column("new_subject", Boolean, nullable=False),  # first time the import meets this person
     Column("list", String),
     Column("list_entry_id", Uuid),
     Column("event_id", Uuid),
     Column("event_payload", JSON),
     prefixes=["TEMPORARY"],
+    postgresql_on_commit="DELETE ROWS",
 )
 NEW_SUBJECTS = Table(
     "xinyi_import_subjects", _META,
     Column("bidx", LargeBinary, nullable=False),
     Column("id_number_enc", LargeBinary, nullable=False),
     prefixes=["TEMPORARY"],
+    postgresql_on_commit="DELETE ROWS",
 )
 TOUCHED = Table(
     "xinyi_import_touched", _META,
@@ -314,7 +322,6 @@ TOUCHED = Table(
     prefixes=["TEMPORARY"],
 )
 _TABLES = (STAGE, NEW_SUBJECTS, TOUCHED)
-_STAGE_COLUMNS = tuple(c.name for c in STAGE.columns)
 
 # COPY text format: backslash escapes, \N is NULL, bytea as \x<hex> (backslash doubled).
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -323,6 +330,8 @@ _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\
 def _copy_text(value: Any) -> str:
     if value is None:
         return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
     if isinstance(value, str):
         return value.translate(_COPY_ESCAPES)
     if isinstance(value, bytes):
@@ -447,7 +456,7 @@ class _Chunk:
     rows: list[tuple[Any, ...]] = field(default_factory=list)  # STAGE column order (not PG)
     copy: list[str] = field(default_factory=list)  # the same rows as COPY text (PostgreSQL)
     staged: int = 0
-    ids: dict[bytes, str] = field(default_factory=dict)  # bidx -> ID number, for new subjects
+    ids: dict[bytes, str] = field(default_factory=dict)  # bidx -> ID number, new_subject rows
     rejects: list[tuple[int, str, str]] = field(default_factory=list)
     reasons: Counter[str] = field(default_factory=Counter)
     read: int = 0
@@ -480,6 +489,9 @@ def _esc(value: str) -> str:
 _NULL4 = "\\N\t\\N\t\\N\t\\N"
 
 
+_PEOPLE_MAX = 250_000  # ~25 MB of subject keys
+
+
 class _Preparer:
     """Pure per-row work: validation, blind index, hash, snapshot. No database."""
 
@@ -494,6 +506,11 @@ class _Preparer:
         self._ids = _Ids()
         self._lists = {code: _list_of(item) for code, item in catalogue.items()}
         self._terms: dict[tuple[str, date], _Terms] = {}
+        self._people: set[bytes] = set()  # subjects named by earlier chunks
+        # Cleared while the database side runs Python-heavy code: otherwise each of its GIL
+        # hand-overs (one per os.urandom in encryption, say) waits for this thread.
+        self.go = threading.Event()
+        self.go.set()
         self.line = 0  # the last line read, for a message about an unreadable file
 
     def terms(self, item: CatalogueItem, occurred_on: date) -> _Terms:
@@ -520,14 +537,24 @@ class _Preparer:
         chunk = _Chunk()
         seen: dict[str, bytes] = {}  # ref -> content hash, inside this chunk
         for line, raw in rows:
+            if not self.go.is_set():
+                self.go.wait()
             self.line = line
             chunk.read += 1
             self._one(chunk, seen, line, raw)
             if chunk.read >= size:
-                yield chunk
+                yield self._met(chunk)
                 chunk, seen = _Chunk(), {}
         if chunk.read:
-            yield chunk
+            yield self._met(chunk)
+
+    def _met(self, chunk: _Chunk) -> _Chunk:
+        """Remember who this chunk names: later chunks need not look them up (chunks are
+        written in order, an earlier one commits its subjects first). Bounded memory."""
+        if len(self._people) + len(chunk.ids) > _PEOPLE_MAX:
+            self._people.clear()
+        self._people.update(chunk.ids)
+        return chunk
 
     def _one(self, chunk: _Chunk, seen: dict[str, bytes], line: int, raw: Any) -> None:
         if isinstance(raw, _Unreadable):
@@ -550,7 +577,9 @@ class _Preparer:
                 chunk.reject(line, _safe_ref(raw), DuplicateReference())
             return
         seen[ref] = digest
-        chunk.ids[bidx] = id_number.value
+        new_subject = bidx not in self._people and bidx not in chunk.ids
+        if new_subject:
+            chunk.ids[bidx] = id_number.value
         chunk.staged += 1
         terms = self.terms(cat, item["occurred_at"])
         record_id = self._ids.next()
@@ -567,7 +596,7 @@ class _Preparer:
                 f"{line}\t{record_id:032x}\t\\\\x{bidx.hex()}\t{_esc(ref)}\t"
                 f"\\\\x{digest.hex()}\t{terms.copy_head}\t{_esc(item['summary'])}\t"
                 + ("\\N" if occupation is None else _esc(occupation))
-                + "\t" + terms.copy_tail
+                + "\t" + terms.copy_tail + ("\tt" if new_subject else "\tf")
                 + ("\t" + (_NULL4 if payload is None else
                            f"{listed}\t{entry_id:032x}\t{event_id:032x}\t"
                            + _esc(json.dumps(payload))))
@@ -577,7 +606,7 @@ class _Preparer:
                 line, uuid.UUID(int=record_id), bidx, ref, digest, cat.code,
                 item["occurred_at"], item["summary"], occupation, terms.points,
                 terms.display_months, terms.repair_after_months, terms.display_until,
-                terms.repair_from, terms.status, listed,
+                terms.repair_from, terms.status, new_subject, listed,
                 None if payload is None else uuid.UUID(int=entry_id),
                 None if payload is None else uuid.UUID(int=event_id), payload))
 
@@ -628,12 +657,14 @@ class _Writer:
     """Set-based writes of one staged chunk; the same statements on every backend."""
 
     def __init__(self, session: Session, deps: Deps, provider_id: uuid.UUID, now: datetime,
-                 catalogue: Mapping[str, CatalogueItem]) -> None:
+                 catalogue: Mapping[str, CatalogueItem], reader_go: threading.Event) -> None:
         self.session = session
+        self.reader_go = reader_go
         self.deps = deps
         self.provider_id = provider_id
         self.now = now
         self.postgres = session.get_bind().dialect.name == "postgresql"
+        self._rerun = False  # the last chunk created nothing
         self._legal_basis = {code: item.legal_basis for code, item in catalogue.items()
                              if _list_of(item) is not None and item.legal_basis}
 
@@ -652,11 +683,9 @@ class _Writer:
             conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table.name}")
 
     def _empty(self, table: Table) -> None:
-        # TRUNCATE on PostgreSQL: a temporary table is never vacuumed, DELETE would bloat it.
-        if self.postgres:
-            self._conn().exec_driver_sql(f"TRUNCATE {table.name}")
-        else:
-            self._conn().execute(delete(table))
+        # On PostgreSQL every commit empties the staging tables (ON COMMIT DELETE ROWS, cheaper
+        # than TRUNCATE); this DELETE matters only when "commit" is a savepoint (tests).
+        self._conn().execute(delete(table))
 
     def _fill(self, table: Table, rows: list[tuple[Any, ...]],
               copy: list[str] | None = None) -> None:
@@ -682,35 +711,58 @@ class _Writer:
         self._empty(STAGE)
         self._fill(STAGE, chunk.rows, chunk.copy)
         # Every subject the file names, unchanged rows too: a re-run after a crash between a
-        # chunk's commit and the final recompute still brings their scores up to date.
+        # chunk's commit and the final recompute still brings their scores up to date. Those
+        # named by an earlier chunk are in already.
         self._conn().execute(insert(TOUCHED).from_select(
-            ["bidx"], select(STAGE.c.subject_bidx).distinct()))
+            ["bidx"], select(STAGE.c.subject_bidx).where(STAGE.c.new_subject)))
         self._add_subjects(chunk.ids)
-        created = self._insert_records()
         unchanged = 0
         rejects: list[tuple[int, str, str]] = []
-        if created < chunk.staged:
-            unchanged, rejects = self._classify_existing(drop_existing=created > 0)
+        pending = chunk.staged
+        if self._rerun:
+            # The last chunk was all known (a re-run, a restart): look up first, and insert only
+            # if something is new, instead of an insert that conflicts on every row.
+            unchanged, rejects = self._classify_existing(drop_existing=False)
+            pending -= unchanged + len(rejects)
+            if pending and (unchanged or rejects):
+                self._drop_existing()
+        created = self._insert_records() if pending else 0
+        if created < pending:  # refs already used (or used meanwhile by a concurrent import)
+            more_unchanged, more_rejects = self._classify_existing(drop_existing=created > 0)
+            unchanged += more_unchanged
+            rejects += more_rejects
         if created:
             self._enter_lists()
+        self._rerun = created == 0
         return created, unchanged, rejects
 
     def _now(self) -> Any:
         return literal(self.now, UTCDateTime())
 
     def _add_subjects(self, ids: Mapping[bytes, str]) -> None:
-        """Subjects not yet known; only their ID numbers are encrypted (AES-GCM)."""
+        """Subjects not yet known; only their ID numbers are encrypted (AES-GCM).
+
+        Only rows that name someone for the first time in this import are looked up, each by
+        a correlated probe of the primary key (a join could hash every subject per chunk).
+        """
+        if not ids:
+            return
         s = STAGE.c
-        missing = self._conn().scalars(
-            select(s.subject_bidx).distinct()
-            .outerjoin(Subject, Subject.bidx == s.subject_bidx).where(Subject.bidx.is_(None)))
+        known = select(Subject.bidx).where(Subject.bidx == s.subject_bidx).scalar_subquery()
+        missing = [bytes(b) for b in self._conn().scalars(
+            select(s.subject_bidx).where(s.new_subject, known.is_(None)))]
         cipher = self.deps.cipher
-        rows = [(bidx, cipher.encrypt(ids[bidx], context="subjects.id_number"))
-                for bidx in missing]
+        self.reader_go.clear()
+        try:
+            rows = [(bidx, cipher.encrypt(ids[bidx], context="subjects.id_number"))
+                    for bidx in missing]
+        finally:
+            self.reader_go.set()
         if not rows:
             return
         self._empty(NEW_SUBJECTS)
-        self._fill(NEW_SUBJECTS, rows)
+        self._fill(NEW_SUBJECTS, rows, [f"\\\\x{bidx.hex()}\t\\\\x{enc.hex()}\n"
+                                        for bidx, enc in rows] if self.postgres else None)
         stmt: Any = insert_for(self.session, Subject.__table__)  # type: ignore[arg-type]
         self._conn().execute(stmt.from_select(
             ["bidx", "id_number_enc", "first_seen_at"],
@@ -741,28 +793,37 @@ class _Writer:
             execution_options={"preserve_rowcount": True})
         return int(result.rowcount)
 
-    def _existing(self) -> Any:
-        """Staged rows whose ref this provider already used (so they were not inserted)."""
+    def _stored_hash(self) -> Any:
+        """The content hash of the record that already holds a staged row's ref, if another.
+
+        A correlated scalar subquery on purpose: one unique-index probe per staged row, where
+        a join could hash the whole of ``credit_records`` for every chunk.
+        """
         s = STAGE.c
-        return and_(CreditRecord.provider_id == self.provider_id,
-                    CreditRecord.provider_ref == s.ref, CreditRecord.id != s.id)
+        return (select(CreditRecord.content_hash)
+                .where(CreditRecord.provider_id == self.provider_id,
+                       CreditRecord.provider_ref == s.ref, CreditRecord.id != s.id)
+                .scalar_subquery())
 
     def _classify_existing(self, drop_existing: bool) -> tuple[int, list[tuple[int, str, str]]]:
+        """Staged rows not inserted: their ref exists, with the same content or not."""
         s = STAGE.c
         unchanged = 0
         rejects: list[tuple[int, str, str]] = []
         for line, ref, staged, stored in self._conn().execute(
-                select(s.line, s.ref, s.content_hash, CreditRecord.content_hash)
-                .join(CreditRecord, self._existing())):
+                select(s.line, s.ref, s.content_hash, self._stored_hash())):
+            if stored is None:
+                continue  # inserted
             if bytes(staged) == bytes(stored):
                 unchanged += 1
             else:
-                err = DuplicateReference()
-                rejects.append((line, _safe_ref({"ref": ref}), _reason(err)))
+                rejects.append((line, _safe_ref({"ref": ref}), _reason(DuplicateReference())))
         if drop_existing:  # what was not inserted must not be listed either
-            self._conn().execute(delete(STAGE).where(
-                exists(select(CreditRecord.id).where(self._existing()))))
+            self._drop_existing()
         return unchanged, rejects
+
+    def _drop_existing(self) -> None:
+        self._conn().execute(delete(STAGE).where(self._stored_hash().is_not(None)))
 
     def _enter_lists(self) -> None:
         """Red/black-list entries and their ``list.entered`` events, as ``_enter_list``."""
@@ -832,11 +893,27 @@ def import_records(session: Session, deps: Deps, provider_id: uuid.UUID, path: s
     catalogue = _catalogue(session)
     for item in catalogue.values():  # plain loaded values: the reader thread reads them
         session.expunge(item)
-    writer = _Writer(session, deps, provider_id, now, catalogue)
-    preparer = _Preparer(deps, catalogue, today, for_copy=writer.postgres)
+    preparer = _Preparer(deps, catalogue, today,
+                         for_copy=session.get_bind().dialect.name == "postgresql")
+    writer = _Writer(session, deps, provider_id, now, catalogue, preparer.go)
     summary = ImportSummary()
-    rejects = _RejectFile(Path(reject_path) if reject_path else None)
-    fh = path.open(encoding="utf-8-sig", newline="" if fmt == "csv" else None)
+    with ExitStack() as files:
+        fh = files.enter_context(
+            path.open(encoding="utf-8-sig", newline="" if fmt == "csv" else None))
+        rejects = _RejectFile(Path(reject_path) if reject_path else None)
+        files.callback(rejects.close)
+        _run(session, preparer, writer, fh, fmt, rejects, batch_size, summary, today)
+    summary.seconds = time.perf_counter() - started
+    log.info("records imported", extra={
+        "event": "records_import", "provider_id": str(provider_id), "rows_read": summary.read,
+        "rows_created": summary.created, "rows_unchanged": summary.unchanged,
+        "rows_rejected": summary.rejected, "seconds": round(summary.seconds, 3)})
+    return summary
+
+
+def _run(session: Session, preparer: _Preparer, writer: _Writer, fh: IO[str], fmt: str,
+         rejects: _RejectFile, batch_size: int, summary: ImportSummary, today: date) -> None:
+    """Chunks from the reader thread, written and committed in file order; then scores."""
 
     def produce() -> Iterator[_Chunk]:
         try:
@@ -847,6 +924,10 @@ def import_records(session: Session, deps: Deps, provider_id: uuid.UUID, path: s
                 "convert it first, e.g. iconv -f GBK -t UTF-8") from None
 
     reader = _Reader(produce)
+    # The reader thread holds the GIL most of the time; each return from the database would
+    # wait up to the switch interval (5 ms) for it, a dozen times per chunk.
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(min(switch, 0.0005))
     try:
         writer.create_tables()
         session.commit()
@@ -868,22 +949,16 @@ def import_records(session: Session, deps: Deps, provider_id: uuid.UUID, path: s
         session.rollback()
         raise
     finally:
+        sys.setswitchinterval(switch)
         reader.stop.set()
+        preparer.go.set()
         if reader.is_alive():
             reader.join(timeout=5)
-        fh.close()
-        rejects.close()
         try:
             writer.drop_tables()
             session.commit()
         except Exception:  # the connection may be gone; its temporary tables go with it
             session.rollback()
-    summary.seconds = time.perf_counter() - started
-    log.info("records imported", extra={
-        "event": "records_import", "provider_id": str(provider_id), "rows_read": summary.read,
-        "rows_created": summary.created, "rows_unchanged": summary.unchanged,
-        "rows_rejected": summary.rejected, "seconds": round(summary.seconds, 3)})
-    return summary
 
 
 def import_file(deps: Deps, provider_id: uuid.UUID, path: str | Path, **options: Any
