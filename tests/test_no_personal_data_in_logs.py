@@ -9,7 +9,8 @@ from tests.conftest import CAPTURED_LOGS, SENSITIVE_VALUES
 PATTERNS = {
     "id number": re.compile(
         r"(?<![0-9A-Za-z])\d{6}(?:19|20)\d{2}[01]\d[0-3]\d\d{3}[\dXx](?![0-9A-Za-z])"),
-    "phone number": re.compile(r"(?<![\d.])1[3-9]\d{9}(?![\d.])"),
+    # Not inside a longer token: a UUID's hex may hold 11 digits starting with 13-19.
+    "phone number": re.compile(r"(?<![0-9A-Za-z_.-])1[3-9]\d{9}(?![0-9A-Za-z_.-])"),
     "jwt": re.compile(r"eyJ[\w-]{5,}\.eyJ[\w-]{5,}\.[\w-]+"),
     "api key or refresh token": re.compile(r"xy[kr]_[\w-]{8,}"),
     "webhook secret": re.compile(r"whsec_[\w+/=]{8,}"),

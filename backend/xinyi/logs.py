@@ -23,7 +23,7 @@ SENSITIVE = [
     (re.compile(r"whsec_[\w+/=]+"), "[secret]"),
     (re.compile(r"XY1:[\w.-]+"), "[credential]"),
     (re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])"), "[id-number]"),
-    (re.compile(r"(?<!\d)(?:\+?86)?1[3-9]\d{9}(?!\d)"), "[phone]"),
+    (re.compile(r"(?<![0-9A-Za-z_-])(?:\+?86)?1[3-9]\d{9}(?![0-9A-Za-z_-])"), "[phone]"),
 ]
 
 

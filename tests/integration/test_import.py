@@ -51,7 +51,7 @@ from xinyi.records.importer import (
 from xinyi.records.models import CreditRecord, ListEntry, Subject
 from xinyi.records.service import _content_hash, load_item
 from xinyi.scoring.models import CreditScore
-from xinyi.scoring.service import recompute_all
+from xinyi.scoring.service import recompute_all, recompute_subjects
 from xinyi.subjects import subject_bidx
 from xinyi.timeutil import china_today
 
@@ -190,6 +190,7 @@ def test_scores_of_touched_subjects_are_recomputed(app: Flask, client: FlaskClie
         scores = dict(s.execute(select(CreditScore.subject_bidx, CreditScore.score)).all())
         assert scores[bidx] == 600 - 200 + 10
         now = deps.clock()
+        assert recompute_subjects(s, [bidx, b"\0" * 32], now=now, today=china_today(now)) == 1
         recompute_all(s, now=now, today=china_today(now))
         assert dict(s.execute(select(CreditScore.subject_bidx, CreditScore.score)).all()) \
             == scores

@@ -273,3 +273,10 @@ def test_redact_removes_a_secret_whole_even_with_digit_runs_inside(prefix: str) 
 def test_redact_leaves_ordinary_text_and_ids_alone() -> None:
     text = "request 3f2a9c1e took 12ms; account 5d1e2c3b-0a4f-4e8e-9d2b-1f0e3c4b5a69; n=1234567"
     assert redact(text) == text
+
+
+def test_redact_catches_a_phone_next_to_chinese_text_but_not_inside_a_uuid() -> None:
+    from xinyi.logs import redact
+
+    assert redact("手机13812345678号") == "手机[phone]号"
+    assert redact("client 8a3c13812345678b-0000") == "client 8a3c13812345678b-0000"
