@@ -53,8 +53,16 @@ def purge_expired_credentials(deps: Deps) -> str:
         return f"purge_expired_credentials: {purge_expired(session, deps)}"
 
 
+def lapse_consent_requests(deps: Deps) -> str:
+    from xinyi.consents.service import lapse_requests
+
+    with deps.db.session() as session:
+        return f"lapse_consent_requests: {lapse_requests(session, deps)}"
+
+
 JOBS: list[Callable[[Deps], str]] = [purge_expired_logins, expire_records,
-                                     sign_audit_checkpoint, purge_expired_credentials]
+                                     sign_audit_checkpoint, purge_expired_credentials,
+                                     lapse_consent_requests]
 
 
 def run_once(deps: Deps) -> list[str]:

@@ -5,9 +5,6 @@ The signing key is separate from the QR-credential keys, so a leak of one cannot
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -15,7 +12,9 @@ from datetime import datetime, timedelta
 
 import jwt
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from xinyi.credentials.tokens import jwk_thumbprint
 
 ACCESS_TYP = "at+jwt"
 REQUIRED = ["exp", "iat", "iss", "aud", "sub", "jti", "sid", "role"]
@@ -33,15 +32,6 @@ class AccessClaims:
     issued_at: datetime
 
 
-def thumbprint(public: Ed25519PublicKey) -> str:
-    """RFC 7638 JWK thumbprint of an Ed25519 public key."""
-    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    x = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-    canonical = json.dumps({"crv": "Ed25519", "kty": "OKP", "x": x}, separators=(",", ":"))
-    digest = hashlib.sha256(canonical.encode()).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-
-
 class AccessTokens:
     def __init__(self, private_pem: bytes, *, issuer: str, audience: str, ttl_seconds: int) -> None:
         key = serialization.load_pem_private_key(private_pem, password=None)
@@ -49,7 +39,7 @@ class AccessTokens:
             raise ValueError("XINYI_JWT_PRIVATE_KEY must be an Ed25519 private key (PKCS#8 PEM)")
         self._private = key
         self._public = key.public_key()
-        self.kid = thumbprint(self._public)
+        self.kid = jwk_thumbprint(self._public)
         self.issuer = issuer
         self.audience = audience
         self.ttl_seconds = ttl_seconds

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -83,8 +83,6 @@ def render(session: Session, deps: Deps, account_id: uuid.UUID, credential_id: s
 
 def purge_expired(session: Session, deps: Deps) -> int:
     """Credentials are useless an hour after expiry; verifications keep their own copy."""
-    from datetime import timedelta
-
     result = session.execute(delete(Credential).where(
         Credential.expires_at < deps.clock() - timedelta(hours=1)))
     session.commit()

@@ -7,6 +7,7 @@ verification writes a durable access-log entry in the same transaction as its re
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from dataclasses import dataclass
@@ -176,8 +177,6 @@ def _previous(session: Session, partner: Principal, key: str | None,
 
 
 def _fingerprint(presented: str) -> str:
-    import hashlib
-
     return hashlib.sha256(presented.encode()).hexdigest()[:32]
 
 
