@@ -98,6 +98,9 @@ class Settings:
                 raise ConfigError("production requires XINYI_REDIS_URL")
             if not self.database_url.startswith("postgresql"):
                 raise ConfigError("production requires a PostgreSQL XINYI_DATABASE_URL")
+            if not self.realname_verifier:
+                # The dev verifier accepts any name: production must choose one on purpose.
+                raise ConfigError("production requires XINYI_REALNAME_VERIFIER")
 
 
 def _generated_secrets(instance: Path) -> dict[str, str]:
@@ -144,7 +147,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         jwt_private_key_pem=env.get("XINYI_JWT_PRIVATE_KEY", "").encode("ascii"),
         jwt_issuer=env.get("XINYI_JWT_ISSUER", Settings.jwt_issuer),
         webhook_allow_private=env.get("XINYI_WEBHOOK_ALLOW_PRIVATE", "") in ("1", "true", "yes"),
-        realname_verifier=env.get("XINYI_REALNAME_VERIFIER", "dev"),
+        realname_verifier=env.get("XINYI_REALNAME_VERIFIER",
+                                  "" if mode == "production" else "dev"),
         trust_proxy_hops=int(env.get("XINYI_TRUST_PROXY_HOPS", "0")),
         instance_path=str(instance),
         log_level=env.get("XINYI_LOG_LEVEL", "INFO"),

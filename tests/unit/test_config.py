@@ -36,6 +36,7 @@ def production_env(tmp_path: Path, **changes: str | None) -> dict[str, str]:
         "XINYI_DATA_KEY_CURRENT": "2",
         "XINYI_BLIND_INDEX_KEY": b64key(),
         "XINYI_JWT_PRIVATE_KEY": pem(),
+        "XINYI_REALNAME_VERIFIER": "dev",
     }
     env.update(changes)
     return {k: v for k, v in env.items() if v is not None}
@@ -49,7 +50,7 @@ def test_complete_production_settings_load(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("missing", ["XINYI_DATA_KEYS", "XINYI_BLIND_INDEX_KEY",
-                                     "XINYI_JWT_PRIVATE_KEY"])
+                                     "XINYI_JWT_PRIVATE_KEY", "XINYI_REALNAME_VERIFIER"])
 def test_production_refuses_to_start_without_each_key(tmp_path: Path, missing: str) -> None:
     env = production_env(tmp_path, **{missing: None})
     if missing == "XINYI_DATA_KEYS":
