@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
@@ -72,3 +72,9 @@ class ProblemSchema(Schema):
     code = fields.String(required=True)
     detail = fields.String(required=True)
     errors = fields.List(fields.Nested(ProblemFieldSchema))
+
+
+def page_of(items: Sequence[Any], total: int, args: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``{items, meta}`` envelope every paginated response schema describes."""
+    return {"items": items, "meta": {"page": args["page"], "page_size": args["page_size"],
+                                     "total": total}}

@@ -16,7 +16,7 @@ from xinyi.admin.schemas import (
     DisableIn,
     IssuedKeyOut,
 )
-from xinyi.schemas import PageArgs
+from xinyi.schemas import PageArgs, page_of
 from xinyi.web import db, deps, requires
 
 blp = Blueprint("admin", __name__, url_prefix="/v1/admin",
@@ -44,7 +44,7 @@ def _register(collection: str, client_type: str) -> None:
     @blp.response(200, ClientPage)
     def list_(args: dict[str, int]) -> dict[str, Any]:
         items, total = service.list_clients(db(), client_type, **args)
-        return {"items": items, "meta": {**args, "total": total}}
+        return page_of(items, total, args)
 
     @blp.route(f"/{collection}/<uuid:client_id>", methods=["GET"], endpoint=f"get_{name}")
     @requires("operator", "auditor")

@@ -7,7 +7,7 @@ from flask_smorest import Blueprint
 from xinyi.audit import service
 from xinyi.audit.schemas import QueryPage
 from xinyi.citizens.service import citizen_bidx
-from xinyi.schemas import PageArgs
+from xinyi.schemas import PageArgs, page_of
 from xinyi.web import db, principal, requires
 
 me_blp = Blueprint("me_queries", __name__, url_prefix="/v1/me",
@@ -24,5 +24,4 @@ def my_queries(args: dict[str, Any]) -> dict[str, Any]:
     session = db()
     entries, total = service.entries_for(session, citizen_bidx(session, principal().id),
                                          page=args["page"], page_size=args["page_size"])
-    return {"items": [service.describe(e) for e in entries],
-            "meta": {"page": args["page"], "page_size": args["page_size"], "total": total}}
+    return page_of([service.describe(e) for e in entries], total, args)

@@ -18,18 +18,13 @@ from xinyi.consents.schemas import (
     ReportArgs,
     ReportOut,
 )
-from xinyi.schemas import PageArgs
+from xinyi.schemas import PageArgs, page_of
 from xinyi.web import db, deps, principal, requires
 
 partner_blp = Blueprint("partner_consents", __name__, url_prefix="/v1/partner",
                         description="Consent requests and consented reports (授权查询)")
 me_blp = Blueprint("me_consents", __name__, url_prefix="/v1/me",
                    description="The citizen's consents: requests to decide, grants, revocations")
-
-
-def _page(items: list[dict[str, Any]], total: int, args: dict[str, Any]) -> dict[str, Any]:
-    return {"items": items, "meta": {"page": args["page"], "page_size": args["page_size"],
-                                     "total": total}}
 
 
 @partner_blp.route("/consent-requests", methods=["POST"])
@@ -66,7 +61,7 @@ def report(args: dict[str, Any], subject: str) -> dict[str, Any]:
 def pending_requests(args: dict[str, Any]) -> dict[str, Any]:
     """Requests from partners waiting for your decision, newest first."""
     items, total = service.pending_requests(db(), deps(), principal().id, **args)
-    return _page(items, total, args)
+    return page_of(items, total, args)
 
 
 @me_blp.route("/consent-requests/<uuid:request_id>/approve", methods=["POST"])
@@ -92,7 +87,7 @@ def deny_request(request_id: uuid.UUID) -> dict[str, Any]:
 def my_consents(args: dict[str, Any]) -> dict[str, Any]:
     """Your consents, live and past, newest first."""
     items, total = service.citizen_consents(db(), deps(), principal().id, **args)
-    return _page(items, total, args)
+    return page_of(items, total, args)
 
 
 @me_blp.route("/consents", methods=["POST"])

@@ -21,6 +21,7 @@ from xinyi.records.schemas import (
     RecordBatchOut,
     RecordPatchIn,
 )
+from xinyi.schemas import page_of
 from xinyi.web import db, deps, principal, public, requires
 
 provider_blp = Blueprint("provider", __name__, url_prefix="/v1/provider",
@@ -109,8 +110,7 @@ def lists(args: dict[str, Any]) -> dict[str, Any]:
     items, total = service.list_entries(
         db(), deps(), list_name=args.get("list"), include_left=args["include_left"],
         page=args["page"], page_size=args["page_size"])
-    return {"items": items, "meta": {"page": args["page"], "page_size": args["page_size"],
-                                     "total": total}}
+    return page_of(items, total, args)
 
 
 class DomainCount(Schema):
@@ -149,5 +149,4 @@ def stats() -> dict[str, Any]:
 def my_records(args: dict[str, Any]) -> dict[str, Any]:
     """The citizen's own records; `archived=true` shows expired, repaired and withdrawn ones."""
     items, total = service.citizen_records(db(), principal().id, **args)
-    return {"items": items, "meta": {"page": args["page"], "page_size": args["page_size"],
-                                     "total": total}}
+    return page_of(items, total, args)
