@@ -662,7 +662,8 @@ class Bench:
             return [subprocess.Popen(
                 [pyspy, "record", "--pid", str(pid), "--duration", str(round(secs)),
                  "--rate", "200", "--format", "raw", "--nonblocking",
-                 "--output", str(out_dir / f"{tag}-worker{k}.txt")],
+                 "--output", str(out_dir / f"{tag}-worker{k}.txt"),
+                 *os.environ.get("PY_SPY_ARGS", "").split()],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 for k, pid in enumerate(self.worker_pids())]
 

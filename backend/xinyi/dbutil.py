@@ -22,15 +22,32 @@ def upsert(session: Session, table: Table, rows: Sequence[dict[str, Any]] | dict
            key: Sequence[str] | None, update: Sequence[str]) -> None:
     """Insert, or on conflict update ``update`` columns; with ``key=None`` and no updates a
     conflict on *any* unique constraint is ignored."""
-    stmt: Any = insert_for(session, table)
-    if key is None:
-        stmt = stmt.on_conflict_do_nothing()
-    elif update:
-        stmt = stmt.on_conflict_do_update(
-            index_elements=list(key), set_={c: stmt.excluded[c] for c in update})
-    else:
-        stmt = stmt.on_conflict_do_nothing(index_elements=list(key))
-    session.execute(stmt, rows)
+    session.connection().execute(
+        _upsert_statement(session.get_bind().dialect.name, table,
+                          None if key is None else tuple(key), tuple(update)), rows)
+
+
+_UPSERTS: dict[tuple[str, str, tuple[str, ...] | None, tuple[str, ...]], Insert] = {}
+
+
+def _upsert_statement(dialect: str, table: Table, key: tuple[str, ...] | None,
+                      update: tuple[str, ...]) -> Insert:
+    """Built once per shape: the rows go in as parameters, so a hot path pays neither for
+    building the statement nor for its cache key."""
+    cache_key = (dialect, table.name, key, update)
+    stmt: Any = _UPSERTS.get(cache_key)
+    if stmt is None:
+        module: Any = postgresql if dialect == "postgresql" else sqlite
+        stmt = module.insert(table)
+        if key is None:
+            stmt = stmt.on_conflict_do_nothing()
+        elif update:
+            stmt = stmt.on_conflict_do_update(
+                index_elements=list(key), set_={c: stmt.excluded[c] for c in update})
+        else:
+            stmt = stmt.on_conflict_do_nothing(index_elements=list(key))
+        _UPSERTS[cache_key] = stmt
+    return stmt  # type: ignore[no-any-return]
 
 
 def china_date(session: Session, column: Any) -> Any:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from flask import Flask
-from sqlalchemy import text, update
+from sqlalchemy import create_engine, delete, func, select, text, update
+from sqlalchemy.orm import Session
 
 from tests.conftest import ROOT
 from xinyi.audit.checkpoints import make_checkpoint, verify_all
 from xinyi.audit.models import AccessLogEntry
-from xinyi.audit.service import Access, append, entry_hash
+from xinyi.audit.service import EMPTY, GENESIS, Access, ChainBusy, append, entry_hash
 from xinyi.records.models import Subject
 
 
@@ -105,3 +107,87 @@ def test_app_role_cannot_update_or_delete_log_rows(app: Flask) -> None:
                           "TRUNCATE access_log", "DELETE FROM audit_checkpoints"):
             with pytest.raises(Exception, match="permission denied"), s.begin_nested():
                 s.execute(text(forbidden))
+
+
+def test_append_from_a_stale_head_moves_on_to_the_real_one(app: Flask) -> None:
+    """Another transaction appended after this one read the head: the entry still lands right
+    after the real head, linked to it, and the chain verifies."""
+    deps = app.extensions["xinyi"]
+    with deps.db.session() as s:
+        bidx = _subject(s, 7)
+        _log(s, bidx, datetime.now(UTC) - timedelta(minutes=5), n=2)
+        review = Access(bidx, "staff", "s-1", "复核员", "review", "report.full", "异议复核")
+        late = append(s, review, now=datetime.now(UTC), head=EMPTY)
+        s.commit()
+        rows = s.scalars(select(AccessLogEntry).where(AccessLogEntry.subject_bidx == bidx)
+                         .order_by(AccessLogEntry.seq)).all()
+        assert [r.seq for r in rows] == [1, 2, 3]
+        assert late.seq == 3 and late.prev_hash == rows[1].hash
+        assert verify_all(s).problem is None
+
+
+def test_a_chain_that_never_settles_is_refused_and_records_nothing(
+        app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    from xinyi.audit import service
+
+    deps = app.extensions["xinyi"]
+    with deps.db.session() as s:
+        bidx = _subject(s, 8)
+        _log(s, bidx, datetime.now(UTC), n=1)
+        monkeypatch.setattr(service, "read_head", lambda *_: EMPTY)  # always out of date
+        with pytest.raises(ChainBusy) as busy:
+            append(s, Access(bidx, "partner", "p-1", "图书馆", "report", "report.summary", "x"),
+                   now=datetime.now(UTC))
+        assert busy.value.status == 503 and busy.value.headers["Retry-After"] == "1"
+        count = s.scalar(select(func.count()).select_from(AccessLogEntry)
+                         .where(AccessLogEntry.subject_bidx == bidx))
+        assert count == 1
+
+
+def test_concurrent_appends_for_one_citizen_never_fork_the_chain(app: Flask) -> None:
+    """Real transactions on separate PostgreSQL connections, committed: no lock is taken, the
+    unique (subject, seq) position decides, and every append lands exactly once."""
+    deps = app.extensions["xinyi"]
+    if not deps.db.url.startswith("postgresql"):
+        pytest.skip("SQLite has a single writer: appends cannot interleave")
+    engine = create_engine(deps.db.url, pool_size=8)
+    bidx = uuid.uuid4().bytes * 2
+    start = threading.Barrier(6)
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        try:
+            start.wait(timeout=10)
+            for i in range(5):
+                with Session(engine) as s:
+                    append(s, Access(bidx, "partner", f"p-{n}", "图书馆", "verification",
+                                     "benefit:x", f"{n}-{i}"), now=datetime.now(UTC))
+                    s.commit()
+        except BaseException as exc:  # handed to the test thread
+            errors.append(exc)
+
+    try:
+        with Session(engine) as s:
+            s.add(Subject(bidx=bidx, id_number_enc=b"x" * 40, first_seen_at=datetime.now(UTC)))
+            s.commit()
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert not errors, errors
+        with Session(engine) as s:
+            rows = s.scalars(select(AccessLogEntry).where(AccessLogEntry.subject_bidx == bidx)
+                             .order_by(AccessLogEntry.seq)).all()
+            assert [r.seq for r in rows] == list(range(1, 31))
+            assert sorted(r.purpose for r in rows) == sorted(
+                f"{n}-{i}" for n in range(6) for i in range(5))
+            prev = GENESIS
+            for r in rows:
+                assert r.prev_hash == prev and r.hash == entry_hash(prev, r)
+                prev = r.hash
+    finally:
+        with engine.begin() as conn:
+            conn.execute(delete(AccessLogEntry).where(AccessLogEntry.subject_bidx == bidx))
+            conn.execute(delete(Subject).where(Subject.bidx == bidx))
+        engine.dispose()

@@ -21,6 +21,8 @@ from sqlalchemy.orm import Session
 
 from xinyi.audit.models import AccessLogEntry
 from xinyi.auth.models import ApiClient
+from xinyi.dbutil import insert_for
+from xinyi.errors import DomainError
 
 GENESIS = b"\x00" * 32
 ACTOR_TYPES = ("partner", "staff", "org", "provider")
@@ -52,31 +54,99 @@ def entry_hash(prev_hash: bytes, entry: AccessLogEntry) -> bytes:
     return hashlib.sha256(prev_hash + canonical.encode()).digest()
 
 
-def append(session: Session, access: Access, *, now: datetime) -> AccessLogEntry:
+@dataclass(frozen=True)
+class Head:
+    """The last entry of a subject's chain: the next entry takes ``seq + 1`` and links to
+    ``hash``. An empty chain's head is ``(0, GENESIS)``."""
+
+    seq: int
+    hash: bytes
+
+
+EMPTY = Head(0, GENESIS)
+APPEND_TRIES = 20
+
+
+class ChainBusy(DomainError):
+    """The chain moved under every attempt (only under extreme contention on one citizen);
+    nothing was recorded, so the caller's whole request may simply be retried."""
+
+    status = 503
+    code = "access_log_busy"
+    title = "The access log is busy, try again"
+
+    def __init__(self) -> None:
+        super().__init__(headers={"Retry-After": "1"})
+
+
+def head_columns(subject: Any) -> tuple[Any, Any]:
+    """Correlated scalar subqueries for a chain head, to read it in the caller's own query."""
+    last = (select(AccessLogEntry.seq, AccessLogEntry.hash)
+            .where(AccessLogEntry.subject_bidx == subject)
+            .order_by(AccessLogEntry.seq.desc()).limit(1))
+    return (last.with_only_columns(AccessLogEntry.seq).scalar_subquery(),
+            last.with_only_columns(AccessLogEntry.hash).scalar_subquery())
+
+
+def head_of(seq: int | None, digest: bytes | None) -> Head:
+    return EMPTY if seq is None or digest is None else Head(seq, bytes(digest))
+
+
+def read_head(session: Session, subject_bidx: bytes) -> Head:
+    row = session.connection().execute(
+        select(AccessLogEntry.seq, AccessLogEntry.hash)
+        .where(AccessLogEntry.subject_bidx == subject_bidx)
+        .order_by(AccessLogEntry.seq.desc()).limit(1)).first()
+    return EMPTY if row is None else Head(row.seq, bytes(row.hash))
+
+
+def append(session: Session, access: Access, *, now: datetime,
+           head: Head | None = None) -> AccessLogEntry:
     """Append to the subject's chain inside the caller's transaction (durable with it).
 
-    Appends for one subject are serialised: on PostgreSQL by a transaction-scoped advisory
-    lock on the subject, on SQLite by its single writer (BEGIN IMMEDIATE). The unique
-    (subject, seq) constraint stays as the last line of defence against a forked chain.
+    Optimistic: the entry takes the position after ``head`` (read now if not given, e.g. by
+    the caller's own query with :func:`head_columns`) with ``INSERT … ON CONFLICT (subject,
+    seq) DO NOTHING``. If another transaction took that position first, nothing is inserted
+    (PostgreSQL waits for that transaction to end before deciding) and the append starts
+    again from the new head. No lock is held and no error aborts the caller's transaction;
+    the unique (subject, seq) constraint keeps every chain unforked.
     """
     if access.actor_type not in ACTOR_TYPES:
         raise ValueError("unknown actor type")
-    if session.get_bind().dialect.name == "postgresql":
-        lock_key = int.from_bytes(access.subject_bidx[:8], "big", signed=True)
-        session.execute(select(func.pg_advisory_xact_lock(lock_key)))
-    head = session.execute(
-        select(AccessLogEntry.seq, AccessLogEntry.hash)
-        .where(AccessLogEntry.subject_bidx == access.subject_bidx)
-        .order_by(AccessLogEntry.seq.desc()).limit(1)).first()
-    seq, prev = (head.seq + 1, head.hash) if head else (1, GENESIS)
-    entry = AccessLogEntry(
-        id=uuid.uuid4(), subject_bidx=access.subject_bidx, seq=seq,
-        actor_type=access.actor_type, actor_id=access.actor_id,
-        actor_name=access.actor_name, action=access.action, scope=access.scope,
-        consent_id=access.consent_id, purpose=access.purpose, created_at=now, prev_hash=prev)
-    entry.hash = entry_hash(prev, entry)
-    session.add(entry)
-    return entry
+    conn = session.connection()
+    for _ in range(APPEND_TRIES):
+        if head is None:
+            head = read_head(session, access.subject_bidx)
+        entry = AccessLogEntry(
+            id=uuid.uuid4(), subject_bidx=access.subject_bidx, seq=head.seq + 1,
+            actor_type=access.actor_type, actor_id=access.actor_id,
+            actor_name=access.actor_name, action=access.action, scope=access.scope,
+            consent_id=access.consent_id, purpose=access.purpose, created_at=now,
+            prev_hash=head.hash)
+        entry.hash = entry_hash(head.hash, entry)
+        inserted = conn.execute(_append_statement(session),
+                                {c: getattr(entry, c) for c in _COLUMNS}).first()
+        if inserted is not None:
+            return entry
+        head = None  # the chain moved: start again from its new head
+    raise ChainBusy()
+
+
+_COLUMNS = tuple(c.key for c in AccessLogEntry.__table__.columns)
+_APPEND: dict[str, Any] = {}
+
+
+def _append_statement(session: Session) -> Any:
+    """``INSERT … ON CONFLICT (subject_bidx, seq) DO NOTHING RETURNING id``, built once per
+    dialect (the values go in as parameters)."""
+    dialect = session.get_bind().dialect.name
+    stmt = _APPEND.get(dialect)
+    if stmt is None:
+        base: Any = insert_for(session, AccessLogEntry.__table__)  # type: ignore[arg-type]
+        stmt = _APPEND[dialect] = (
+            base.on_conflict_do_nothing(index_elements=["subject_bidx", "seq"])
+            .returning(AccessLogEntry.id))
+    return stmt
 
 
 def partner_actor(session: Session, partner_id: uuid.UUID) -> tuple[str, str]:

@@ -7,7 +7,7 @@ import logging
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
 from xinyi.citizens.models import Citizen
@@ -29,13 +29,16 @@ def short_code_key(code: str) -> str:
     return SHORT_CODE_PREFIX + hashlib.sha256(code.encode()).hexdigest()
 
 
+_SCORE = (select(CreditScore.score)
+          .join(Citizen, Citizen.id_number_bidx == CreditScore.subject_bidx)
+          .where(Citizen.account_id == bindparam("account_id")))
+
+
 def _tier_and_benefits(session: Session, deps: Deps, account_id: uuid.UUID,
                        now: datetime) -> tuple[str, list[str]]:
     """From the stored score and cached rules; the full report (records, clean years) only
     when a rule with a clean-years condition is within reach of the score."""
-    row = session.execute(
-        select(CreditScore.score).join(Citizen, Citizen.id_number_bidx == CreditScore.subject_bidx)
-        .where(Citizen.account_id == account_id)).first()
+    row = session.connection().execute(_SCORE, {"account_id": account_id}).first()
     score = row[0] if row else rules.SCORE_BASE
     benefits = deps.cache.get_or_load(("benefit-rules-list",), lambda: benefit_rules(session))
     if any("clean_years" in b.limits and score >= b.min_score for b in benefits):
@@ -57,9 +60,10 @@ def issue(session: Session, deps: Deps, account_id: uuid.UUID,
     key = keys.signing_key(session, deps, "credential")
     issued = issue_batch(key, issuer=deps.settings.credential_issuer, tier=tier,
                          benefits=ben, start=now, count=count)
-    session.add_all([Credential(jti=c.jti, subject=c.subject, account_id=account_id,
-                                kid=c.kid, payload=c.qr_payload, not_before=c.not_before,
-                                expires_at=c.expires_at, created_at=now) for c in issued])
+    session.connection().execute(insert(Credential), [
+        {"jti": c.jti, "subject": c.subject, "account_id": account_id, "kid": c.kid,
+         "payload": c.qr_payload, "not_before": c.not_before, "expires_at": c.expires_at,
+         "created_at": now} for c in issued])
     session.commit()
     for c in issued:
         ttl = max(1, int((c.expires_at - now).total_seconds()) + 1)

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from xinyi.audit.service import Access, append
+from xinyi.audit.service import Access, Head, append, head_columns, head_of
 from xinyi.auth.principal import Principal
 from xinyi.citizens.models import Citizen
 from xinyi.credentials import keys, tokens
@@ -83,30 +83,46 @@ _REFUSALS: dict[str, type[CredentialRefused]] = {
 
 @dataclass(frozen=True)
 class _Holder:
-    """The credential with everything a decision needs, read in one joined query."""
+    """The credential with everything a decision and its log entry need, read in one query."""
 
-    cred: Credential
+    jti: str
+    subject: str
+    account_id: uuid.UUID
+    not_before: datetime
+    expires_at: datetime
     bidx: bytes
     score: int | None
     black_listed: bool
+    head: Head  # of the citizen's access-log chain, for the entry this verification writes
+
+
+_BLACK = (select(ListEntry.id).where(
+    ListEntry.subject_bidx == Citizen.id_number_bidx, ListEntry.list == "black",
+    ListEntry.left_at.is_(None)).exists())
+_LOAD = (
+    select(Credential.jti, Credential.subject, Credential.account_id, Credential.not_before,
+           Credential.expires_at, Citizen.id_number_bidx, CreditScore.score,
+           _BLACK.label("black"), *head_columns(Citizen.id_number_bidx))
+    .join(Citizen, Citizen.account_id == Credential.account_id)
+    .outerjoin(CreditScore, CreditScore.subject_bidx == Citizen.id_number_bidx)
+    .where(Credential.jti == bindparam("jti")))
+
+
+_RECORD = insert(Verification)
 
 
 def _load(session: Session, jti: str) -> _Holder | None:
-    black = (select(ListEntry.id).where(
-        ListEntry.subject_bidx == Citizen.id_number_bidx, ListEntry.list == "black",
-        ListEntry.left_at.is_(None)).exists())
-    row = session.execute(
-        select(Credential, Citizen.id_number_bidx, CreditScore.score, black)
-        .join(Citizen, Citizen.account_id == Credential.account_id)
-        .outerjoin(CreditScore, CreditScore.subject_bidx == Citizen.id_number_bidx)
-        .where(Credential.jti == jti)).first()
-    return None if row is None else _Holder(row[0], row[1], row[2], bool(row[3]))
+    row = session.connection().execute(_LOAD, {"jti": jti}).first()
+    if row is None:
+        return None
+    return _Holder(row[0], row[1], row[2], row[3], row[4], bytes(row[5]), row[6], bool(row[7]),
+                   head_of(row[8], row[9]))
 
 
-def _window(cred: Credential, now: datetime) -> None:
-    if cred.expires_at + timedelta(seconds=ONLINE_LEEWAY_SECONDS) <= now:
+def _window(held: _Holder, now: datetime) -> None:
+    if held.expires_at + timedelta(seconds=ONLINE_LEEWAY_SECONDS) <= now:
         raise CredentialExpired()
-    if cred.not_before - timedelta(seconds=ONLINE_LEEWAY_SECONDS) > now:
+    if held.not_before - timedelta(seconds=ONLINE_LEEWAY_SECONDS) > now:
         raise CredentialNotYetValid()
 
 
@@ -122,7 +138,7 @@ def _credential(session: Session, deps: Deps, partner: Principal, presented: str
         held = _load(session, jti.decode())
         if held is None:
             raise CredentialRefused()
-        _window(held.cred, now)
+        _window(held, now)
         return held
     if not presented.startswith(tokens.PREFIX):
         raise CredentialRefused("Not an xinyi credential")
@@ -133,7 +149,7 @@ def _credential(session: Session, deps: Deps, partner: Principal, presented: str
     except tokens.CredentialError as exc:
         raise _REFUSALS.get(exc.code, CredentialRefused)() from None
     held = _load(session, claims.jti)
-    if held is None or held.cred.subject != claims.subject:
+    if held is None or held.subject != claims.subject:
         raise CredentialRefused()
     return held
 
@@ -155,7 +171,7 @@ def _tier_and_grant(session: Session, held: _Holder, rule: BenefitView,
                     now: datetime) -> tuple[str, bool]:
     """The stored score suffices, except for rules with a clean-years condition."""
     if "clean_years" in rule.limits:
-        report = credit_report(session, held.cred.account_id, now=now)
+        report = credit_report(session, held.account_id, now=now)
         granted = next((b.eligible for b in report.benefits if b.code == rule.code), False)
         return report.tier, bool(granted)
     score = held.score if held.score is not None else rules.SCORE_BASE
@@ -197,18 +213,18 @@ def _decide_and_record(session: Session, deps: Deps, partner: Principal, held: _
                     "limits": dict(rule.rule.grants) if eligible else {}},
         "tier": tier,
         "subject": subject,
-        "expires_at": held.cred.expires_at.isoformat(),
+        "expires_at": held.expires_at.isoformat(),
     }
-    session.add(Verification(
-        id=verification_id, partner_id=partner.id, idempotency_key=idempotency_key,
-        credential_jti=held.cred.jti, subject_bidx=held.bidx, benefit_code=rule.code,
-        decision=response["decision"], created_at=now,
-        response={**response, "_credential": _fingerprint(credential)}))
+    session.connection().execute(_RECORD, {
+        "id": verification_id, "partner_id": partner.id, "idempotency_key": idempotency_key,
+        "credential_jti": held.jti, "subject_bidx": held.bidx, "benefit_code": rule.code,
+        "decision": response["decision"], "created_at": now,
+        "response": {**response, "_credential": _fingerprint(credential)}})
     append(session, Access(subject_bidx=held.bidx, actor_type="partner",
                            actor_id=str(partner.id),
                            actor_name=partner.client_name or "unknown", action="verification",
                            scope=f"benefit:{rule.code}", purpose=f"verify {rule.code}"),
-           now=now)
+           now=now, head=held.head)
     session.commit()
     return response
 
@@ -221,8 +237,8 @@ def verify(session: Session, deps: Deps, partner: Principal, *, credential: str,
         return replay
     rule = _rule(session, deps, partner, benefit)
     held = _credential(session, deps, partner, credential, now)
-    used_key = USED_PREFIX + held.cred.jti
-    ttl = max(60, int((held.cred.expires_at - now).total_seconds()) + 120)
+    used_key = USED_PREFIX + held.jti
+    ttl = max(60, int((held.expires_at - now).total_seconds()) + 120)
     if not deps.kv.set(used_key, b"1", ttl=ttl, only_if_absent=True):
         # A concurrent retry with the same key may have just finished: answer as it did.
         replay = _previous(session, partner, idempotency_key, benefit, credential)
