@@ -68,6 +68,21 @@ def test_png_geometry(key: SigningKey) -> None:
     assert all(rgb.getpixel((x, y)) == 255 for x in range(image.size[0]) for y in range(quiet))
 
 
+def test_png_is_pixel_for_pixel_what_qrcode_draws(key: SigningKey) -> None:
+    # render_png draws the module matrix itself; it must not differ from the library's image.
+    from qrcode.image.pil import PilImage
+
+    for benefits in ([], ["lib"], ["lib", "bike", "hotel"]):
+        payload = issue(key, issuer=ISSUER, tier="AA", benefits=benefits,
+                        not_before=NOW).qr_payload
+        ours = Image.open(io.BytesIO(qr.render_png(payload)))
+        reference = io.BytesIO()
+        qr._build(payload, qr.PNG_BOX_SIZE, PilImage).make_image().save(reference)
+        theirs = Image.open(io.BytesIO(reference.getvalue()))
+        assert ours.mode == theirs.mode == "1" and ours.size == theirs.size
+        assert ours.tobytes() == theirs.tobytes()
+
+
 def test_many_credentials_decode(key: SigningKey) -> None:
     # Guards the fixed mask: every symbol must still read back.
     for i in range(12):

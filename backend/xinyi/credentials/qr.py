@@ -14,13 +14,15 @@ import io
 from typing import Final, TypeVar
 
 import qrcode
+from PIL import Image
 from qrcode.constants import ERROR_CORRECT_M
 from qrcode.exceptions import DataOverflowError
 from qrcode.image.base import BaseImage
 from qrcode.image.pil import PilImage
 from qrcode.image.svg import SvgPathImage
 
-__all__ = ["BORDER", "MASK_PATTERN", "MAX_VERSION", "PNG_BOX_SIZE", "render_png", "render_svg"]
+__all__ = ["BORDER", "MASK_PATTERN", "MAX_VERSION", "PNG_BOX_SIZE", "png_of_matrix", "render_png",
+           "render_svg"]
 
 MAX_VERSION: Final = 15
 PNG_BOX_SIZE: Final = 8
@@ -58,10 +60,24 @@ def _build(payload: str, box_size: int, factory: type[_Image]) -> qrcode.QRCode[
 
 
 def render_png(payload: str) -> bytes:
-    """A black-on-white 1-bit PNG, 8 px per module, 4-module quiet zone."""
-    image = _build(payload, PNG_BOX_SIZE, PilImage).make_image()
+    """A black-on-white 1-bit PNG, 8 px per module, 4-module quiet zone.
+
+    The symbol is qrcode's; the pixels are drawn from its module matrix in three Pillow calls
+    instead of qrcode's one rectangle per dark module (4.6 ms of a 15 ms render). The image is
+    pixel for pixel what ``make_image()`` with :class:`PilImage` draws (a unit test holds it).
+    """
+    return png_of_matrix(_build(payload, PNG_BOX_SIZE, PilImage).get_matrix(), PNG_BOX_SIZE)
+
+
+def png_of_matrix(matrix: list[list[bool]], box_size: int) -> bytes:
+    """A 1-bit PNG of a module matrix (quiet zone included), ``box_size`` pixels per module."""
+    n = len(matrix)
+    modules = Image.frombytes("L", (n, n), bytes(0 if dark else 255
+                                                  for row in matrix for dark in row))
     out = io.BytesIO()
-    image.save(out)
+    (modules.convert("1", dither=Image.Dither.NONE)
+     .resize((n * box_size, n * box_size), Image.Resampling.NEAREST)
+     .save(out, format="PNG"))
     return out.getvalue()
 
 
