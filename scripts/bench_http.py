@@ -470,7 +470,7 @@ class Bench:
         self.server_log = open(self.tmp / "server.log", "wb")  # noqa: SIM115
         self.server = subprocess.Popen(
             [xinyi_exe(), "serve", "--host", "127.0.0.1", "--port", str(self.port),
-             "--workers", "2"],
+             "--workers", "2", "--threads", str(self.args.server_threads)],
             env=self.env, stdout=self.server_log, stderr=subprocess.STDOUT,
             start_new_session=True)
         deadline = time.monotonic() + 60
@@ -722,7 +722,8 @@ class Bench:
         print()
         print(f"xinyi+ HTTP bench — {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs "
               f"({cpu_model}), Python {platform.python_version()}, generator {self.generator} "
-              f"(-t{a.threads} -c{a.connections}), gunicorn gthread 2 workers × 4 threads, "
+              f"(-t{a.threads} -c{a.connections}), "
+              f"gunicorn gthread 2 workers × {a.server_threads} threads, "
               f"{a.seconds:g} s per endpoint after {a.warmup:g} s warm-up")
         print()
         head = (f"| {'endpoint':<36} | {'req/s':>8} | {'p50 ms':>7} | {'p99 ms':>7} | "
@@ -774,6 +775,8 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=3.0, help="warm-up run per endpoint")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--server-threads", type=int, default=4,
+                        help="threads per gunicorn worker (xinyi serve --threads)")
     parser.add_argument("--py-processes", type=int, default=4,
                         help="processes of the Python generator")
     parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto")
