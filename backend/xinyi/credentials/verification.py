@@ -26,7 +26,8 @@ from xinyi.credentials.models import Credential, Verification
 from xinyi.credentials.service import short_code_key
 from xinyi.deps import Deps
 from xinyi.errors import Conflict, DomainError, ValidationFailed
-from xinyi.partners.service import remember
+from xinyi.partners.models import Pseudonym
+from xinyi.partners.service import pseudonym, remember
 from xinyi.records.models import ListEntry
 from xinyi.scoring import rules
 from xinyi.scoring.models import CreditScore
@@ -94,15 +95,19 @@ class _Holder:
     score: int | None
     black_listed: bool
     head: Head  # of the citizen's access-log chain, for the entry this verification writes
+    known: bool  # the partner's pseudonym for this citizen is already recorded
 
 
 _BLACK = (select(ListEntry.id).where(
     ListEntry.subject_bidx == Citizen.id_number_bidx, ListEntry.list == "black",
     ListEntry.left_at.is_(None)).exists())
+_KNOWN = (select(Pseudonym.partner_id).where(
+    Pseudonym.partner_id == bindparam("partner_id"),
+    Pseudonym.subject_bidx == Citizen.id_number_bidx).exists())
 _LOAD = (
     select(Credential.jti, Credential.subject, Credential.account_id, Credential.not_before,
            Credential.expires_at, Citizen.id_number_bidx, CreditScore.score,
-           _BLACK.label("black"), *head_columns(Citizen.id_number_bidx))
+           _BLACK.label("black"), *head_columns(Citizen.id_number_bidx), _KNOWN.label("known"))
     .join(Citizen, Citizen.account_id == Credential.account_id)
     .outerjoin(CreditScore, CreditScore.subject_bidx == Citizen.id_number_bidx)
     .where(Credential.jti == bindparam("jti")))
@@ -111,12 +116,12 @@ _LOAD = (
 _RECORD = insert(Verification)
 
 
-def _load(session: Session, jti: str) -> _Holder | None:
-    row = session.connection().execute(_LOAD, {"jti": jti}).first()
+def _load(session: Session, partner: Principal, jti: str) -> _Holder | None:
+    row = session.connection().execute(_LOAD, {"jti": jti, "partner_id": partner.id}).first()
     if row is None:
         return None
     return _Holder(row[0], row[1], row[2], row[3], row[4], bytes(row[5]), row[6], bool(row[7]),
-                   head_of(row[8], row[9]))
+                   head_of(row[8], row[9]), bool(row[10]))
 
 
 def _window(held: _Holder, now: datetime) -> None:
@@ -135,7 +140,7 @@ def _credential(session: Session, deps: Deps, partner: Principal, presented: str
         jti = deps.kv.get(short_code_key(presented))
         if jti is None:
             raise CredentialRefused("Unknown or expired short code")
-        held = _load(session, jti.decode())
+        held = _load(session, partner, jti.decode())
         if held is None:
             raise CredentialRefused()
         _window(held, now)
@@ -148,7 +153,7 @@ def _credential(session: Session, deps: Deps, partner: Principal, presented: str
                                leeway_seconds=ONLINE_LEEWAY_SECONDS)
     except tokens.CredentialError as exc:
         raise _REFUSALS.get(exc.code, CredentialRefused)() from None
-    held = _load(session, claims.jti)
+    held = _load(session, partner, claims.jti)
     if held is None or held.subject != claims.subject:
         raise CredentialRefused()
     return held
@@ -203,7 +208,9 @@ def _decide_and_record(session: Session, deps: Deps, partner: Principal, held: _
     eligible = granted and not held.black_listed
     reason = None if eligible else ("black_list_entry" if held.black_listed and granted
                                     else "below_threshold")
-    subject = remember(session, deps, partner.id, held.bidx)
+    # Recorded once per (partner, citizen); a returning citizen costs no write.
+    subject = (pseudonym(deps, partner.id, held.bidx) if held.known
+               else remember(session, deps, partner.id, held.bidx))
     verification_id = uuid.uuid4()
     response: dict[str, Any] = {
         "id": str(verification_id),
