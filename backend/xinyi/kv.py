@@ -23,6 +23,10 @@ class KeyValue(Protocol):
         """Store ``value`` for ``ttl`` seconds; with ``only_if_absent`` it is atomic claim."""
         ...
 
+    def set_many(self, items: list[tuple[str, bytes, int]]) -> None:
+        """Store each ``(key, value, ttl)``, in one round trip where the store allows."""
+        ...
+
     def delete(self, key: str) -> None: ...
 
     def ping(self) -> None: ...
@@ -38,6 +42,12 @@ class RedisKeyValue:
 
     def set(self, key: str, value: bytes, *, ttl: int, only_if_absent: bool = False) -> bool:
         return bool(self.client.set(key, value, ex=ttl, nx=only_if_absent))
+
+    def set_many(self, items: list[tuple[str, bytes, int]]) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for key, value, ttl in items:
+            pipe.set(key, value, ex=ttl)
+        pipe.execute()
 
     def delete(self, key: str) -> None:
         self.client.delete(key)
@@ -76,6 +86,10 @@ class MemoryKeyValue:
                 for k in [k for k, (_, exp) in self._data.items() if exp <= now]:
                     del self._data[k]
             return True
+
+    def set_many(self, items: list[tuple[str, bytes, int]]) -> None:
+        for key, value, ttl in items:
+            self.set(key, value, ttl=ttl)
 
     def delete(self, key: str) -> None:
         with self._lock:

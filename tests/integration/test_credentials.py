@@ -91,6 +91,30 @@ def test_prefetch_gives_consecutive_windows_and_count_is_bounded(client: FlaskCl
         assert resp.status_code == 422 and resp.get_json()["errors"][0]["field"] == "count"
 
 
+def test_every_prefetched_short_code_is_stored_until_its_own_window_ends(
+        app: Flask, client: FlaskClient) -> None:
+    from xinyi.credentials.service import short_code_key
+    from xinyi.kv import RedisKeyValue
+
+    me = citizen(client)
+    items = issue(client, me, count=15)
+    kv = app.extensions["xinyi"].kv
+    for item in items:
+        jti = kv.get(short_code_key(item["short_code"]))
+        assert jti is not None and jti.decode() == tokens_jti(item["qr_payload"])
+    if isinstance(kv, RedisKeyValue):
+        ttls = [kv.client.ttl(short_code_key(i["short_code"])) for i in items]
+        assert ttls == sorted(ttls) and ttls[0] <= 121 and ttls[-1] > 14 * 120
+
+
+def tokens_jti(qr_payload: str) -> str:
+    import base64
+
+    payload = qr_payload.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return str(claims["jti"])
+
+
 def test_png_decodes_independently_and_verifies_against_published_jwks(
         client: FlaskClient) -> None:
     import zxingcpp

@@ -65,9 +65,8 @@ def issue(session: Session, deps: Deps, account_id: uuid.UUID,
          "payload": c.qr_payload, "not_before": c.not_before, "expires_at": c.expires_at,
          "created_at": now} for c in issued])
     session.commit()
-    for c in issued:
-        ttl = max(1, int((c.expires_at - now).total_seconds()) + 1)
-        deps.kv.set(short_code_key(c.short_code), c.jti.encode(), ttl=ttl)
+    deps.kv.set_many([(short_code_key(c.short_code), c.jti.encode(),
+                       max(1, int((c.expires_at - now).total_seconds()) + 1)) for c in issued])
     return issued
 
 
