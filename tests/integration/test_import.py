@@ -11,6 +11,7 @@ import csv
 import json
 import random
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -485,8 +486,86 @@ def test_copy_text_escapes_what_postgres_copy_would_misread() -> None:
 
 
 
-def test_generated_record_ids_are_random_version_4_uuids() -> None:
+def test_generated_ids_are_time_ordered_version_7_uuids(monkeypatch: pytest.MonkeyPatch
+                                                       ) -> None:
     ids = importer._Ids()
+    before = time.time_ns() // 1_000_000
     drawn = [uuid.UUID(int=ids.next()) for _ in range(5000)]
-    assert all(u.version == 4 and u.variant == uuid.RFC_4122 for u in drawn)
-    assert len(set(drawn)) == len(drawn)
+    after = time.time_ns() // 1_000_000
+    assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in drawn)
+    assert drawn == sorted(drawn) and len(set(drawn)) == len(drawn)
+    assert before <= drawn[0].int >> 80 <= drawn[-1].int >> 80 <= after + 2
+    # A clock that stalls or steps back, and more than 4,096 ids in one millisecond: still
+    # strictly increasing.
+    monkeypatch.setattr(importer.time, "time_ns", lambda: 1_600_000_000_000_000_000)
+    stalled = [ids.next() for _ in range(10_000)]
+    assert stalled == sorted(set(stalled)) and stalled[0] > drawn[-1].int
+    assert all(uuid.UUID(int=n).version == 7 for n in stalled)
+
+
+def test_array_literals_quote_every_element() -> None:
+    values = ["a", "NULL", 'x"y', "b\\c", "", "é,{}"]
+    assert importer._text_array(values) == '{"a","NULL","x\\"y","b\\\\c","","é,{}"}'
+    assert importer._bytea_array([b"\x00\x01", b""]) == '{"\\\\x0001","\\\\x"}'
+
+
+# ---- PostgreSQL: the direct path and its fallback ----------------------------------------------
+
+def test_direct_path_writes_time_ordered_ids_and_needs_no_fallback(
+        app: Flask, client: FlaskClient, tmp_path: Path) -> None:
+    _, provider_id = new_provider(app, client)
+    ids = [valid_id_number(5950 + n) for n in range(3)]
+    rows = [row(f"d-{n}", ids[n % 3], code) for n, code in enumerate(
+        ["court.dishonest_debtor", "traffic.violation_minor", "volunteer.model",
+         "blood.donation", "bike.default"])]
+    first = run_import(app, provider_id, write_csv(tmp_path / "d.csv", rows), batch_size=2)
+    assert (first.created, first.redone) == (5, 0)
+    written = records(app, provider_id)
+    assert all(r.id.version == 7 for r in written.values())
+    again = run_import(app, provider_id, write_csv(tmp_path / "d.csv", rows), batch_size=2)
+    assert (again.created, again.unchanged, again.redone) == (0, 5, 0)
+
+
+def test_a_chunk_that_meets_a_concurrent_writer_is_redone_with_on_conflict(
+        app: Flask, client: FlaskClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deps: Deps = app.extensions["xinyi"]
+    if deps.db.engine.dialect.name != "postgresql":
+        pytest.skip("the direct COPY path and its fallback are PostgreSQL's")
+    _, provider_id = new_provider(app, client)
+    ids = [valid_id_number(5900 + n) for n in range(4)]
+    first = [row("c-1", ids[0], "court.dishonest_debtor"), row("c-2", ids[1]),
+             row("c-3", ids[2], "volunteer.model")]
+    done = run_import(app, provider_id, write_csv(tmp_path / "a.csv", first))
+    assert (done.created, done.redone) == (3, 0)
+    before = (count(app, CreditRecord), count(app, ListEntry), count(app, OutboxEvent),
+              count(app, Subject))
+
+    # What another import commits between this one's look-ups and its COPY: the look-ups find
+    # nothing, as just before the other one committed. The COPY then meets a unique violation.
+    monkeypatch.setattr(importer, "_text_array", lambda values: "{}")
+    monkeypatch.setattr(importer, "_bytea_array", lambda values: "{}")
+    rejects = tmp_path / "rejects.csv"
+    raced = run_import(app, provider_id, write_csv(tmp_path / "b.csv", [
+        first[0],                                   # unchanged black-list record
+        row("c-2", ids[1], "blood.donation"),       # the ref with other content
+        row("c-4", ids[0], "telecom.fraud"),        # new, black list
+        row("c-5", ids[3]),                         # new, a new subject
+    ]), reject_path=rejects, batch_size=10)
+    assert (raced.created, raced.unchanged, raced.rejected, raced.redone) == (2, 1, 1, 1)
+    assert [(r["line"], r["ref"], r["reason"].split(":")[0])
+            for r in read_rejects(rejects)] == [("3", "c-2", "duplicate_reference")]
+    kept = records(app, provider_id)
+    assert kept["c-2"].catalogue_code == "traffic.violation_minor"
+    assert kept["c-4"].catalogue_code == "telecom.fraud"
+    assert (count(app, CreditRecord), count(app, ListEntry), count(app, OutboxEvent),
+            count(app, Subject)) == (before[0] + 2, before[1] + 1, before[2] + 1, before[3] + 1)
+
+    # Only the subjects raced (new refs, a person just created by the other import).
+    monkeypatch.undo()
+    monkeypatch.setattr(importer, "_bytea_array", lambda values: "{}")
+    subjects_only = run_import(app, provider_id, write_csv(tmp_path / "c.csv", [
+        row("c-6", ids[3]), row("c-7", valid_id_number(5920))]))
+    assert (subjects_only.created, subjects_only.redone) == (2, 1)
+    assert count(app, Subject) == before[3] + 2
+    assert count(app, CreditRecord) == before[0] + 4

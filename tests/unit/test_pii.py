@@ -240,6 +240,12 @@ def test_blind_index_is_deterministic_keyed_and_kind_separated() -> None:
     assert phone.encode() not in index(phone, kind="phone")
 
 
+def test_blind_index_values_stay_those_already_stored() -> None:
+    # HMAC-SHA256 of "kind:value" under the key; a change would orphan every stored index.
+    assert BlindIndex(bytes(range(32)))("110101199003074514", kind="id_number").hex() == (
+        "ab8b28b7c8499193f3e1db9413d85bf9c15cb6b2d41e3f15e9a1c92672b8cd97")
+
+
 # ---- log redaction -----------------------------------------------------------------------
 
 def test_redact_removes_identifiers_tokens_and_secrets() -> None:

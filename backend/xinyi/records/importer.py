@@ -7,12 +7,23 @@ content hash, catalogue snapshot, archive of records already past display, list 
 
 * the file is streamed in chunks (``batch_size`` rows), so memory stays flat whatever its size;
   a reader thread validates the next chunk while the database writes the current one;
-* each chunk is staged in a temporary table (PostgreSQL ``COPY``, elsewhere ``executemany``)
-  and written with set-based ``INSERT … SELECT … ON CONFLICT DO NOTHING``, then committed;
-  the unique ``(provider_id, provider_ref)`` makes a re-run create nothing twice, and a ref
-  already used with other content is rejected as ``duplicate_reference`` (the original stays);
-  the same ref twice in one file counts once (the first; a later one with other content is a
-  ``duplicate_reference``);
+* on PostgreSQL each chunk looks its refs and new subjects up first (one array parameter each,
+  probed through the unique indexes), then copies (``COPY``) only what is new straight into
+  ``subjects``, ``credit_records``, ``list_entries`` and ``outbox_events``, inside a savepoint,
+  and commits. Every constraint is checked by PostgreSQL as for any insert. If a concurrent
+  import of the same provider wrote one of the refs or subjects after the look-up (a unique
+  violation) or the two deadlock, the chunk goes back to the savepoint and is redone the
+  staged way below (``ImportSummary.redone`` counts those chunks);
+* the staged way (SQLite, and PostgreSQL's fallback): the chunk goes into a temporary table
+  (``COPY`` / ``executemany``) and is written with set-based ``INSERT … SELECT … ON CONFLICT
+  DO NOTHING``. Either way the unique ``(provider_id, provider_ref)`` makes a re-run create
+  nothing twice, and a ref already used with other content is rejected as
+  ``duplicate_reference`` (the original stays); the same ref twice in one file counts once
+  (the first; a later one with other content is a ``duplicate_reference``). Both ways insert
+  subjects in key order and records in ref order, so concurrent imports take their row locks
+  in the same order;
+* new records, list entries and events get time-ordered (version 7) UUIDs, so their
+  primary-key indexes grow at the right edge;
 * per-row steps that dominate the API's cost have faster equivalents here, each held to the
   original by a test: :class:`CachedIdParser` (``IdNumber.parse``), :class:`FastItemLoader`
   (the schema load) and :func:`content_hash`; only new subjects have their ID number encrypted;
@@ -28,17 +39,17 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import itertools
 import json
 import logging
 import os
 import queue
 import re
-import sys
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -46,6 +57,7 @@ from json.encoder import encode_basestring
 from pathlib import Path
 from typing import IO, Any
 
+import psycopg
 from marshmallow import RAISE, fields, missing
 from marshmallow.exceptions import MarshmallowError
 from marshmallow.validate import Validator
@@ -119,6 +131,7 @@ class ImportSummary:
     unchanged: int = 0
     rejected: int = 0
     seconds: float = 0.0
+    redone: int = 0  # chunks redone with ON CONFLICT after meeting a concurrent writer
     reasons: Counter[str] = field(default_factory=Counter)
 
     @property
@@ -345,6 +358,19 @@ def _copy_text(value: Any) -> str:
     return str(value)
 
 
+def _text_array(values: list[str]) -> str:
+    """A text[] literal of strings (every element quoted, so none reads as NULL)."""
+    plain = "".join(values)
+    if "\\" in plain or '"' in plain:
+        values = [v.replace("\\", "\\\\").replace('"', '\\"') for v in values]
+    return '{"' + '","'.join(values) + '"}'
+
+
+def _bytea_array(values: Iterable[bytes]) -> str:
+    """A bytea[] literal."""
+    return "{" + ",".join([f'"\\\\x{b.hex()}"' for b in values]) + "}"
+
+
 def _copy_block(rows: list[tuple[Any, ...]]) -> str:
     return "".join("\t".join([_copy_text(v) for v in row]) + "\n" for row in rows)
 
@@ -435,18 +461,33 @@ def content_hash(bidx: bytes, item: Mapping[str, Any]) -> bytes:
 
 
 class _Ids:
-    """Random (version 4) UUIDs as integers, from one ``os.urandom`` call per 4,096."""
+    """Time-ordered (version 7, RFC 9562) UUIDs as integers, for the rows an import creates.
+
+    48 bits of Unix milliseconds, then a 12-bit counter that restarts each millisecond, then
+    62 random bits (one ``os.urandom`` call per 4,096 ids). Ids from one generator increase
+    strictly, even if the clock stalls or steps back, so the primary-key indexes of the new
+    rows grow at their right edge instead of splitting pages all over the tree.
+    """
 
     def __init__(self) -> None:
         self._buf = b""
         self._at = 0
+        self._ms = 0
+        self._seq = 0
 
     def next(self) -> int:
+        ms = time.time_ns() // 1_000_000
+        if ms > self._ms:
+            self._ms, self._seq = ms, 0
+        else:
+            self._seq += 1
+            if self._seq > 0xFFF:  # 4,096 ids in one millisecond: borrow the next one
+                self._ms, self._seq = self._ms + 1, 0
         if self._at >= len(self._buf):
-            self._buf, self._at = os.urandom(16 * 4096), 0
-        n = int.from_bytes(self._buf[self._at:self._at + 16])
-        self._at += 16
-        return (n & ~(0xF000 << 64) | (4 << 76)) & ~(0xC000 << 48) | (0x8000 << 48)
+            self._buf, self._at = os.urandom(8 * 4096), 0
+        rand = int.from_bytes(self._buf[self._at:self._at + 8]) & 0x3FFF_FFFF_FFFF_FFFF
+        self._at += 8
+        return (self._ms << 80) | ((0x7000 | self._seq) << 64) | 0x8000_0000_0000_0000 | rand
 
 
 # ---- one chunk, prepared by the reader thread --------------------------------------------------
@@ -454,7 +495,16 @@ class _Ids:
 @dataclass
 class _Chunk:
     rows: list[tuple[Any, ...]] = field(default_factory=list)  # STAGE column order (not PG)
-    copy: list[str] = field(default_factory=list)  # the same rows as COPY text (PostgreSQL)
+    # PostgreSQL: one entry per staged row in each of these lists. ``copy`` holds the row as
+    # COPY text for ``credit_records`` (columns ``_RECORD_COLUMNS``); ``extra`` the rest of its
+    # STAGE line (new_subject, list, list_entry_id, event_id, event_payload).
+    copy: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
+    refs: list[str] = field(default_factory=list)
+    digests: list[bytes] = field(default_factory=list)
+    # (index of the staged row, list_entries COPY line, outbox_events COPY line)
+    listed: list[tuple[int, str, str]] = field(default_factory=list)
     staged: int = 0
     ids: dict[bytes, str] = field(default_factory=dict)  # bidx -> ID number, new_subject rows
     rejects: list[tuple[int, str, str]] = field(default_factory=list)
@@ -479,7 +529,7 @@ class _Terms:
     status: str
     listed: str | None
     copy_head: str  # catalogue_code, occurred_on as COPY text
-    copy_tail: str  # points ... status as COPY text
+    copy_tail: str  # points ... status, then provider_id ... updated_at as COPY text
 
 
 def _esc(value: str) -> str:
@@ -487,6 +537,15 @@ def _esc(value: str) -> str:
 
 
 _NULL4 = "\\N\t\\N\t\\N\t\\N"
+_NOT_NEW, _NEW = "\tf\t" + _NULL4, "\tt\t" + _NULL4
+
+# The columns of a COPY straight into credit_records: STAGE's id ... status first (a STAGE
+# line is the line number, these 14 fields and the row's ``extra``), then the constant ones.
+_RECORD_COLUMNS = ("id", "subject_bidx", "provider_ref", "content_hash", "catalogue_code",
+                   "occurred_on", "summary", "occupation", "points", "display_months",
+                   "repair_after_months", "display_until", "repair_from", "status",
+                   "provider_id", "archived_reason", "archived_at", "created_at", "updated_at")
+_RECORD_CONSTANTS = 5  # provider_id ... updated_at
 
 
 _PEOPLE_MAX = 250_000  # ~25 MB of subject keys
@@ -496,11 +555,20 @@ class _Preparer:
     """Pure per-row work: validation, blind index, hash, snapshot. No database."""
 
     def __init__(self, deps: Deps, catalogue: Mapping[str, CatalogueItem], today: date,
-                 for_copy: bool) -> None:
+                 for_copy: bool, provider_id: uuid.UUID | None = None,
+                 now: datetime | None = None) -> None:
         self._deps = deps
         self._catalogue = catalogue
         self._today = today
         self._for_copy = for_copy
+        # COPY text of what every new record, list entry and event of this import shares.
+        self._now = "" if now is None else now.isoformat()
+        provider = "" if provider_id is None else provider_id.hex
+        self._record_tail = {
+            "active": f"\t{provider}\t\\N\t\\N\t{self._now}\t{self._now}",
+            "archived": f"\t{provider}\texpired\t{self._now}\t{self._now}\t{self._now}"}
+        self._legal_basis = {code: _esc(item.legal_basis) for code, item in catalogue.items()
+                             if item.legal_basis is not None}
         self._parse_id = CachedIdParser()
         self._load = FastItemLoader()
         self._ids = _Ids()
@@ -527,7 +595,8 @@ class _Preparer:
             terms = _Terms(item.points, item.display_months, item.repair_after_months, until,
                            repair, status, None if expired else self._lists[item.code],
                            _copy_text(item.code) + "\t" + occurred_on.isoformat(),
-                           "\t".join(_copy_text(v) for v in numbers))
+                           "\t".join(_copy_text(v) for v in numbers)
+                           + self._record_tail[status])
             if len(self._terms) >= 100_000:
                 self._terms.clear()
             self._terms[key] = terms
@@ -592,15 +661,27 @@ class _Preparer:
                        "catalogue_code": cat.code}
         occupation = item.get("occupation")
         if self._for_copy:
+            bidx_text = bidx.hex()
             chunk.copy.append(
-                f"{line}\t{record_id:032x}\t\\\\x{bidx.hex()}\t{_esc(ref)}\t"
-                f"\\\\x{digest.hex()}\t{terms.copy_head}\t{_esc(item['summary'])}\t"
+                f"{record_id:032x}\t\\\\x{bidx_text}\t{_esc(ref)}\t\\\\x{digest.hex()}\t"
+                f"{terms.copy_head}\t{_esc(item['summary'])}\t"
                 + ("\\N" if occupation is None else _esc(occupation))
-                + "\t" + terms.copy_tail + ("\tt" if new_subject else "\tf")
-                + ("\t" + (_NULL4 if payload is None else
-                           f"{listed}\t{entry_id:032x}\t{event_id:032x}\t"
-                           + _esc(json.dumps(payload))))
-                + "\n")
+                + "\t" + terms.copy_tail + "\n")
+            chunk.lines.append(line)
+            chunk.refs.append(ref)
+            chunk.digests.append(digest)
+            if payload is None:
+                chunk.extra.append(_NEW if new_subject else _NOT_NEW)
+            else:
+                event = _esc(json.dumps(payload))
+                chunk.extra.append(("\tt\t" if new_subject else "\tf\t")
+                                   + f"{listed}\t{entry_id:032x}\t{event_id:032x}\t{event}")
+                chunk.listed.append((
+                    len(chunk.copy) - 1,
+                    f"{entry_id:032x}\t\\\\x{bidx_text}\t{record_id:032x}\t{listed}\t"
+                    f"{_esc(cat.code)}\t{self._legal_basis[cat.code]}\t"
+                    f"{self._now}\n",
+                    f"{event_id:032x}\tlist.entered\t{event}\t{self._now}\n"))
         else:
             chunk.rows.append((
                 line, uuid.UUID(int=record_id), bidx, ref, digest, cat.code,
@@ -665,6 +746,8 @@ class _Writer:
         self.now = now
         self.postgres = session.get_bind().dialect.name == "postgresql"
         self._rerun = False  # the last chunk created nothing
+        self._now_text = now.isoformat()
+        self.fallbacks = 0  # chunks redone the staged way after a concurrent writer
         self._legal_basis = {code: item.legal_basis for code, item in catalogue.items()
                              if _list_of(item) is not None and item.legal_basis}
 
@@ -707,7 +790,108 @@ class _Writer:
                                                  for row in rows])
 
     def write(self, chunk: _Chunk) -> tuple[int, int, list[tuple[int, str, str]]]:
-        """Stage and write one chunk; returns (created, unchanged, duplicate-ref rejects)."""
+        """Write one chunk; returns (created, unchanged, duplicate-ref rejects).
+
+        PostgreSQL: straight into the real tables (:meth:`_write_direct`) inside a savepoint;
+        if a concurrent import took one of the chunk's refs or subjects meanwhile (a unique
+        violation) or the two deadlock, back to the savepoint and the staged way, which
+        resolves every conflict with ``ON CONFLICT``.
+        """
+        if not self.postgres:
+            return self._write_staged(chunk)
+        try:
+            with self.session.begin_nested():
+                return self._write_direct(chunk)
+        except (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected) as exc:
+            self.fallbacks += 1
+            log.warning("records import: a chunk met a concurrent writer; redone with ON "
+                        "CONFLICT", extra={"event": "records_import_conflict",
+                                           "sqlstate": exc.sqlstate})
+        chunk.rows = []
+        chunk.copy = [f"{line}\t{record[:-1].rsplit(chr(9), _RECORD_CONSTANTS)[0]}{extra}\n"
+                      for line, record, extra in zip(chunk.lines, chunk.copy, chunk.extra,
+                                                     strict=True)]
+        return self._write_staged(chunk)
+
+    def _copy(self, table: str, columns: tuple[str, ...], lines: list[str]) -> None:
+        if not lines:
+            return
+        driver = self._conn().connection.driver_connection
+        assert driver is not None
+        with driver.cursor() as cursor, cursor.copy(
+                f"COPY {table} ({', '.join(columns)}) FROM STDIN") as pipe:
+            pipe.write("".join(lines))
+
+    def _write_direct(self, chunk: _Chunk) -> tuple[int, int, list[tuple[int, str, str]]]:
+        """No staging table and no speculative insertion: one indexed look-up of the chunk's
+        refs (a single array parameter), then ``COPY`` of what is new into the real tables.
+        Every constraint is checked by PostgreSQL as for any insert."""
+        driver = self._conn().connection.driver_connection
+        assert driver is not None
+        # One array parameter each (as text: psycopg's list adapter costs ~4 µs a row), probed
+        # row by row through the unique indexes: LIMIT 1 keeps the planner from turning the
+        # look-up into a join that scans the whole table.
+        with driver.cursor() as cursor:
+            stored: dict[str, bytes] = dict(cursor.execute(
+                "SELECT u.ref, c.content_hash FROM unnest(%s::text[]) AS u(ref) "
+                "CROSS JOIN LATERAL (SELECT content_hash FROM credit_records "
+                "WHERE provider_id = %s AND provider_ref = u.ref LIMIT 1) AS c",
+                (_text_array(chunk.refs), self.provider_id)).fetchall()) if chunk.refs else {}
+            known: set[bytes] = {bytes(b) for (b,) in cursor.execute(
+                "SELECT u.bidx FROM unnest(%s::bytea[]) AS u(bidx) "
+                "CROSS JOIN LATERAL (SELECT FROM subjects WHERE bidx = u.bidx LIMIT 1) AS s",
+                (_bytea_array(chunk.ids),)
+            ).fetchall()} if chunk.ids else set()
+        # Every subject the file names, unchanged rows too (see _write_staged).
+        self._copy(TOUCHED.name, ("bidx",), [f"\\\\x{b.hex()}\n" for b in chunk.ids])
+        missing = sorted(b for b in chunk.ids if b not in known)  # key order: no deadlock
+        if missing:
+            cipher = self.deps.cipher
+            self.reader_go.clear()
+            try:
+                subjects = [
+                    f"\\\\x{bidx.hex()}\t\\\\x"
+                    f"{cipher.encrypt(chunk.ids[bidx], context='subjects.id_number').hex()}"
+                    f"\t{self._now_text}\n" for bidx in missing]
+            finally:
+                self.reader_go.set()
+            self._copy("subjects", ("bidx", "id_number_enc", "first_seen_at"), subjects)
+        unchanged = 0
+        rejects: list[tuple[int, str, str]] = []
+        refs = chunk.refs
+        # Refs in code-point order (PostgreSQL's "C" collation, as _insert_records sorts): two
+        # imports of one provider take their row locks in the same order. Usually sorted already.
+        order: Any = range(len(refs))
+        if any(a > b for a, b in itertools.pairwise(refs)):
+            order = sorted(order, key=refs.__getitem__)
+        if stored:
+            new: list[int] = []
+            for n in order:
+                held = stored.get(refs[n])
+                if held is None:
+                    new.append(n)
+                elif bytes(held) == chunk.digests[n]:
+                    unchanged += 1
+                else:
+                    rejects.append((chunk.lines[n], _safe_ref({"ref": refs[n]}),
+                                    _reason(DuplicateReference())))
+            keep = set(new)
+            records = [chunk.copy[n] for n in new]
+            listed = [x for x in chunk.listed if x[0] in keep]
+        else:
+            records = chunk.copy if type(order) is range else [chunk.copy[n] for n in order]
+            listed = chunk.listed
+        self._copy(CreditRecord.__tablename__, _RECORD_COLUMNS, records)
+        if listed:
+            self._copy(ListEntry.__tablename__,
+                       ("id", "subject_bidx", "record_id", "list", "catalogue_code",
+                        "legal_basis", "entered_at"), [entry for _, entry, _ in listed])
+            self._copy(OutboxEvent.__tablename__, ("id", "topic", "payload", "created_at"),
+                       [event for _, _, event in listed])
+        return len(records), unchanged, rejects
+
+    def _write_staged(self, chunk: _Chunk) -> tuple[int, int, list[tuple[int, str, str]]]:
+        """Stage and write one chunk with ``ON CONFLICT`` (SQLite; PostgreSQL's fallback)."""
         self._empty(STAGE)
         self._fill(STAGE, chunk.rows, chunk.copy)
         # Every subject the file names, unchanged rows too: a re-run after a crash between a
@@ -767,7 +951,8 @@ class _Writer:
         self._conn().execute(stmt.from_select(
             ["bidx", "id_number_enc", "first_seen_at"],
             select(NEW_SUBJECTS.c.bidx, NEW_SUBJECTS.c.id_number_enc, self._now())
-            .where(true()),  # SQLite needs a WHERE before ON CONFLICT
+            .where(true())  # SQLite needs a WHERE before ON CONFLICT
+            .order_by(NEW_SUBJECTS.c.bidx),  # key order: concurrent imports cannot deadlock
         ).on_conflict_do_nothing(index_elements=["bidx"]))
 
     def _insert_records(self) -> int:
@@ -785,7 +970,8 @@ class _Writer:
                        case((archived, literal("expired")), else_=null()),
                        case((archived, now), else_=null()), now, now)
                 .where(true())  # SQLite needs a WHERE before ON CONFLICT
-                .order_by(s.subject_bidx))  # index and foreign-key lookups in key order
+                # row locks in code-point ref order, as _write_direct takes them
+                .order_by(s.ref.collate("C") if self.postgres else s.ref))
         stmt: Any = insert_for(self.session, CreditRecord.__table__)  # type: ignore[arg-type]
         result = self._conn().execute(
             stmt.from_select(columns, rows).on_conflict_do_nothing(
@@ -894,7 +1080,8 @@ def import_records(session: Session, deps: Deps, provider_id: uuid.UUID, path: s
     for item in catalogue.values():  # plain loaded values: the reader thread reads them
         session.expunge(item)
     preparer = _Preparer(deps, catalogue, today,
-                         for_copy=session.get_bind().dialect.name == "postgresql")
+                         for_copy=session.get_bind().dialect.name == "postgresql",
+                         provider_id=provider_id, now=now)
     writer = _Writer(session, deps, provider_id, now, catalogue, preparer.go)
     summary = ImportSummary()
     with ExitStack() as files:
@@ -924,10 +1111,10 @@ def _run(session: Session, preparer: _Preparer, writer: _Writer, fh: IO[str], fm
                 "convert it first, e.g. iconv -f GBK -t UTF-8") from None
 
     reader = _Reader(produce)
-    # The reader thread holds the GIL most of the time; each return from the database would
-    # wait up to the switch interval (5 ms) for it, a dozen times per chunk.
-    switch = sys.getswitchinterval()
-    sys.setswitchinterval(min(switch, 0.0005))
+    # The switch interval stays Python's 5 ms. A 0.5 ms one (tried: the writing thread gets
+    # the GIL back sooner after each database call) made no steady difference to a first
+    # import once encryption paused the reader, and a re-run slower (53 s against 40 s for
+    # 1,000,000 rows, the threads burning more CPU on GIL hand-overs): docs/PERFORMANCE.md.
     try:
         writer.create_tables()
         session.commit()
@@ -945,11 +1132,11 @@ def _run(session: Session, preparer: _Preparer, writer: _Writer, fh: IO[str], fm
             rejects.write(chunk.rejects + duplicates)
         writer.recompute_scores(today, summary.created)
         session.commit()
+        summary.redone = writer.fallbacks
     except BaseException:
         session.rollback()
         raise
     finally:
-        sys.setswitchinterval(switch)
         reader.stop.set()
         preparer.go.set()
         if reader.is_alive():
