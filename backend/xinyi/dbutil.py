@@ -12,7 +12,11 @@ from sqlalchemy.sql.dml import Insert
 
 
 def insert_for(session: Session, table: Table) -> Insert:
-    dialect = session.get_bind().dialect.name
+    return _insert(session.get_bind().dialect.name, table)
+
+
+def _insert(dialect: str, table: Table) -> Insert:
+    """The dialect's INSERT (the one with ``on_conflict_*``)."""
     module: Any = postgresql if dialect == "postgresql" else sqlite
     stmt: Insert = module.insert(table)
     return stmt
@@ -37,8 +41,7 @@ def _upsert_statement(dialect: str, table: Table, key: tuple[str, ...] | None,
     cache_key = (dialect, table.name, key, update)
     stmt: Any = _UPSERTS.get(cache_key)
     if stmt is None:
-        module: Any = postgresql if dialect == "postgresql" else sqlite
-        stmt = module.insert(table)
+        stmt = _insert(dialect, table)
         if key is None:
             stmt = stmt.on_conflict_do_nothing()
         elif update:

@@ -79,11 +79,15 @@ class ChainBusy(DomainError):
         super().__init__(headers={"Retry-After": "1"})
 
 
-def head_columns(subject: Any) -> tuple[Any, Any]:
-    """Correlated scalar subqueries for a chain head, to read it in the caller's own query."""
-    last = (select(AccessLogEntry.seq, AccessLogEntry.hash)
+def _last_entry(subject: Any) -> Any:
+    return (select(AccessLogEntry.seq, AccessLogEntry.hash)
             .where(AccessLogEntry.subject_bidx == subject)
             .order_by(AccessLogEntry.seq.desc()).limit(1))
+
+
+def head_columns(subject: Any) -> tuple[Any, Any]:
+    """Correlated scalar subqueries for a chain head, to read it in the caller's own query."""
+    last = _last_entry(subject)
     return (last.with_only_columns(AccessLogEntry.seq).scalar_subquery(),
             last.with_only_columns(AccessLogEntry.hash).scalar_subquery())
 
@@ -93,10 +97,7 @@ def head_of(seq: int | None, digest: bytes | None) -> Head:
 
 
 def read_head(session: Session, subject_bidx: bytes) -> Head:
-    row = session.connection().execute(
-        select(AccessLogEntry.seq, AccessLogEntry.hash)
-        .where(AccessLogEntry.subject_bidx == subject_bidx)
-        .order_by(AccessLogEntry.seq.desc()).limit(1)).first()
+    row = session.connection().execute(_last_entry(subject_bidx)).first()
     return EMPTY if row is None else Head(row.seq, bytes(row.hash))
 
 

@@ -776,14 +776,7 @@ class _Writer:
         if self.postgres:
             if copy is None:
                 copy = [_copy_block(rows)] if rows else []
-            if not copy:
-                return
-            names = ", ".join(c.name for c in table.columns)
-            driver = self._conn().connection.driver_connection
-            assert driver is not None
-            with driver.cursor() as cursor, cursor.copy(
-                    f"COPY {table.name} ({names}) FROM STDIN") as pipe:
-                pipe.write("".join(copy))
+            self._copy(table.name, tuple(c.name for c in table.columns), copy)
         elif rows:
             names_list = [c.name for c in table.columns]
             self._conn().execute(insert(table), [dict(zip(names_list, row, strict=True))
@@ -814,6 +807,7 @@ class _Writer:
         return self._write_staged(chunk)
 
     def _copy(self, table: str, columns: tuple[str, ...], lines: list[str]) -> None:
+        """COPY text lines into ``table`` on the import's own connection (PostgreSQL)."""
         if not lines:
             return
         driver = self._conn().connection.driver_connection
