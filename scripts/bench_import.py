@@ -8,6 +8,14 @@ already past display) into a temporary directory, creates a fresh database (drop
 exists), migrates it, creates a provider, then runs the import in a subprocess and reports wall
 time, rows/s and the child's peak RSS. ``--rerun`` imports the same file a second time
 (restartability: nothing new is created). Never touches any other database.
+
+``--floor`` then measures what the database alone can do with the imported rows, with no
+importer at all: the ``credit_records`` rows are dumped (binary ``COPY TO``) and loaded back
+with ``COPY FROM`` into an empty copy of the table (same columns, checks, four indexes and
+three foreign keys), once over one connection, once split over two connections in parallel,
+and once over one connection without the foreign keys (only to size them). No importer can
+be faster than the first two; it also has to parse and validate the file, write subjects,
+list entries and events.
 """
 
 from __future__ import annotations
@@ -148,6 +156,70 @@ def run_import(env: dict[str, str], url: str, csv_path: Path, provider: uuid.UUI
             "rss_mb": usage.ru_maxrss / 1024, "summary": out.read_text().strip()}
 
 
+def _backend_seconds(conn: Any) -> float:
+    pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def database_floor(url: str, workdir: Path) -> None:
+    """``COPY FROM`` of the imported ``credit_records`` into an empty copy of the table."""
+    import psycopg
+
+    dsn = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        total = conn.execute("SELECT count(*) FROM credit_records").fetchone()[0]
+        half = total // 2
+        parts = {"all": "", "first": f"LIMIT {half}", "second": f"OFFSET {half}"}
+        for name, clause in parts.items():
+            with (workdir / f"floor-{name}.bin").open("wb") as f, conn.cursor().copy(
+                    f"COPY (SELECT * FROM credit_records ORDER BY id {clause}) "
+                    "TO STDOUT (FORMAT binary)") as copy:
+                for chunk in copy:
+                    f.write(chunk)
+        foreign_keys = [row[0] for row in conn.execute(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conrelid = 'credit_records'::regclass AND contype = 'f'")]
+
+    def fresh_table(with_fks: bool) -> None:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("DROP TABLE IF EXISTS floor_records")
+            conn.execute("CREATE TABLE floor_records (LIKE credit_records INCLUDING ALL)")
+            for fk in foreign_keys if with_fks else []:
+                conn.execute(f"ALTER TABLE floor_records ADD {fk}")
+            conn.execute("CHECKPOINT")
+
+    def load(part: str, out: dict[str, float]) -> None:
+        with psycopg.connect(dsn) as conn:
+            before = _backend_seconds(conn)
+            with (workdir / f"floor-{part}.bin").open("rb") as f, conn.cursor().copy(
+                    "COPY floor_records FROM STDIN (FORMAT binary)") as copy:
+                while data := f.read(1 << 20):
+                    copy.write(data)
+            conn.commit()
+            out[part] = _backend_seconds(conn) - before
+
+    print(f"database floor: COPY FROM of the {total:,} imported credit_records rows into an "
+          "empty copy of the table (no importer)")
+    for label, with_fks, part_names in [
+            ("one connection, with the 3 foreign keys", True, ["all"]),
+            ("two connections in parallel, with the foreign keys", True, ["first", "second"]),
+            ("one connection, without the foreign keys (sizing only)", False, ["all"])]:
+        fresh_table(with_fks)
+        cpu: dict[str, float] = {}
+        threads = [threading.Thread(target=load, args=(p, cpu)) for p in part_names]
+        started = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - started
+        print(f"  {label}: {wall:.1f} s, {total / wall:,.0f} rows/s; backend CPU "
+              f"{sum(cpu.values()):.1f} s ({1e6 * sum(cpu.values()) / total:.0f} µs/row)")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("DROP TABLE floor_records")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -157,6 +229,8 @@ def main() -> None:
     parser.add_argument("--admin-url", default=os.environ.get(
         "XINYI_BENCH_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--rerun", action="store_true", help="import the same file again")
+    parser.add_argument("--floor", action="store_true", help=(
+        "then time COPY FROM of the imported rows into an empty copy of credit_records"))
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="xinyi-bench-import-") as tmp:
@@ -181,6 +255,8 @@ def main() -> None:
             print(f"  wall {run['wall']:.1f} s (process start included): "
                   f"{args.rows / run['wall']:,.0f} rows/s; peak RSS {run['rss_mb']:.0f} MB; "
                   f"CPU: importer {run['cpu']:.1f} s{pg}")
+        if args.floor:
+            database_floor(url, workdir)
 
 
 if __name__ == "__main__":
