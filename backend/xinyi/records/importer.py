@@ -45,6 +45,7 @@ import logging
 import os
 import queue
 import re
+import sys
 import threading
 import time
 import uuid
@@ -549,6 +550,7 @@ _RECORD_CONSTANTS = 5  # provider_id ... updated_at
 
 
 _PEOPLE_MAX = 250_000  # ~25 MB of subject keys
+SWITCH_INTERVAL = 0.001  # seconds, sys.setswitchinterval during an import (see _run)
 
 
 class _Preparer:
@@ -1105,10 +1107,14 @@ def _run(session: Session, preparer: _Preparer, writer: _Writer, fh: IO[str], fm
                 "convert it first, e.g. iconv -f GBK -t UTF-8") from None
 
     reader = _Reader(produce)
-    # The switch interval stays Python's 5 ms. A 0.5 ms one (tried: the writing thread gets
-    # the GIL back sooner after each database call) made no steady difference to a first
-    # import once encryption paused the reader, and a re-run slower (53 s against 40 s for
-    # 1,000,000 rows, the threads burning more CPU on GIL hand-overs): docs/PERFORMANCE.md.
+    # A 1 ms GIL switch interval while the reader thread runs (Python's default is 5 ms):
+    # every time the database answers, the writing thread needs the GIL back from the reader,
+    # and psycopg takes it many times per COPY. At 5 ms the connection sat "idle in
+    # transaction" about 30 % of the time and the backend used only 55 % of a core;
+    # 400,000 rows took 17.5–19.0 s at 5 ms and 12.5–13.0 s at 1 ms or 0.5 ms, a re-run of
+    # them 10.1–11.7 s either way (docs/PERFORMANCE.md, 2026-11-29).
+    old_interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(old_interval, SWITCH_INTERVAL))
     try:
         writer.create_tables()
         session.commit()
@@ -1135,6 +1141,7 @@ def _run(session: Session, preparer: _Preparer, writer: _Writer, fh: IO[str], fm
         preparer.go.set()
         if reader.is_alive():
             reader.join(timeout=5)
+        sys.setswitchinterval(old_interval)
         try:
             writer.drop_tables()
             session.commit()
