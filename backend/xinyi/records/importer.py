@@ -550,7 +550,9 @@ _RECORD_CONSTANTS = 5  # provider_id ... updated_at
 
 
 _PEOPLE_MAX = 250_000  # ~25 MB of subject keys
-SWITCH_INTERVAL = 0.001  # seconds, sys.setswitchinterval during an import (see _run)
+# Seconds; sys.setswitchinterval during an import (see _run). Process-wide: `xinyi
+# import-records`, its only caller outside tests, runs one import per process.
+SWITCH_INTERVAL = 0.001
 
 
 class _Preparer:
