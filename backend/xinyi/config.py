@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import secrets
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -120,9 +121,22 @@ def _generated_secrets(instance: Path) -> dict[str, str]:
         "XINYI_BLIND_INDEX_KEY": _b64(secrets.token_bytes(32)),
         "XINYI_JWT_PRIVATE_KEY": pem.decode("ascii"),
     }
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(generated, fh)
+    # Several processes may start together on a fresh instance (gunicorn workers loading the
+    # app themselves, a server and a worker): the file appears complete or not at all
+    # (written aside, then hard-linked into place, which fails if it exists), and whoever
+    # loses the race uses the winner's keys, so that every process encrypts alike.
+    fd, aside = tempfile.mkstemp(prefix=".dev-keys-", dir=instance)  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(generated, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.link(aside, path)
+    except FileExistsError:
+        won: dict[str, str] = json.loads(path.read_text())
+        return won
+    finally:
+        os.unlink(aside)
     return generated
 
 

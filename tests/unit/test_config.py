@@ -8,11 +8,13 @@ import os
 import secrets
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from xinyi import config
 from xinyi.config import ConfigError, Settings, load_settings, parse_data_keys
 
 
@@ -129,6 +131,30 @@ def test_development_generates_keys_once_and_reuses_them(tmp_path: Path) -> None
     assert second.jwt_private_key_pem == first.jwt_private_key_pem
     assert json.loads(written).keys() == {"XINYI_DATA_KEYS", "XINYI_BLIND_INDEX_KEY",
                                           "XINYI_JWT_PRIVATE_KEY"}
+
+
+def test_a_process_that_loses_the_race_to_create_development_keys_uses_the_winners(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two processes starting on a fresh instance: the second finds no file, generates its own
+    keys, and meanwhile the first writes the file. It must adopt the first one's keys (not
+    crash, and never run with keys that differ from the other process's)."""
+    instance = tmp_path / "instance"
+    env = {"XINYI_INSTANCE_PATH": str(instance)}
+    other = tmp_path / "other"
+    winner = load_settings({"XINYI_INSTANCE_PATH": str(other)})
+    generate = config.Ed25519PrivateKey.generate
+
+    def meanwhile() -> Any:
+        instance.mkdir(parents=True, exist_ok=True)
+        (instance / "dev-keys.json").write_text((other / "dev-keys.json").read_text())
+        return generate()
+
+    monkeypatch.setattr(config.Ed25519PrivateKey, "generate", meanwhile)
+    loser = load_settings(env)
+    assert loser.data_keys == winner.data_keys
+    assert loser.blind_index_key == winner.blind_index_key
+    assert loser.jwt_private_key_pem == winner.jwt_private_key_pem
+    assert [p.name for p in instance.iterdir()] == ["dev-keys.json"]  # nothing left aside
 
 
 def test_development_keys_differ_per_instance(tmp_path: Path) -> None:
