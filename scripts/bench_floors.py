@@ -14,6 +14,7 @@ wrk``) at 32 connections, the same generator and settings as ``scripts/bench_htt
 * + Redis ``SET NX`` and one single-row ``INSERT`` on PostgreSQL in autocommit mode (one
   round trip, durable when it returns);
 * + one primary-key ``SELECT`` before the insert;
+* the third line's work in a bare WSGI callable, without Flask;
 * an issuance floor: verify the bearer token, two primary-key ``SELECT``, sign one EdDSA
   JWT, one ``INSERT``, one Redis ``SET`` (issue 4 asks for 1,000/s).
 
@@ -67,6 +68,7 @@ ENDPOINTS = [
     ("POST /verify (+ Ed25519 verify, Redis GET)", "POST", "/verify"),
     ("POST /verify-write (+ SET NX, autocommit INSERT)", "POST", "/verify-write"),
     ("POST /verify-read-write (+ one SELECT)", "POST", "/verify-read-write"),
+    ("POST /raw/verify-write (the same without Flask)", "POST", "/raw/verify-write"),
     ("POST /issue (issuance floor)", "POST", "/issue"),
 ]
 

@@ -11,6 +11,8 @@ the real endpoint on the same stack (gunicorn gthread, Flask, PyJWT, redis-py, p
 * ``POST /issue``             a credential issuance: verify the bearer access token (EdDSA),
                               two primary-key ``SELECT`` (session, score), sign a new EdDSA
                               JWT, one ``INSERT``, one Redis ``SET``
+* ``POST /raw/verify-write``   the same work as ``/verify-write`` in a bare WSGI callable,
+                              without Flask
 * ``/xinyi/...``              the real xinyi+ application (its ``/healthz``), for a ratio to
                               the same server's health check as the target is stated
 
@@ -21,6 +23,7 @@ settings.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import uuid
@@ -102,6 +105,18 @@ def create() -> Flask:
         kv.set("floors:short:" + uuid.uuid4().hex, jti.encode(), ex=120)
         return jsonify(items=[{"id": jti, "qr_payload": "XY1:" + token}]), 201
 
+    def raw_verify_write(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        size = int(environ.get("CONTENT_LENGTH") or 0)
+        token = json.loads(environ["wsgi.input"].read(size))["credential"]
+        claims: dict[str, Any] = jwt.decode(token, public_key, algorithms=["EdDSA"],
+                                            audience="xinyi-partners")
+        kv.get("floors:seen:" + claims["jti"])
+        write(claims, read=False)
+        body = json.dumps({"decision": "eligible", "tier": claims["tier"]}).encode()
+        start_response("200 OK", [("Content-Type", "application/json"),
+                                  ("Content-Length", str(len(body)))])
+        return [body]
+
     app.wsgi_app = DispatcherMiddleware(  # type: ignore[method-assign]
-        app.wsgi_app, {"/xinyi": create_xinyi()})
+        app.wsgi_app, {"/xinyi": create_xinyi(), "/raw/verify-write": raw_verify_write})
     return app
