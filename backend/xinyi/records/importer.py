@@ -19,7 +19,8 @@ content hash, catalogue snapshot, archive of records already past display, list 
   DO NOTHING``. Either way the unique ``(provider_id, provider_ref)`` makes a re-run create
   nothing twice, and a ref already used with other content is rejected as
   ``duplicate_reference`` (the original stays); the same ref twice in one file counts once
-  (the first; a later one with other content is a ``duplicate_reference``). Both ways insert
+  (the first; a later one is held, as by the API, to the record that then has the ref, and is
+  a ``duplicate_reference`` if its content differs). Both ways insert
   subjects in key order and records in ref order, so concurrent imports take their row locks
   in the same order;
 * new records, list entries and events get time-ordered (version 7) UUIDs, so their
@@ -258,7 +259,7 @@ def _rows(fh: IO[str], fmt: str) -> Iterator[tuple[int, Any]]:
 
 _REF = re.compile(r"[A-Za-z0-9._:/-]{1,128}")  # the schema's ref rule, as a full match
 _PERSONAL = (
-    re.compile(r"(?<![0-9A-Za-z])\d{6}(?:19|20)\d{2}[01]\d[0-3]\d\d{3}[\dXx](?![0-9A-Za-z])"),
+    re.compile(r"(?<!\d)\d{6}(?:19|20)\d{2}[01]\d[0-3]\d\d{3}[\dXx](?!\d)"),  # letters around too
     re.compile(r"(?<![\d.])1[3-9]\d{9}(?![\d.])"),
 )
 
@@ -511,7 +512,9 @@ class _Chunk:
     rejects: list[tuple[int, str, str]] = field(default_factory=list)
     reasons: Counter[str] = field(default_factory=Counter)
     read: int = 0
-    unchanged: int = 0
+    # (line, ref, ref for the reject file, content hash): rows whose ref an earlier row of the
+    # chunk has; judged once that one is written (:meth:`_Writer.judge_repeats`)
+    repeats: list[tuple[int, str, str, bytes]] = field(default_factory=list)
 
     def reject(self, line: int, ref: str, err: DomainError) -> None:
         self.rejects.append((line, ref, _reason(err)))
@@ -608,7 +611,7 @@ class _Preparer:
 
     def chunks(self, rows: Iterator[tuple[int, Any]], size: int) -> Iterator[_Chunk]:
         chunk = _Chunk()
-        seen: dict[str, bytes] = {}  # ref -> content hash, inside this chunk
+        seen: set[str] = set()  # refs inside this chunk
         for line, raw in rows:
             if not self.go.is_set():
                 self.go.wait()
@@ -617,7 +620,7 @@ class _Preparer:
             self._one(chunk, seen, line, raw)
             if chunk.read >= size:
                 yield self._met(chunk)
-                chunk, seen = _Chunk(), {}
+                chunk, seen = _Chunk(), set()
         if chunk.read:
             yield self._met(chunk)
 
@@ -629,7 +632,7 @@ class _Preparer:
         self._people.update(chunk.ids)
         return chunk
 
-    def _one(self, chunk: _Chunk, seen: dict[str, bytes], line: int, raw: Any) -> None:
+    def _one(self, chunk: _Chunk, seen: set[str], line: int, raw: Any) -> None:
         if isinstance(raw, _Unreadable):
             chunk.reject(line, "", ValidationFailed(raw.reason))
             return
@@ -642,14 +645,10 @@ class _Preparer:
         ref: str = item["ref"]
         bidx = subject_bidx(self._deps, id_number)
         digest = content_hash(bidx, item)
-        earlier = seen.get(ref)
-        if earlier is not None:  # the same ref twice in one chunk: the first one counts
-            if earlier == digest:
-                chunk.unchanged += 1
-            else:
-                chunk.reject(line, _safe_ref(raw), DuplicateReference())
+        if ref in seen:  # the same ref twice in one chunk: the first one counts
+            chunk.repeats.append((line, ref, _safe_ref(raw), digest))
             return
-        seen[ref] = digest
+        seen.add(ref)
         new_subject = bidx not in self._people and bidx not in chunk.ids
         if new_subject:
             chunk.ids[bidx] = id_number.value
@@ -918,6 +917,28 @@ class _Writer:
         self._rerun = created == 0
         return created, unchanged, rejects
 
+    def judge_repeats(self, chunk: _Chunk) -> tuple[int, list[tuple[int, str, str]]]:
+        """Rows whose ref an earlier row of their chunk has, after the chunk is written: as the
+        API would, against the record that now has the ref (that row's, or one stored before
+        it with other content). Returns (unchanged, duplicate-ref rejects)."""
+        if not chunk.repeats:
+            return 0, []
+        refs = sorted({ref for _, ref, _, _ in chunk.repeats})
+        held: dict[str, bytes] = {}
+        for start in range(0, len(refs), 1000):  # within any backend's bound-parameter limit
+            held.update((ref, bytes(digest)) for ref, digest in self._conn().execute(
+                select(CreditRecord.provider_ref, CreditRecord.content_hash).where(
+                    CreditRecord.provider_id == self.provider_id,
+                    CreditRecord.provider_ref.in_(refs[start:start + 1000]))))
+        unchanged = 0
+        rejects: list[tuple[int, str, str]] = []
+        for line, ref, safe_ref, digest in chunk.repeats:
+            if held.get(ref) == digest:
+                unchanged += 1
+            else:
+                rejects.append((line, safe_ref, _reason(DuplicateReference())))
+        return unchanged, rejects
+
     def _now(self) -> Any:
         return literal(self.now, UTCDateTime())
 
@@ -1071,6 +1092,8 @@ def import_records(session: Session, deps: Deps, provider_id: uuid.UUID, path: s
     started = time.perf_counter()
     path = Path(path)
     fmt = _format_of(path, fmt)
+    if reject_path and Path(reject_path).exists() and os.path.samefile(path, reject_path):
+        raise ImportFileError("the reject file must not be the file being imported")
     now = deps.clock()
     today = china_today(now)
     _check_provider(session, provider_id)
@@ -1107,6 +1130,9 @@ def _run(session: Session, preparer: _Preparer, writer: _Writer, fh: IO[str], fm
             raise ImportFileError(
                 f"the file is not UTF-8 (after line {preparer.line}); "
                 "convert it first, e.g. iconv -f GBK -t UTF-8") from None
+        except csv.Error as exc:  # e.g. a field over csv.field_size_limit(); never the data
+            raise ImportFileError(
+                f"the CSV file cannot be read after line {preparer.line}: {exc}") from None
 
     reader = _Reader(produce)
     # A 1 ms GIL switch interval while the reader thread runs (Python's default is 5 ms):
@@ -1123,10 +1149,12 @@ def _run(session: Session, preparer: _Preparer, writer: _Writer, fh: IO[str], fm
         reader.start()
         for chunk in reader:
             created, unchanged, duplicates = writer.write(chunk)
+            repeated, more = writer.judge_repeats(chunk)
             session.commit()
             summary.read += chunk.read
             summary.created += created
-            summary.unchanged += chunk.unchanged + unchanged
+            summary.unchanged += unchanged + repeated
+            duplicates += more
             summary.rejected += len(chunk.rejects) + len(duplicates)
             summary.reasons.update(chunk.reasons)
             if duplicates:
