@@ -395,9 +395,6 @@ def test_a_ref_repeated_in_the_file_is_judged_against_the_record_that_holds_it(
     assert records(app, provider_id)["p-1"].catalogue_code == "traffic.violation_minor"
 
 
-@pytest.mark.xfail(strict=True, reason="known: the importer stores the subject before it "
-                   "knows the row is refused; fixing it touches the subject bookkeeping across "
-                   "chunks (_Preparer._people)")
 def test_a_refused_row_stores_no_one_the_api_would_not_store(
         app: Flask, client: FlaskClient, tmp_path: Path) -> None:
     """The API checks the ref before it creates the subject: a person whose only row is a
@@ -409,6 +406,31 @@ def test_a_refused_row_stores_no_one_the_api_would_not_store(
         row("m-1", valid_id_number(5662))]))  # the ref again, for someone else
     assert summary.reasons == {"duplicate_reference": 1}
     assert (count(app, Subject), count(app, CreditScore)) == before
+
+
+@pytest.mark.parametrize("batch_size", [1, 10])
+def test_someone_whose_first_row_is_refused_is_stored_with_their_first_new_record(
+        app: Flask, client: FlaskClient, tmp_path: Path, batch_size: int) -> None:
+    """Not storing the person of a refused row must not lose them when a later row of theirs
+    is new, in the same chunk or a later one (whose rows assume nothing of earlier chunks)."""
+    _, provider_id = new_provider(app, client)
+    run_import(app, provider_id, write_csv(tmp_path / "a.csv", [row("q-1", valid_id_number(5671))]))
+    before = count(app, Subject)
+    idn = valid_id_number(5672)
+    summary = run_import(app, provider_id, write_csv(tmp_path / "b.csv", [
+        row("q-1", idn),                    # someone else's ref: refused, stores no one
+        row("q-2", idn), row("q-3", idn),   # then new records of theirs
+    ]), batch_size=batch_size)
+    assert (summary.created, summary.reasons) == (2, {"duplicate_reference": 1})
+    assert count(app, Subject) == before + 1
+    deps = app.extensions["xinyi"]
+    mine = records(app, provider_id)
+    assert mine["q-2"].subject_bidx == mine["q-3"].subject_bidx
+    with deps.db.session() as s:
+        enc = s.scalar(select(Subject.id_number_enc).where(
+            Subject.bidx == mine["q-2"].subject_bidx))
+        assert deps.cipher.decrypt(enc, context="subjects.id_number") == idn
+        assert s.get(CreditScore, mine["q-2"].subject_bidx) is not None
 
 
 def test_file_problems_are_refused_before_anything_is_written(

@@ -316,7 +316,7 @@ STAGE = Table(
     Column("display_until", Date, nullable=False),
     Column("repair_from", Date),
     Column("status", String, nullable=False),
-    Column("new_subject", Boolean, nullable=False),  # first time the import meets this person
+    Column("new_subject", Boolean, nullable=False),  # the chunk's first row for this person
     Column("list", String),
     Column("list_entry_id", Uuid),
     Column("event_id", Uuid),
@@ -504,11 +504,12 @@ class _Chunk:
     extra: list[str] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)
     refs: list[str] = field(default_factory=list)
+    bidxs: list[bytes] = field(default_factory=list)  # each staged row's subject
     digests: list[bytes] = field(default_factory=list)
     # (index of the staged row, list_entries COPY line, outbox_events COPY line)
     listed: list[tuple[int, str, str]] = field(default_factory=list)
     staged: int = 0
-    ids: dict[bytes, str] = field(default_factory=dict)  # bidx -> ID number, new_subject rows
+    ids: dict[bytes, str] = field(default_factory=dict)  # bidx -> ID number, everyone named
     rejects: list[tuple[int, str, str]] = field(default_factory=list)
     reasons: Counter[str] = field(default_factory=Counter)
     read: int = 0
@@ -552,7 +553,7 @@ _RECORD_COLUMNS = ("id", "subject_bidx", "provider_ref", "content_hash", "catalo
 _RECORD_CONSTANTS = 5  # provider_id ... updated_at
 
 
-_PEOPLE_MAX = 250_000  # ~25 MB of subject keys
+_PEOPLE_MAX = 250_000  # subject keys the writer remembers per set (~25 MB); then it forgets
 # Seconds; sys.setswitchinterval during an import (see _run). Process-wide: `xinyi
 # import-records`, its only caller outside tests, runs one import per process.
 SWITCH_INTERVAL = 0.001
@@ -581,7 +582,6 @@ class _Preparer:
         self._ids = _Ids()
         self._lists = {code: _list_of(item) for code, item in catalogue.items()}
         self._terms: dict[tuple[str, date], _Terms] = {}
-        self._people: set[bytes] = set()  # subjects named by earlier chunks
         # Cleared while the database side runs Python-heavy code: otherwise each of its GIL
         # hand-overs (one per os.urandom in encryption, say) waits for this thread.
         self.go = threading.Event()
@@ -619,18 +619,10 @@ class _Preparer:
             chunk.read += 1
             self._one(chunk, seen, line, raw)
             if chunk.read >= size:
-                yield self._met(chunk)
+                yield chunk
                 chunk, seen = _Chunk(), set()
         if chunk.read:
-            yield self._met(chunk)
-
-    def _met(self, chunk: _Chunk) -> _Chunk:
-        """Remember who this chunk names: later chunks need not look them up (chunks are
-        written in order, an earlier one commits its subjects first). Bounded memory."""
-        if len(self._people) + len(chunk.ids) > _PEOPLE_MAX:
-            self._people.clear()
-        self._people.update(chunk.ids)
-        return chunk
+            yield chunk
 
     def _one(self, chunk: _Chunk, seen: set[str], line: int, raw: Any) -> None:
         if isinstance(raw, _Unreadable):
@@ -649,7 +641,7 @@ class _Preparer:
             chunk.repeats.append((line, ref, _safe_ref(raw), digest))
             return
         seen.add(ref)
-        new_subject = bidx not in self._people and bidx not in chunk.ids
+        new_subject = bidx not in chunk.ids
         if new_subject:
             chunk.ids[bidx] = id_number.value
         chunk.staged += 1
@@ -672,6 +664,7 @@ class _Preparer:
                 + "\t" + terms.copy_tail + "\n")
             chunk.lines.append(line)
             chunk.refs.append(ref)
+            chunk.bidxs.append(bidx)
             chunk.digests.append(digest)
             if payload is None:
                 chunk.extra.append(_NEW if new_subject else _NOT_NEW)
@@ -751,6 +744,11 @@ class _Writer:
         self._rerun = False  # the last chunk created nothing
         self._now_text = now.isoformat()
         self.fallbacks = 0  # chunks redone the staged way after a concurrent writer
+        # Subjects an earlier chunk's direct write found or stored, and put in the touched set:
+        # a later chunk need not look them up or add them again. Forgetting costs only that.
+        self._stored: set[bytes] = set()
+        self._touched: set[bytes] = set()
+        self._written: tuple[set[bytes], set[bytes]] = (set(), set())
         self._legal_basis = {code: item.legal_basis for code, item in catalogue.items()
                              if _list_of(item) is not None and item.legal_basis}
 
@@ -797,7 +795,12 @@ class _Writer:
             return self._write_staged(chunk)
         try:
             with self.session.begin_nested():
-                return self._write_direct(chunk)
+                written = self._write_direct(chunk)
+            for known, new in zip((self._stored, self._touched), self._written, strict=True):
+                if len(known) + len(new) > _PEOPLE_MAX:
+                    known.clear()
+                known.update(new)
+            return written
         except (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected) as exc:
             self.fallbacks += 1
             log.warning("records import: a chunk met a concurrent writer; redone with ON "
@@ -834,28 +837,9 @@ class _Writer:
                 "CROSS JOIN LATERAL (SELECT content_hash FROM credit_records "
                 "WHERE provider_id = %s AND provider_ref = u.ref LIMIT 1) AS c",
                 (_text_array(chunk.refs), self.provider_id)).fetchall()) if chunk.refs else {}
-            known: set[bytes] = {bytes(b) for (b,) in cursor.execute(
-                "SELECT u.bidx FROM unnest(%s::bytea[]) AS u(bidx) "
-                "CROSS JOIN LATERAL (SELECT FROM subjects WHERE bidx = u.bidx LIMIT 1) AS s",
-                (_bytea_array(chunk.ids),)
-            ).fetchall()} if chunk.ids else set()
-        # Every subject the file names, unchanged rows too (see _write_staged).
-        self._copy(TOUCHED.name, ("bidx",), [f"\\\\x{b.hex()}\n" for b in chunk.ids])
-        missing = sorted(b for b in chunk.ids if b not in known)  # key order: no deadlock
-        if missing:
-            cipher = self.deps.cipher
-            self.reader_go.clear()
-            try:
-                subjects = [
-                    f"\\\\x{bidx.hex()}\t\\\\x"
-                    f"{cipher.encrypt(chunk.ids[bidx], context='subjects.id_number').hex()}"
-                    f"\t{self._now_text}\n" for bidx in missing]
-            finally:
-                self.reader_go.set()
-            self._copy("subjects", ("bidx", "id_number_enc", "first_seen_at"), subjects)
         unchanged = 0
         rejects: list[tuple[int, str, str]] = []
-        refs = chunk.refs
+        refs, bidxs = chunk.refs, chunk.bidxs
         # Refs in code-point order (PostgreSQL's "C" collation, as _insert_records sorts): two
         # imports of one provider take their row locks in the same order. Usually sorted already.
         order: Any = range(len(refs))
@@ -863,21 +847,51 @@ class _Writer:
             order = sorted(order, key=refs.__getitem__)
         if stored:
             new: list[int] = []
+            kept: set[bytes] = set()  # whose rows are new or unchanged
             for n in order:
                 held = stored.get(refs[n])
                 if held is None:
                     new.append(n)
                 elif bytes(held) == chunk.digests[n]:
                     unchanged += 1
+                    kept.add(bidxs[n])
                 else:
                     rejects.append((chunk.lines[n], _safe_ref({"ref": refs[n]}),
                                     _reason(DuplicateReference())))
             keep = set(new)
             records = [chunk.copy[n] for n in new]
             listed = [x for x in chunk.listed if x[0] in keep]
+            people = {bidxs[n] for n in new}
+            kept |= people
         else:
             records = chunk.copy if type(order) is range else [chunk.copy[n] for n in order]
             listed = chunk.listed
+            people = set(bidxs)
+            kept = people
+        # Only someone with a new record becomes a subject (as through the API: a refused row
+        # stores no one); their scores are recomputed at the end with everyone whose row was
+        # new or unchanged (see _write_staged).
+        people, kept = people - self._stored, kept - self._touched  # new sets: none is shared
+        self._written = (people, kept)
+        self._copy(TOUCHED.name, ("bidx",), [f"\\\\x{b.hex()}\n" for b in kept])
+        if people:
+            with driver.cursor() as cursor:
+                known = {bytes(b) for (b,) in cursor.execute(
+                    "SELECT u.bidx FROM unnest(%s::bytea[]) AS u(bidx) "
+                    "CROSS JOIN LATERAL (SELECT FROM subjects WHERE bidx = u.bidx LIMIT 1) AS s",
+                    (_bytea_array(people),)).fetchall()}
+            missing = sorted(people - known)  # key order: concurrent imports cannot deadlock
+            if missing:
+                cipher = self.deps.cipher
+                self.reader_go.clear()
+                try:
+                    subjects = [
+                        f"\\\\x{bidx.hex()}\t\\\\x"
+                        f"{cipher.encrypt(chunk.ids[bidx], context='subjects.id_number').hex()}"
+                        f"\t{self._now_text}\n" for bidx in missing]
+                finally:
+                    self.reader_go.set()
+                self._copy("subjects", ("bidx", "id_number_enc", "first_seen_at"), subjects)
         self._copy(CreditRecord.__tablename__, _RECORD_COLUMNS, records)
         if listed:
             self._copy(ListEntry.__tablename__,
@@ -943,17 +957,21 @@ class _Writer:
         return literal(self.now, UTCDateTime())
 
     def _add_subjects(self, ids: Mapping[bytes, str]) -> None:
-        """Subjects not yet known; only their ID numbers are encrypted (AES-GCM).
+        """Subjects not yet known whose row will be new; only their ID numbers are encrypted
+        (AES-GCM). A refused row stores no one, as through the API (should a concurrent import
+        take the ref between this and the insert, its person stays stored, without a record).
 
-        Only rows that name someone for the first time in this import are looked up, each by
-        a correlated probe of the primary key (a join could hash every subject per chunk).
+        Each staged row is checked by correlated probes of the primary and unique keys (a join
+        could hash every subject or record per chunk).
         """
         if not ids:
             return
         s = STAGE.c
-        known = select(Subject.bidx).where(Subject.bidx == s.subject_bidx).scalar_subquery()
+        known = select(Subject.bidx).where(Subject.bidx == s.subject_bidx).exists()
+        used = select(CreditRecord.id).where(CreditRecord.provider_id == self.provider_id,
+                                             CreditRecord.provider_ref == s.ref).exists()
         missing = [bytes(b) for b in self._conn().scalars(
-            select(s.subject_bidx).where(s.new_subject, known.is_(None)))]
+            select(s.subject_bidx).where(~known, ~used).distinct())]
         cipher = self.deps.cipher
         self.reader_go.clear()
         try:
