@@ -27,6 +27,10 @@ class LocalCache:
             self._data[name] = (time.monotonic() + self._ttl, value)
         return value
 
+    def forget(self, name: Any) -> None:
+        with self._lock:
+            self._data.pop(name, None)
+
     def clear(self) -> None:
         with self._lock:
             self._data.clear()

@@ -147,6 +147,15 @@ def test_another_citizen_cannot_render_my_credential(client: FlaskClient) -> Non
     assert client.get(f"/v1/me/credentials/{cred['id']}/qr.png", headers=other).status_code == 404
 
 
+def test_odd_credential_ids_are_not_found_never_a_server_error(client: FlaskClient) -> None:
+    me = citizen(client)
+    for odd in ("%00", "a%00b", "%ED%A0%80", "x" * 5000, "%F0%9F%98%80"):
+        for fmt in ("png", "svg"):
+            resp = client.get(f"/v1/me/credentials/{odd}/qr.{fmt}", headers=me)
+            assert resp.status_code == 404, (odd, resp.get_json())
+            assert resp.get_json()["code"] == "not_found"
+
+
 def test_verification_answers_once_and_logs_the_access(app: Flask, client: FlaskClient) -> None:
     me = citizen(client)
     library = partner(app, client)
@@ -315,6 +324,38 @@ def test_rotated_key_keeps_verifying_until_its_credentials_expire(
     assert verify(client, library, new["qr_payload"]).status_code == 200
 
 
+def test_a_key_rotated_by_another_process_verifies_at_once(app: Flask,
+                                                          client: FlaskClient) -> None:
+    """`xinyi keys rotate` runs in its own process and another worker may sign with the new
+    key at once: a worker whose cached key set predates the rotation must not refuse that."""
+    import base64
+    import dataclasses
+    import uuid
+
+    from xinyi.credentials import keys, service
+    from xinyi.localcache import LocalCache
+
+    person = register_citizen(client)
+    me = bearer(login(client, person["phone"])["access_token"])
+    library = partner(app, client)
+    [before] = issue(client, me)
+    assert verify(client, library, before["qr_payload"]).status_code == 200  # keys now cached
+    deps = app.extensions["xinyi"]
+    with deps.db.session() as s:
+        keys.rotate(s, dataclasses.replace(deps, cache=LocalCache()), "credential")
+    with deps.db.session() as s:
+        [fresh] = service.issue(s, dataclasses.replace(deps, cache=LocalCache()),
+                                uuid.UUID(person["id"]), 1)
+    resp = verify(client, library, fresh.qr_payload)
+    assert resp.status_code == 200, resp.get_json()
+    header, rest = fresh.qr_payload.removeprefix("XY1:").split(".", 1)
+    fields = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+    fields["kid"] = "A" * len(fresh.kid)  # no such key, even after looking again
+    unknown = base64.urlsafe_b64encode(json.dumps(fields, separators=(",", ":")).encode())
+    forged = verify(client, library, f"XY1:{unknown.decode().rstrip('=')}.{rest}")
+    assert forged.status_code == 422 and forged.get_json()["code"] == "credential_invalid"
+
+
 def test_partner_sdk_verifies_a_real_credential_offline(app: Flask, client: FlaskClient) -> None:
     from xinyi_partner import CredentialError, SeenJtiCache, verify_offline
 
@@ -360,3 +401,30 @@ def test_second_use_is_refused_even_if_redis_forgot_the_first(
     again = verify(client, library, cred["qr_payload"])
     assert again.status_code == 409 and again.get_json()["code"] == "credential_used"
     assert log_count(app) == 1
+
+
+def test_losing_a_race_for_an_idempotency_key_does_not_use_up_the_credential(
+        app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two requests under one key with different credentials: the one whose insert loses is
+    told the key was reused, and its credential, of which nothing was recorded, still works."""
+    from xinyi.credentials import verification
+
+    me = citizen(client)
+    library = partner(app, client)
+    [first], [second] = issue(client, me), issue(client, me)
+    assert verify(client, library, first["qr_payload"], key="scan-7").status_code == 200
+    real_previous = verification._previous
+    calls: list[int] = []
+
+    def looked_before_the_other_committed(*args: Any) -> Any:
+        calls.append(1)
+        return None if len(calls) == 1 else real_previous(*args)
+
+    monkeypatch.setattr(verification, "_previous", looked_before_the_other_committed)
+    lost = verify(client, library, second["qr_payload"], key="scan-7")
+    assert lost.status_code == 422, lost.get_json()
+    assert lost.get_json()["code"] == "idempotency_key_reused"
+    monkeypatch.setattr(verification, "_previous", real_previous)
+    assert log_count(app) == 1
+    assert verify(client, library, second["qr_payload"], key="scan-8").status_code == 200
+    assert log_count(app) == 2

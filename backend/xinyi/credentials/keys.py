@@ -92,8 +92,11 @@ def public_jwks(session: Session, now: datetime, purpose: str = "credential"
     return [dict(row.public_jwk) for row in _published(session, purpose, now)]
 
 
-def verification_keys(session: Session, deps: Deps, purpose: str = "credential"
-                      ) -> dict[str, Ed25519PublicKey]:
+def verification_keys(session: Session, deps: Deps, purpose: str = "credential", *,
+                      fresh: bool = False) -> dict[str, Ed25519PublicKey]:
+    """Cached for seconds; ``fresh`` reads them again (another process may have rotated)."""
+    if fresh:
+        deps.cache.forget(("verify", purpose))
     return deps.cache.get_or_load(("verify", purpose), lambda: {
         row.kid: public_key_from_jwk(row.public_jwk)
         for row in _published(session, purpose, deps.clock())})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import uuid
 from datetime import datetime, timedelta
 
@@ -22,6 +23,7 @@ from xinyi.scoring.service import benefit_rules, credit_report
 
 log = logging.getLogger(__name__)
 SHORT_CODE_PREFIX = "cred:short:"
+_CREDENTIAL_ID = re.compile(r"[A-Za-z0-9_-]{1,40}")  # a jti: base64url, like the column
 
 
 def short_code_key(code: str) -> str:
@@ -72,7 +74,9 @@ def issue(session: Session, deps: Deps, account_id: uuid.UUID,
 
 def payload_of(session: Session, account_id: uuid.UUID, credential_id: str,
                now: datetime) -> str:
-    cred = session.get(Credential, credential_id)
+    # Anything else (a NUL, say) is no credential id, and must not reach the database.
+    cred = (session.get(Credential, credential_id)
+            if _CREDENTIAL_ID.fullmatch(credential_id) else None)
     if cred is None or cred.account_id != account_id or cred.expires_at <= now:
         raise NotFound("No live credential of yours has this id")
     return cred.payload

@@ -54,6 +54,7 @@ __all__ = [
     "CredentialExpired",
     "CredentialInvalid",
     "CredentialNotYetValid",
+    "CredentialUnknownKey",
     "IssuedCredential",
     "SigningKey",
     "VerifiedClaims",
@@ -109,6 +110,11 @@ class CredentialError(Exception):
 class CredentialInvalid(CredentialError):
     code = "credential_invalid"
     title = "The credential is not valid"
+
+
+class CredentialUnknownKey(CredentialInvalid):
+    """No key with the credential's ``kid``: refused, but a caller with a cached key set may
+    look again (the key may be newer than its cache)."""
 
 
 class CredentialExpired(CredentialError):
@@ -451,8 +457,10 @@ def verify(
     ):
         raise CredentialInvalid()
     kid = header.get("kid")
-    if not isinstance(kid, str) or kid not in keys_by_kid:
+    if not isinstance(kid, str):
         raise CredentialInvalid()
+    if kid not in keys_by_kid:
+        raise CredentialUnknownKey()
     public_key = keys_by_kid[kid]
     if not isinstance(public_key, Ed25519PublicKey):
         raise TypeError("keys_by_kid must map to Ed25519PublicKey")

@@ -147,10 +147,18 @@ def _credential(session: Session, deps: Deps, partner: Principal, presented: str
         return held
     if not presented.startswith(tokens.PREFIX):
         raise CredentialRefused("Not an xinyi credential")
+
+    def check(fresh: bool) -> tokens.VerifiedClaims:
+        return tokens.verify(presented, keys.verification_keys(session, deps, fresh=fresh),
+                             issuer=deps.settings.credential_issuer, now=now,
+                             leeway_seconds=ONLINE_LEEWAY_SECONDS)
+
     try:
-        claims = tokens.verify(presented, keys.verification_keys(session, deps),
-                               issuer=deps.settings.credential_issuer, now=now,
-                               leeway_seconds=ONLINE_LEEWAY_SECONDS)
+        try:
+            claims = check(fresh=False)
+        except tokens.CredentialUnknownKey:
+            # The key may be newer than this process's cache (rotated by another process).
+            claims = check(fresh=True)
     except tokens.CredentialError as exc:
         raise _REFUSALS.get(exc.code, CredentialRefused)() from None
     held = _load(session, partner, claims.jti)
@@ -257,8 +265,19 @@ def verify(session: Session, deps: Deps, partner: Principal, *, credential: str,
                                       idempotency_key, now)
     except IntegrityError:
         # The database already holds a verification of this credential (say Redis lost its
-        # state): the unique jti is the last line of defence against a second use.
+        # state): the unique jti is the last line of defence against a second use. Or a
+        # concurrent request under the same Idempotency-Key was recorded first: then nothing
+        # of this credential was, and that request's answer (or a reused key) is the answer.
         session.rollback()
+        recorded = session.scalar(select(Verification.id).where(
+            Verification.credential_jti == held.jti)) is not None
+        if not recorded:
+            deps.kv.delete(used_key)
+        replay = _previous(session, partner, idempotency_key, benefit, credential)
+        if replay is not None:
+            return replay
+        if not recorded:
+            raise
         raise CredentialUsed() from None
     except BaseException:
         # Nothing was recorded, so the credential was not used: the citizen may show it again.
