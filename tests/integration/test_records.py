@@ -254,6 +254,9 @@ def test_catalogue_is_public_and_editable_by_operators(app: Flask, client: Flask
     reviewer = staff_headers(app, client, "reviewer")
     assert client.patch("/v1/admin/catalogue/test.new_item", json={"points": 9},
                         headers=reviewer).status_code == 403
+    for odd in ("%00", "a%00b", "%ED%A0%80", "x" * 5000, "%F0%9F%98%80"):
+        resp = client.patch(f"/v1/admin/catalogue/{odd}", json={"points": 9}, headers=operator)
+        assert resp.status_code == 404 and resp.get_json()["code"] == "not_found", odd
 
 
 def test_statistics_count_coverage_and_domains(app: Flask, client: FlaskClient) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Any
 
@@ -117,9 +118,16 @@ class CitizenRecordPage(Schema):
     meta = fields.Nested(PageMeta, required=True)
 
 
+CATALOGUE_CODE = re.compile(r"[a-z0-9_]+(\.[a-z0-9_]+)+")  # a full match; at most 64 long
+
+
+def is_catalogue_code(value: str) -> bool:
+    return len(value) <= 64 and CATALOGUE_CODE.fullmatch(value) is not None
+
+
 class CatalogueItemSchema(StrictSchema):
     code = fields.String(required=True, validate=[validate.Length(max=64), validate.Regexp(
-        r"^[a-z0-9_]+(\.[a-z0-9_]+)+$", error="like domain.item, lower case")])
+        CATALOGUE_CODE.pattern.join("^$"), error="like domain.item, lower case")])
     name_zh = fields.String(required=True, validate=validate.Length(min=1, max=200))
     name_en = fields.String(required=True, validate=validate.Length(min=1, max=200))
     polarity = fields.String(required=True, validate=validate.OneOf(POLARITIES))

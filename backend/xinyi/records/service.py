@@ -27,7 +27,7 @@ from xinyi.errors import Conflict, DomainError, NotFound, ValidationFailed, fiel
 from xinyi.outbox.service import emit
 from xinyi.pii import IdNumber, InvalidIdentifier, mask_id_number
 from xinyi.records.models import CatalogueItem, CreditRecord, ListEntry, Subject
-from xinyi.records.schemas import RecordItemIn
+from xinyi.records.schemas import RecordItemIn, is_catalogue_code
 from xinyi.scoring import rules
 from xinyi.scoring.service import recompute_subject
 from xinyi.subjects import ensure_subject, subject_bidx
@@ -379,7 +379,8 @@ def create_catalogue_item(session: Session, deps: Deps,
 def update_catalogue_item(session: Session, deps: Deps, code: str,
                           changes: Mapping[str, Any]) -> CatalogueItem:
     """Edits apply to records recorded from now on; existing records keep their snapshot."""
-    item = session.get(CatalogueItem, code)
+    # A code that cannot exist (a NUL, say) must not reach the database.
+    item = session.get(CatalogueItem, code) if is_catalogue_code(code) else None
     if item is None:
         raise NotFound("No catalogue item has this code")
     if not changes:
