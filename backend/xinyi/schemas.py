@@ -28,6 +28,16 @@ def _unstorable(value: Any) -> bool:
     return False
 
 
+class FullMatch(validate.Regexp):
+    """``validate.Regexp`` on the whole value: with ``re.match`` a pattern ending in ``$``
+    also accepts a trailing newline ("r-1\\n" would be a ref of its own)."""
+
+    def __call__(self, value: Any) -> Any:
+        if self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
+
+
 class StrictSchema(Schema):
     """Every request schema: unknown fields are an error, never silently dropped."""
 

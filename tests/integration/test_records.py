@@ -107,6 +107,24 @@ def test_one_bad_item_never_blocks_the_others(app: Flask, client: FlaskClient) -
     assert count(app, CreditRecord) == 2
 
 
+def test_a_ref_or_a_catalogue_code_with_a_trailing_newline_is_refused(
+        app: Flask, client: FlaskClient) -> None:
+    """A pattern ending in "$" also matches before a final newline: "r-1\\n" must not become a
+    reference of its own, nor "test.nl\\n" a catalogue code."""
+    headers = provider(app, client)
+    [result] = push(client, headers, item(valid_id_number(107), "nl-1\n"))
+    assert result["status"] == "rejected"
+    assert result["problem"]["errors"][0]["field"] == "ref"
+    assert count(app, CreditRecord) == 0
+    operator = staff_headers(app, client, "operator")
+    resp = client.post("/v1/admin/catalogue", json={
+        "code": "test.nl\n", "name_zh": "测试", "name_en": "Test", "polarity": "positive",
+        "severity": None, "domain": "志愿服务", "points": 5, "display_months": 12,
+        "repair_after_months": None, "repairable_by_volunteering": False,
+        "legal_basis": None}, headers=operator)
+    assert resp.status_code == 422 and resp.get_json()["errors"][0]["field"] == "code"
+
+
 def test_batch_size_is_bounded(app: Flask, client: FlaskClient) -> None:
     headers = provider(app, client)
     idn = valid_id_number(104)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from marshmallow import EXCLUDE, Schema, fields, validate
 
-from xinyi.schemas import StrictSchema
+from xinyi.schemas import FullMatch, StrictSchema
 
 
 class IssueIn(StrictSchema):
@@ -37,7 +37,7 @@ class IdempotencyHeaders(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    idempotency_key = fields.String(data_key="Idempotency-Key", validate=validate.Regexp(
+    idempotency_key = fields.String(data_key="Idempotency-Key", validate=FullMatch(
         r"^[\x21-\x7e]{1,100}$", error="1-100 visible ASCII characters"))
 
 

@@ -7,10 +7,10 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, post_dump, validate
 
 from xinyi.records.models import OCCUPATIONS, POLARITIES, SEVERITIES
-from xinyi.schemas import PageArgs, PageMeta, ProblemSchema, StrictSchema
+from xinyi.schemas import FullMatch, PageArgs, PageMeta, ProblemSchema, StrictSchema
 
-REF = validate.Regexp(r"^[A-Za-z0-9._:/-]{1,128}$",
-                      error="1-128 letters, digits or . _ : / -")
+REF = FullMatch(r"^[A-Za-z0-9._:/-]{1,128}$",
+                error="1-128 letters, digits or . _ : / -")
 
 
 class OccurredAt(fields.Field[date]):
@@ -126,7 +126,7 @@ def is_catalogue_code(value: str) -> bool:
 
 
 class CatalogueItemSchema(StrictSchema):
-    code = fields.String(required=True, validate=[validate.Length(max=64), validate.Regexp(
+    code = fields.String(required=True, validate=[validate.Length(max=64), FullMatch(
         CATALOGUE_CODE.pattern.join("^$"), error="like domain.item, lower case")])
     name_zh = fields.String(required=True, validate=validate.Length(min=1, max=200))
     name_en = fields.String(required=True, validate=validate.Length(min=1, max=200))
