@@ -188,6 +188,9 @@ def test_same_idempotency_key_returns_the_first_answer(app: Flask, client: Flask
     assert second.status_code == 200 and second.get_json() == first.get_json()
     other = verify(client, library, cred["short_code"], key="scan-42")
     assert other.status_code == 422 and other.get_json()["code"] == "idempotency_key_reused"
+    assert other.get_json()["errors"] == [{
+        "field": "Idempotency-Key", "location": "headers",
+        "messages": ["already used for another credential or benefit"]}]
     assert log_count(app) == 1
 
 

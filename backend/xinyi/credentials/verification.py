@@ -201,7 +201,9 @@ def _previous(session: Session, partner: Principal, key: str | None,
         return None
     if prior.benefit_code != benefit or prior.response.get("_credential") != _fingerprint(
             presented):
-        raise IdempotencyKeyReused()
+        raise IdempotencyKeyReused(errors=[{
+            "field": "Idempotency-Key", "location": "headers",
+            "messages": ["already used for another credential or benefit"]}])
     return {k: v for k, v in prior.response.items() if not k.startswith("_")}
 
 
