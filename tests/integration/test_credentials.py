@@ -406,6 +406,23 @@ def test_second_use_is_refused_even_if_redis_forgot_the_first(
     assert log_count(app) == 1
 
 
+def first_lookup_misses(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, list[int]]:
+    """The verification's first look for an earlier answer under its Idempotency-Key misses
+    it, as if the other request had not committed yet (one test transaction cannot run two
+    requests at once). Returns the real look-up and the list of calls."""
+    from xinyi.credentials import verification
+
+    real_previous = verification._previous
+    calls: list[int] = []
+
+    def missed_once(*args: Any) -> Any:
+        calls.append(1)
+        return None if len(calls) == 1 else real_previous(*args)
+
+    monkeypatch.setattr(verification, "_previous", missed_once)
+    return real_previous, calls
+
+
 def test_losing_a_race_for_an_idempotency_key_does_not_use_up_the_credential(
         app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two requests under one key with different credentials: the one whose insert loses is
@@ -416,14 +433,7 @@ def test_losing_a_race_for_an_idempotency_key_does_not_use_up_the_credential(
     library = partner(app, client)
     [first], [second] = issue(client, me), issue(client, me)
     assert verify(client, library, first["qr_payload"], key="scan-7").status_code == 200
-    real_previous = verification._previous
-    calls: list[int] = []
-
-    def looked_before_the_other_committed(*args: Any) -> Any:
-        calls.append(1)
-        return None if len(calls) == 1 else real_previous(*args)
-
-    monkeypatch.setattr(verification, "_previous", looked_before_the_other_committed)
+    real_previous, _ = first_lookup_misses(monkeypatch)
     lost = verify(client, library, second["qr_payload"], key="scan-7")
     assert lost.status_code == 422, lost.get_json()
     assert lost.get_json()["code"] == "idempotency_key_reused"
@@ -431,3 +441,46 @@ def test_losing_a_race_for_an_idempotency_key_does_not_use_up_the_credential(
     assert log_count(app) == 1
     assert verify(client, library, second["qr_payload"], key="scan-8").status_code == 200
     assert log_count(app) == 2
+
+
+def test_a_retry_that_meets_its_first_request_in_flight_gets_that_answer(
+        app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client retries under the same Idempotency-Key while its first request is still being
+    recorded: the retry waits for that answer instead of calling the credential used."""
+    from xinyi.credentials import verification
+
+    me = citizen(client)
+    library = partner(app, client)
+    [cred] = issue(client, me)
+    first = verify(client, library, cred["qr_payload"], key="scan-9")
+    assert first.status_code == 200
+    real_previous, calls = first_lookup_misses(monkeypatch)
+    monkeypatch.setattr(verification, "IN_FLIGHT_POLL_SECONDS", 0.001)
+    retry = verify(client, library, cred["qr_payload"], key="scan-9")
+    assert retry.status_code == 200, retry.get_json()
+    assert retry.get_json() == first.get_json()
+    assert len(calls) == 2
+    assert log_count(app) == 1
+    # Another key (or none) on the same credential is a second use, not a retry.
+    monkeypatch.setattr(verification, "_previous", real_previous)
+    for key in ("scan-10", None):
+        again = verify(client, library, cred["qr_payload"], key=key)
+        assert again.status_code == 409 and again.get_json()["code"] == "credential_used"
+
+
+def test_a_retry_whose_first_request_is_still_running_is_told_to_retry(
+        app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    from xinyi.credentials import verification
+
+    me = citizen(client)
+    library = partner(app, client)
+    [cred] = issue(client, me)
+    assert verify(client, library, cred["qr_payload"], key="scan-11").status_code == 200
+    monkeypatch.setattr(verification, "_previous", lambda *args: None)  # never committed
+    monkeypatch.setattr(verification, "IN_FLIGHT_WAIT_SECONDS", 0.05)
+    monkeypatch.setattr(verification, "IN_FLIGHT_POLL_SECONDS", 0.01)
+    retry = verify(client, library, cred["qr_payload"], key="scan-11")
+    assert retry.status_code == 409, retry.get_json()
+    assert retry.get_json()["code"] == "verification_in_progress"
+    assert retry.headers["Retry-After"] == "1"
+    assert log_count(app) == 1

@@ -58,7 +58,8 @@ def qr_svg(credential_id: str) -> Response:
 @partner_blp.response(200, VerificationOut)
 def verify(headers: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
     """Verify a credential for a benefit, once; a retry with the same Idempotency-Key gets
-    the same answer."""
+    the same answer (if the first request is still in flight, the retry waits up to 2 s for
+    it, then gets 409 `verification_in_progress` with Retry-After)."""
     return verification.verify(db(), deps(), principal(), credential=body["credential"],
                                benefit=body["benefit"],
                                idempotency_key=headers.get("idempotency_key"))

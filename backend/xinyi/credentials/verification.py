@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -37,6 +38,9 @@ log = logging.getLogger(__name__)
 USED_PREFIX = "cred:used:"
 SHORT_CODE_RATE = "30/minute"
 ONLINE_LEEWAY_SECONDS = 5
+# A retry that meets its first request still in flight waits this long for that answer.
+IN_FLIGHT_WAIT_SECONDS = 2.0
+IN_FLIGHT_POLL_SECONDS = 0.05
 
 
 class CredentialRefused(DomainError):
@@ -68,6 +72,14 @@ class UnknownBenefit(ValidationFailed):
 class BenefitNotForPartner(ValidationFailed):
     code = "benefit_not_for_partner"
     title = "This benefit is not offered by this kind of partner"
+
+
+class VerificationInProgress(Conflict):
+    code = "verification_in_progress"
+    title = "A request with this Idempotency-Key is still being answered; retry it shortly"
+
+    def __init__(self) -> None:
+        super().__init__(headers={"Retry-After": "1"})
 
 
 class IdempotencyKeyReused(ValidationFailed):
@@ -207,6 +219,30 @@ def _previous(session: Session, partner: Principal, key: str | None,
     return {k: v for k, v in prior.response.items() if not k.startswith("_")}
 
 
+def _claim(partner: Principal, idempotency_key: str | None) -> bytes:
+    """What marks a credential as taken in Redis: who took it, under which key (hashed)."""
+    if idempotency_key is None:
+        return b"1"
+    return hashlib.sha256(f"{partner.id}:{idempotency_key}".encode()).hexdigest()[:32].encode()
+
+
+def _await_previous(session: Session, deps: Deps, partner: Principal, key: str,
+                    benefit: str, presented: str, used_key: str) -> dict[str, Any] | None:
+    """The answer of the request under ``key`` still in flight, once it is committed; None
+    if that takes too long or the request gave the credential back (it failed)."""
+    claim = _claim(partner, key)
+    deadline = time.monotonic() + IN_FLIGHT_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        time.sleep(IN_FLIGHT_POLL_SECONDS)
+        session.rollback()  # a fresh snapshot (SQLite keeps one per read transaction)
+        replay = _previous(session, partner, key, benefit, presented)
+        if replay is not None:
+            return replay
+        if deps.kv.get(used_key) != claim:
+            return None
+    return None
+
+
 def _fingerprint(presented: str) -> str:
     return hashlib.sha256(presented.encode()).hexdigest()[:32]
 
@@ -256,11 +292,20 @@ def verify(session: Session, deps: Deps, partner: Principal, *, credential: str,
     held = _credential(session, deps, partner, credential, now)
     used_key = USED_PREFIX + held.jti
     ttl = max(60, int((held.expires_at - now).total_seconds()) + 120)
-    if not deps.kv.set(used_key, b"1", ttl=ttl, only_if_absent=True):
+    claim = _claim(partner, idempotency_key)
+    if not deps.kv.set(used_key, claim, ttl=ttl, only_if_absent=True):
         # A concurrent retry with the same key may have just finished: answer as it did.
         replay = _previous(session, partner, idempotency_key, benefit, credential)
         if replay is not None:
             return replay
+        if idempotency_key is not None and deps.kv.get(used_key) == claim:
+            # This partner's first request under this key holds the credential and is being
+            # recorded right now (a client retry after a timeout, say): its answer is ours.
+            replay = _await_previous(session, deps, partner, idempotency_key, benefit,
+                                     credential, used_key)
+            if replay is not None:
+                return replay
+            raise VerificationInProgress()
         raise CredentialUsed()
     try:
         response = _decide_and_record(session, deps, partner, held, rule, credential,
