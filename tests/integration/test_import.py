@@ -453,15 +453,41 @@ def test_file_problems_are_refused_before_anything_is_written(
 
 def test_a_csv_field_too_long_to_read_is_a_clear_error(app: Flask, client: FlaskClient,
                                                      tmp_path: Path) -> None:
-    """Python's csv module refuses a field over 128 KiB: a file error naming where, not a
-    traceback (the CLI reports domain errors, nothing else)."""
+    """Python's csv module refuses a field over 128 KiB (here a quoted one over many short
+    lines): a file error naming where, not a traceback (the CLI reports domain errors only)."""
     _, provider_id = new_provider(app, client)
     idn = valid_id_number(5641)
-    path = write_csv(tmp_path / "r.csv", [row("t-1", idn), row("t-2", idn, summary="长" * 200_000)])
+    path = write_csv(tmp_path / "r.csv", [row("t-1", idn),
+                                          row("t-2", idn, summary=("长" * 999 + "\n") * 200)])
     with pytest.raises(ImportFileError, match="after line 2") as caught:
         run_import(app, provider_id, path, batch_size=1)
     assert_no_personal_data(str(caught.value), [idn])
     assert set(records(app, provider_id)) == {"t-1"}  # what came before is kept: restartable
+
+
+def test_an_overlong_line_is_never_held_whole(app: Flask, client: FlaskClient,
+                                              tmp_path: Path) -> None:
+    """Memory stays flat whatever the file holds: JSON Lines rejects the line and goes on; a
+    CSV line that long (many short cells, each under the csv module's own limit) stops the
+    import with a clear error, keeping what came before."""
+    _, provider_id = new_provider(app, client)
+    idn = valid_id_number(5681)
+    long = importer.MAX_LINE_CHARS + 10
+    path = tmp_path / "r.jsonl"
+    path.write_text("\n".join([json.dumps(row("l-1", idn)), "[" + "1," * (long // 2) + "1]",
+                               json.dumps(row("l-2", idn))]) + "\n", encoding="utf-8")
+    rejects = tmp_path / "rejects.csv"
+    summary = run_import(app, provider_id, path, reject_path=rejects)
+    assert (summary.created, summary.rejected) == (2, 1)
+    assert [(r["line"], r["reason"]) for r in read_rejects(rejects)] == [(
+        "2", f"validation_error: the line is longer than {importer.MAX_LINE_CHARS:,} characters")]
+    csv_path = write_csv(tmp_path / "r.csv", [row("c-1", idn)])
+    with csv_path.open("a", encoding="utf-8") as fh:
+        fh.write("a," * (long // 2) + "a\n")
+    with pytest.raises(ImportFileError, match="line 3 is longer than") as caught:
+        run_import(app, provider_id, csv_path, batch_size=1)
+    assert_no_personal_data(str(caught.value), [idn])
+    assert "c-1" in records(app, provider_id)
 
 
 def test_a_reject_file_that_is_the_import_file_is_refused(app: Flask, client: FlaskClient,

@@ -210,8 +210,31 @@ def _safe_name(name: Any) -> str:
     return name if isinstance(name, str) and _SAFE_NAME.fullmatch(name) else "(unnamed)"
 
 
+MAX_LINE_CHARS = 65_536  # a valid row needs a few hundred; memory stays flat whatever comes
+
+
+def _lines(fh: IO[str]) -> Iterator[str | None]:
+    """The file's lines, or None for one longer than :data:`MAX_LINE_CHARS`, which is read
+    past in pieces and never held whole."""
+    while text := fh.readline(MAX_LINE_CHARS + 1):
+        if len(text) > MAX_LINE_CHARS and not text.endswith(("\n", "\r")):
+            while text and not text.endswith(("\n", "\r")):
+                text = fh.readline(MAX_LINE_CHARS)
+            yield None
+        else:
+            yield text
+
+
+def _csv_lines(fh: IO[str]) -> Iterator[str]:
+    for number, text in enumerate(_lines(fh), start=1):
+        if text is None:
+            raise ImportFileError(f"line {number} is longer than {MAX_LINE_CHARS:,} characters; "
+                                  "is the file CSV with one record per line?")
+        yield text
+
+
 def _csv_rows(fh: IO[str]) -> Iterator[tuple[int, Any]]:
-    reader = csv.reader(fh)
+    reader = csv.reader(_csv_lines(fh))
     try:
         header = [h.strip() for h in next(reader)]
     except StopIteration:
@@ -242,7 +265,10 @@ def _csv_rows(fh: IO[str]) -> Iterator[tuple[int, Any]]:
 
 
 def _jsonl_rows(fh: IO[str]) -> Iterator[tuple[int, Any]]:
-    for line, text in enumerate(fh, start=1):
+    for line, text in enumerate(_lines(fh), start=1):
+        if text is None:
+            yield line, _Unreadable(f"the line is longer than {MAX_LINE_CHARS:,} characters")
+            continue
         if not text.strip():
             continue
         try:
