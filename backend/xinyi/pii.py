@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from stdnum.cn import ric
 from stdnum.exceptions import ValidationError
 
-_PHONE = re.compile(r"1[3-9]\d{9}")
+_PHONE = re.compile(r"1[3-9][0-9]{9}")  # not \d: it also matches fullwidth and other digits
 
 
 class InvalidIdentifier(ValueError):

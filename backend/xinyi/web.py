@@ -27,8 +27,9 @@ ACCESS_ATTR = "_xinyi_access"
 
 
 class _Parser(FlaskParser):
-    """JSON nested too deeply for the decoder is malformed input (400), not a 500; unknown
-    query parameters are an error like unknown body fields (the schema's ``unknown``)."""
+    """JSON nested too deeply or with a number too long for the decoder is malformed input
+    (400), not a 500; unknown query parameters are an error like unknown body fields (the
+    schema's ``unknown``)."""
 
     DEFAULT_UNKNOWN_BY_LOCATION: dict[str, str | None] = {  # noqa: RUF012 - webargs API
         **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": None, "querystring": None}
@@ -38,6 +39,11 @@ class _Parser(FlaskParser):
             return super()._raw_load_json(req)
         except RecursionError:
             raise json.JSONDecodeError("JSON nested too deeply", "-", 0) from None
+        except json.JSONDecodeError:
+            raise
+        except ValueError:
+            # An integer literal past Python's int-conversion limit (4300 digits).
+            raise json.JSONDecodeError("JSON number too long", "-", 0) from None
 
 
 # Every blueprint's @arguments binds this parser when its module is imported, and every

@@ -7,6 +7,7 @@ import hashlib
 import re
 import secrets
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from flask import Flask
@@ -89,6 +90,19 @@ def test_garbage_and_near_miss_keys_are_refused(
     for attempt in attempts:
         assert authenticated_status(client, attempt) == 401, attempt
     assert authenticated_status(client, real) == 403
+
+
+def test_key_ids_that_cannot_exist_are_refused_not_a_server_error(
+        app: Flask, client: FlaskClient, operator: dict[str, str]) -> None:
+    _, created = api_client_headers(client, operator, "partners")
+    secret = created["api_key"]["api_key"].split("_", 2)[2]
+    for key_id in ("\x00", "a\x00b", created["api_key"]["id"] + "\x00"):
+        assert authenticated_status(client, f"xyk_{key_id}_{secret}") == 401, repr(key_id)
+        resp = client.delete(f"/v1/admin/partners/{created['id']}/keys/{quote(key_id)}",
+                             headers=operator)
+        assert resp.status_code == 404, resp.get_data(as_text=True)[:300]
+        assert resp.get_json()["code"] == "not_found"
+    assert authenticated_status(client, created["api_key"]["api_key"]) == 403
 
 
 def test_key_is_stored_only_as_a_hash(

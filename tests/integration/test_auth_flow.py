@@ -65,6 +65,18 @@ def test_second_account_for_same_phone_is_refused(app, client: FlaskClient) -> N
     assert count_accounts(app) == before
 
 
+def test_same_phone_in_fullwidth_digits_is_not_a_second_account(app, client: FlaskClient) -> None:  # type: ignore[no-untyped-def]
+    citizen = register_citizen(client)
+    before = count_accounts(app)
+    fullwidth = citizen["phone"][:2] + "".join(chr(0xFF10 + int(d)) for d in citizen["phone"][2:])
+    resp = client.post("/v1/auth/register", json={
+        "phone": fullwidth, "password": PASSWORD, "name": "李四",
+        "id_number": valid_id_number(14)})
+    assert resp.status_code == 422, resp.get_json()
+    assert resp.get_json()["errors"][0]["field"] == "phone"
+    assert count_accounts(app) == before
+
+
 def test_invalid_id_number_is_refused_naming_the_field(app, client: FlaskClient) -> None:  # type: ignore[no-untyped-def]
     good = valid_id_number(13)
     bad_check = good[:-1] + ("0" if good[-1] != "0" else "1")

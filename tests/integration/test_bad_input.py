@@ -171,6 +171,18 @@ def test_bad_input_is_a_named_4xx_problem_and_writes_nothing(
     assert counts(app, target.models) == before
 
 
+def test_json_integer_too_long_to_convert_is_malformed_not_a_server_error(
+        app: Flask, client: FlaskClient) -> None:
+    # Python refuses to convert an integer literal of more than 4300 digits (a ValueError
+    # that is not a JSONDecodeError).
+    before = counts(app, (Account, AuthSession))
+    for url in ("/v1/auth/login", "/v1/auth/register"):
+        resp = client.post(url, data=b'{"phone": ' + b"1" * 5_000 + b"}",
+                           content_type="application/json")
+        assert_problem(resp, 400, "malformed_request")
+    assert counts(app, (Account, AuthSession)) == before
+
+
 UNICODE_NAMES = {
     "emoji": "张三😀",
     "rtl": "\u202e三张",

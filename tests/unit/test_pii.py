@@ -135,6 +135,16 @@ def test_invalid_phone_number_is_refused(raw: object) -> None:
     assert "11-digit" in str(info.value)
 
 
+@pytest.mark.parametrize("digits", ["０１２３４５６７８９", "٠١٢٣٤٥٦٧٨٩", "०१२३४५६७८९"])
+def test_phone_number_with_non_ascii_digits_is_refused(digits: str) -> None:
+    # "13" then nine non-ASCII digits: not a mobile number, and not the same account as the
+    # ASCII spelling (the blind index differs), so it must not register a second account.
+    phone = random_phone()
+    raw = phone[:2] + "".join(digits[int(d)] for d in phone[2:])
+    with pytest.raises(InvalidIdentifier, match="11-digit"):
+        PhoneNumber.parse(raw)
+
+
 def test_phone_number_repr_and_str_are_masked() -> None:
     phone = random_phone()
     parsed = PhoneNumber.parse(phone)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from xinyi.auth.models import STAFF_ROLES, Account, ApiClient, ApiKey, AuthSession
 from xinyi.auth.passwords import password_problems
-from xinyi.auth.service import new_api_key
+from xinyi.auth.service import is_key_id, new_api_key
 from xinyi.citizens.service import PhoneTaken
 from xinyi.deps import Deps
 from xinyi.errors import Conflict, NotFound, ValidationFailed
@@ -159,7 +159,7 @@ def add_key(session: Session, deps: Deps, client_type: str, client_id: uuid.UUID
 def revoke_key(session: Session, deps: Deps, client_type: str, client_id: uuid.UUID,
                key_id: str) -> None:
     client = _client(session, client_type, client_id)
-    key = session.get(ApiKey, key_id)
+    key = session.get(ApiKey, key_id) if is_key_id(key_id) else None
     if key is None or key.client_id != client.id:
         raise NotFound("No such key")
     if key.revoked_at is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -22,6 +23,12 @@ from xinyi.pii import InvalidIdentifier, PhoneNumber
 
 log = logging.getLogger(__name__)
 API_KEY_PREFIX = "xyk_"
+_KEY_ID = re.compile(r"[0-9a-f]{1,32}")  # new_api_key makes 16; the column holds 32
+
+
+def is_key_id(value: str) -> bool:
+    """Could this be an API key id? One that cannot (a NUL, say) must not reach the database."""
+    return _KEY_ID.fullmatch(value) is not None
 
 
 @dataclass(frozen=True)
@@ -159,7 +166,7 @@ def authenticate(session: Session, deps: Deps, authorization: str | None) -> Pri
 
 def _authenticate_api_key(session: Session, deps: Deps, credential: str) -> Principal:
     parts = credential.split("_", 2)
-    if len(parts) != 3 or not parts[1] or not parts[2] or len(credential) > 200:
+    if len(parts) != 3 or not is_key_id(parts[1]) or not parts[2] or len(credential) > 200:
         raise Unauthorized()
     key = session.connection().execute(_KEY_CHECK, {"kid": parts[1]}).first()
     if key is None or key.revoked_at is not None or key.disabled_at is not None:
