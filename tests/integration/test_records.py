@@ -295,3 +295,113 @@ def test_unknown_query_parameters_are_refused(app: Flask, client: FlaskClient) -
     assert resp.status_code == 422
     assert resp.get_json()["errors"][0] == {"field": "page_sise", "location": "query",
                                             "messages": ["Unknown field."]}
+
+
+def test_a_bad_character_in_one_item_rejects_only_that_item(app: Flask,
+                                                           client: FlaskClient) -> None:
+    headers = provider(app, client)
+    idn = valid_id_number(111)
+    body = {"records": [item(idn, "ok"), item(idn, "nul", summary="a\x00b"),
+                        item(idn, "surrogate", summary="a\ud800b")]}
+    # json.dumps keeps the lone surrogate as a \ud800 escape, exactly as a client sends it.
+    resp = client.post("/v1/provider/records:batch", data=__import__("json").dumps(body),
+                       headers={**headers, "Content-Type": "application/json"})
+    assert resp.status_code == 200, resp.get_json()
+    results = resp.get_json()["results"]
+    assert [r["status"] for r in results] == ["created", "rejected", "rejected"]
+    assert [r["problem"]["errors"][0]["field"] for r in results[1:]] == ["summary", "summary"]
+    assert count(app, CreditRecord) == 1
+
+
+def test_a_correction_out_of_display_never_enters_a_list(app: Flask,
+                                                        client: FlaskClient) -> None:
+    """Corrected to a black-list item but dated past its display period: the record is archived
+    at once, so partners must not be told it entered (and left) the black list."""
+    headers = provider(app, client)
+    record_id = push(client, headers, item(valid_id_number(112), "r"))[0]["id"]
+    long_ago = (date.today() - timedelta(days=4 * 366)).isoformat()
+    resp = client.patch(f"/v1/provider/records/{record_id}", json={
+        "catalogue_code": "court.dishonest_debtor", "occurred_at": long_ago}, headers=headers)
+    assert resp.status_code == 200 and resp.get_json()["status"] == "archived"
+    assert count(app, ListEntry) == 0 and count(app, OutboxEvent) == 0
+
+
+def test_a_corrected_record_is_unchanged_when_pushed_again_as_corrected(
+        app: Flask, client: FlaskClient) -> None:
+    """The reference now stands for the corrected content: pushing that is a no-op, and pushing
+    the content it replaced is other content, refused with the correction kept."""
+    headers = provider(app, client)
+    idn = valid_id_number(113)
+    record_id = push(client, headers, item(idn, "r"))[0]["id"]
+    assert client.patch(f"/v1/provider/records/{record_id}", json={"summary": "更正后"},
+                        headers=headers).status_code == 200
+    assert push(client, headers, item(idn, "r", summary="更正后"))[0] == {
+        "ref": "r", "status": "unchanged", "id": record_id}
+    stale = push(client, headers, item(idn, "r"))[0]
+    assert stale["status"] == "rejected" and stale["problem"]["code"] == "duplicate_reference"
+    got = client.get(f"/v1/provider/records/{record_id}", headers=headers).get_json()
+    assert got["summary"] == "更正后"
+
+
+def test_an_occurrence_time_with_an_offset_is_dated_in_china(app: Flask,
+                                                            client: FlaskClient) -> None:
+    """20:00 UTC is 04:00 the next day in China: the record's date (and so its display period)
+    is the China date, whatever offset the provider's clock used."""
+    headers = provider(app, client)
+    day = date.today() - timedelta(days=20)
+    results = push(client, headers,
+                   item(valid_id_number(114), "utc", occurred=f"{day}T20:00:00Z"),
+                   item(valid_id_number(114), "cst", occurred=f"{day}T20:00:00+08:00"),
+                   item(valid_id_number(114), "naive", occurred=f"{day}T20:00:00"))
+    dates = {r["ref"]: client.get(f"/v1/provider/records/{r['id']}",
+                                  headers=headers).get_json()["occurred_at"] for r in results}
+    assert dates == {"utc": (day + timedelta(days=1)).isoformat(), "cst": day.isoformat(),
+                     "naive": day.isoformat()}
+
+
+def test_queries_per_day_count_whole_china_days_only(app: Flask, client: FlaskClient) -> None:
+    """The last 30 days are 30 whole calendar days in Asia/Shanghai: the oldest day shown is
+    never a partial count cut at the current time of day."""
+    from xinyi.audit.service import Access, append
+    from xinyi.records.models import Subject
+    from xinyi.records.service import statistics
+    from xinyi.timeutil import CHINA
+
+    now = datetime(2024, 3, 31, 12, 0, tzinfo=CHINA).astimezone(UTC)
+    deps = app.extensions["xinyi"]
+    with deps.db.session() as s:
+        bidx = b"\x42" * 32
+        s.add(Subject(bidx=bidx, id_number_enc=b"x" * 40, first_seen_at=now))
+        s.flush()
+        for when in (datetime(2024, 3, 1, 10, 0), datetime(2024, 3, 1, 14, 0),
+                     datetime(2024, 3, 2, 0, 30), datetime(2024, 3, 31, 8, 0)):
+            append(s, Access(bidx, "partner", "p-1", "图书馆", "report", "report.summary", "x"),
+                   now=when.replace(tzinfo=CHINA).astimezone(UTC))
+        s.flush()
+        per_day = statistics(s, now=now)["queries_per_day"]
+    assert per_day == [{"date": "2024-03-02", "queries": 1},
+                       {"date": "2024-03-31", "queries": 1}]
+
+
+def test_a_correction_keeps_the_rules_the_record_was_recorded_under(
+        app: Flask, client: FlaskClient) -> None:
+    """A later catalogue edit never rewrites a record: correcting a typo in the summary must
+    not quietly re-price it (only a corrected catalogue code takes the item's rules now)."""
+    headers = provider(app, client)
+    idn = valid_id_number(115)
+    record_id = push(client, headers, item(idn, "r"))[0]["id"]
+    before = client.get(f"/v1/provider/records/{record_id}", headers=headers).get_json()
+    operator = staff_headers(app, client, "operator")
+    assert client.patch("/v1/admin/catalogue/traffic.violation_minor",
+                        json={"points": before["points"] - 40, "display_months": 24},
+                        headers=operator).status_code == 200
+    fixed = client.patch(f"/v1/provider/records/{record_id}", json={"summary": "更正后"},
+                         headers=headers).get_json()
+    assert (fixed["points"], fixed["display_until"]) == (before["points"],
+                                                         before["display_until"])
+    earlier = (date.fromisoformat(before["occurred_at"]) - timedelta(days=5)).isoformat()
+    moved = client.patch(f"/v1/provider/records/{record_id}", json={"occurred_at": earlier},
+                         headers=headers).get_json()
+    assert moved["points"] == before["points"]
+    assert moved["display_until"] == (date.fromisoformat(before["display_until"])
+                                      - timedelta(days=5)).isoformat()

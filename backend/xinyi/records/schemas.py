@@ -4,25 +4,29 @@ import re
 from datetime import date, datetime
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, post_dump, validate
+from marshmallow import Schema, ValidationError, fields, post_dump, pre_load, validate
 
 from xinyi.records.models import OCCUPATIONS, POLARITIES, SEVERITIES
 from xinyi.schemas import FullMatch, PageArgs, PageMeta, ProblemSchema, StrictSchema
+from xinyi.timeutil import CHINA
 
 REF = FullMatch(r"^[A-Za-z0-9._:/-]{1,128}$",
                 error="1-128 letters, digits or . _ : / -")
 
 
 class OccurredAt(fields.Field[date]):
-    """An ISO date, or a datetime whose date (as given) is taken."""
+    """An ISO date, or a datetime whose date in Asia/Shanghai is taken (as given if naive)."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> date:
         if not isinstance(value, str) or len(value) > 40:
             raise ValidationError("must be an ISO date (YYYY-MM-DD) or datetime")
         try:
-            return date.fromisoformat(value) if len(value) == 10 else (
-                datetime.fromisoformat(value).date())
-        except ValueError:
+            if len(value) == 10:
+                return date.fromisoformat(value)
+            moment = datetime.fromisoformat(value)
+            # Dates are China dates: a time with an offset is first moved to Asia/Shanghai.
+            return (moment if moment.tzinfo is None else moment.astimezone(CHINA)).date()
+        except (ValueError, OverflowError):
             raise ValidationError("must be an ISO date (YYYY-MM-DD) or datetime") from None
 
     def _serialize(self, value: date | None, attr: str | None, obj: Any,
@@ -53,6 +57,15 @@ class _LooseItems(fields.List[Any]):
 class RecordBatchIn(StrictSchema):
     records = _LooseItems(fields.Nested(RecordItemIn), required=True,
                           validate=validate.Length(min=1, max=1000))
+
+    @pre_load
+    def _refuse_unstorable_text(self, data: Any, **kwargs: Any) -> Any:
+        # The items are checked one by one (RecordItemIn refuses NUL too): a NUL in one item
+        # must reject that item only, not the whole batch.
+        if isinstance(data, dict):
+            super()._refuse_unstorable_text(
+                {k: v for k, v in data.items() if k != "records"}, **kwargs)
+        return data
 
 
 class ItemResultOut(Schema):

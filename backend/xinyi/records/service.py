@@ -8,7 +8,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from marshmallow import ValidationError
@@ -31,7 +31,7 @@ from xinyi.records.schemas import RecordItemIn, is_catalogue_code
 from xinyi.scoring import rules
 from xinyi.scoring.service import recompute_subject
 from xinyi.subjects import ensure_subject, subject_bidx
-from xinyi.timeutil import china_today
+from xinyi.timeutil import CHINA, china_today
 
 log = logging.getLogger(__name__)
 EARLIEST = date(1949, 10, 1)
@@ -258,12 +258,24 @@ def correct_record(session: Session, deps: Deps, provider: Principal, record_id:
         if name in changes:
             setattr(record, name, changes[name])
     previous_code = record.catalogue_code
-    _snapshot(record, cat)
+    if previous_code != cat.code:
+        _snapshot(record, cat)
+    else:  # the rules it was recorded under stay; only its dates follow a new occurrence date
+        record.display_until = rules.display_until(record.occurred_on, record.display_months)
+        record.repair_from = (None if record.repair_after_months is None
+                              else rules.earliest_repair(record.occurred_on,
+                                                         record.repair_after_months))
+    # The reference now stands for the corrected content (a re-push of it is "unchanged").
+    record.content_hash = _content_hash(record.subject_bidx, {
+        "catalogue_code": record.catalogue_code, "occurred_at": record.occurred_on,
+        "summary": record.summary, "occupation": record.occupation})
     record.updated_at = now
+    expired = record.display_until <= today
     if previous_code != cat.code:
         _leave_list(session, record, "corrected", now)
-        _enter_list(session, record, cat, now)
-    if record.display_until <= today:
+        if not expired:  # archived at once below: it never enters a list
+            _enter_list(session, record, cat, now)
+    if expired:
         _archive(session, record, "expired", now)
     recompute_subject(session, record.subject_bidx, now=now, today=today)
     session.commit()
@@ -430,7 +442,9 @@ def statistics(session: Session, *, now: datetime, days: int = 30) -> dict[str, 
         .where(CreditRecord.status == "active")
         .group_by(CatalogueItem.domain, CatalogueItem.severity, CatalogueItem.polarity)
         .order_by(CatalogueItem.domain, CatalogueItem.polarity, CatalogueItem.severity))
-    since = now - timedelta(days=days)
+    # Whole days in Asia/Shanghai: the oldest day shown is never cut at this time of day.
+    first_day = china_today(now) - timedelta(days=days - 1)
+    since = datetime.combine(first_day, time(), tzinfo=CHINA)
     day = china_date(session, AccessLogEntry.created_at)
     per_day = session.execute(
         select(day, func.count()).where(AccessLogEntry.created_at >= since)
