@@ -58,6 +58,32 @@ def test_verify_names_the_first_altered_entry(app: Flask) -> None:
     assert report.problem is not None and str(entries[1].id) in report.problem
 
 
+def test_verify_names_an_entry_rewritten_with_a_new_hash_not_the_one_after_it(
+        app: Flask) -> None:
+    """Whoever rewrites an entry and recomputes its hash passes its own check; the next entry
+    still links to the old hash. The rewritten entry is the one named."""
+    deps = app.extensions["xinyi"]
+    with deps.db.session() as s:
+        bidx = _subject(s, 9)
+        entries = _log(s, bidx, datetime.now(UTC))
+        middle = s.get(AccessLogEntry, entries[1].id)
+        assert middle is not None
+        middle.purpose = "篡改"
+        middle.hash = entry_hash(middle.prev_hash, middle)
+        s.commit()
+        report = verify_all(s)
+        assert report.problem is not None and str(entries[1].id) in report.problem
+        assert str(entries[2].id) not in report.problem
+        # The next entry's link itself altered (not rehashed): that entry is named.
+        s.execute(update(AccessLogEntry).where(AccessLogEntry.id == entries[1].id)
+                  .values(purpose=entries[1].purpose, hash=entries[1].hash))
+        s.execute(update(AccessLogEntry).where(AccessLogEntry.id == entries[2].id)
+                  .values(prev_hash=b"\x00" * 32))
+        s.commit()
+        report = verify_all(s)
+        assert report.problem is not None and str(entries[2].id) in report.problem
+
+
 def test_rehashed_chain_is_caught_by_the_signed_checkpoint(app: Flask) -> None:
     deps = app.extensions["xinyi"]
     with deps.db.session() as s:

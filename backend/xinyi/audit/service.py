@@ -183,22 +183,30 @@ def verify_chains(session: Session, *, batch: int = 10_000) -> tuple[int, ChainP
     checked = 0
     last_subject: bytes | None = None
     prev = GENESIS
+    previous: AccessLogEntry | None = None
     expected_seq = 1
     stmt = select(AccessLogEntry).order_by(AccessLogEntry.subject_bidx, AccessLogEntry.seq)
     for entry in session.scalars(stmt.execution_options(yield_per=batch)):
         if entry.subject_bidx != last_subject:
-            last_subject, prev, expected_seq = entry.subject_bidx, GENESIS, 1
-        problem = None
+            last_subject, prev, previous, expected_seq = entry.subject_bidx, GENESIS, None, 1
+        culprit, problem = entry, None
         if entry.seq != expected_seq:
             problem = f"sequence gap: expected {expected_seq}, found {entry.seq}"
         elif entry.prev_hash != prev:
-            problem = "prev_hash does not match the previous entry"
+            if previous is not None and entry.hash == entry_hash(entry.prev_hash, entry):
+                # This entry is intact and still links to what the previous one was: that
+                # one was rewritten and given a new hash (its own check passed).
+                culprit, problem = previous, "rewritten: the next entry links to another hash"
+            else:
+                problem = "prev_hash does not match the previous entry"
         elif entry.hash != entry_hash(prev, entry):
             problem = "content does not match its hash"
         if problem:
-            return checked, ChainProblem(entry.id, entry.subject_bidx.hex()[:16], entry.seq,
-                                         problem)
-        prev, expected_seq = entry.hash, expected_seq + 1
+            if culprit is previous:
+                checked -= 1
+            return checked, ChainProblem(culprit.id, culprit.subject_bidx.hex()[:16],
+                                         culprit.seq, problem)
+        prev, previous, expected_seq = entry.hash, entry, expected_seq + 1
         checked += 1
     return checked, None
 
