@@ -33,6 +33,15 @@ def _log(session, bidx: bytes, when: datetime, n: int = 3) -> list[AccessLogEntr
     return entries
 
 
+def _rewrite_and_rehash(session, entry_id: uuid.UUID) -> None:  # type: ignore[no-untyped-def]
+    """What a careful forger does: alter an entry and give it the hash of its new content."""
+    entry = session.get(AccessLogEntry, entry_id)
+    assert entry is not None
+    entry.purpose = "篡改"
+    entry.hash = entry_hash(entry.prev_hash, entry)
+    session.commit()
+
+
 def test_chains_link_each_entry_to_the_previous(app: Flask) -> None:
     deps = app.extensions["xinyi"]
     with deps.db.session() as s:
@@ -66,11 +75,7 @@ def test_verify_names_an_entry_rewritten_with_a_new_hash_not_the_one_after_it(
     with deps.db.session() as s:
         bidx = _subject(s, 9)
         entries = _log(s, bidx, datetime.now(UTC))
-        middle = s.get(AccessLogEntry, entries[1].id)
-        assert middle is not None
-        middle.purpose = "篡改"
-        middle.hash = entry_hash(middle.prev_hash, middle)
-        s.commit()
+        _rewrite_and_rehash(s, entries[1].id)
         report = verify_all(s)
         assert report.problem is not None and str(entries[1].id) in report.problem
         assert str(entries[2].id) not in report.problem
@@ -94,11 +99,7 @@ def test_rehashed_chain_is_caught_by_the_signed_checkpoint(app: Flask) -> None:
         assert make_checkpoint(s, deps) is None  # nothing new to sign
         assert verify_all(s).problem is None
         # Rewrite the last entry and recompute its hash: the chain alone would look fine.
-        last = s.get(AccessLogEntry, entries[2].id)
-        assert last is not None
-        last.purpose = "篡改"
-        last.hash = entry_hash(last.prev_hash, last)
-        s.commit()
+        _rewrite_and_rehash(s, entries[2].id)
         report = verify_all(s)
     assert report.problem is not None and f"checkpoint {checkpoint.id}" in report.problem
 
