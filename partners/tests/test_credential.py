@@ -433,3 +433,38 @@ def test_error_codes_are_stable_strings() -> None:
 
 def test_jwks_helper_builds_a_set(signer: Signer) -> None:
     assert jwks_of(signer)["keys"][0]["kid"] == signer.kid
+
+
+# --------------------------------------------------------------------------- review findings
+
+
+def test_time_claims_at_the_end_of_the_datetime_range_are_refused(
+    signer: Signer, jwks: dict[str, Any]
+) -> None:
+    # 253402300799 is 9999-12-31T23:59:59Z: representable, but exp + leeway is not.
+    header = {"alg": "EdDSA", "kid": signer.kid, "typ": "xy-cred+jwt"}
+    last = 253402300799
+    for iat, exp in ((last - 100, last - 1), (last - 120, last)):
+        payload = sign_raw(signer, header, signer.claims(iat=iat, exp=exp))
+        assert refused(payload, jwks).code == "credential_invalid"
+        assert refused(payload, jwks, seen=SeenJtiCache()).code == "credential_invalid"
+
+
+def test_issuer_must_match_exactly_not_as_a_substring(signer: Signer, jwks: dict[str, Any]) -> None:
+    # PyJWT 2.10.0 compared a str issuer with `in` (CVE-2024-53861): "xinyi" passed.
+    for iss in ("xinyi", "https://xinyi", ISSUER[:-1], "example.cn"):
+        payload = signer.token(iss=iss)
+        assert refused(payload, jwks, issuer=ISSUER).code == "credential_invalid"
+    assert verify_offline(signer.token(), jwks, now=NOW, issuer=ISSUER).issuer == ISSUER
+
+
+def test_declared_pyjwt_floor_excludes_the_issuer_substring_bug() -> None:
+    import tomllib
+    from pathlib import Path
+
+    from packaging.requirements import Requirement
+
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    dependencies = tomllib.loads(pyproject.read_text("utf-8"))["project"]["dependencies"]
+    (pyjwt,) = [r for r in map(Requirement, dependencies) if r.name.lower() == "pyjwt"]
+    assert not pyjwt.specifier.contains("2.10.0")  # CVE-2024-53861

@@ -186,3 +186,19 @@ def test_unpadded_secret_is_accepted() -> None:
     assert padded.endswith("=")
     headers = signed_headers(padded)
     assert verify_webhook(headers, BODY, padded.rstrip("="))
+
+
+def test_secret_shorter_than_24_bytes_is_refused() -> None:
+    # DESIGN.md §6: whsec_<base64 of at least 24 bytes>. A truncated or placeholder secret is a
+    # configuration error, not a forged delivery.
+    full = new_secret()
+    for secret in (full[:30], "whsec_" + base64.b64encode(b"x" * 23).decode(), "whsec_dGVzdA=="):
+        assert rejected(signed_headers(secret), BODY, secret) == "secret_invalid"
+    twenty_four = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+    assert verify_webhook(signed_headers(twenty_four), BODY, twenty_four)
+
+
+def test_str_body_that_is_not_unicode_text_is_body_invalid() -> None:
+    secret = new_secret()
+    body = '{"type": "x", "note": "\ud800"}'  # a lone surrogate: no UTF-8 spelling exists
+    assert rejected(signed_headers(secret), body, secret) == "body_invalid"

@@ -251,6 +251,8 @@ def verify_offline(
         raise CredentialError("credential_invalid", "malformed token") from None
 
     iss = _text_claim(claims, "iss")
+    if issuer is not None and iss != issuer:  # exact, whatever the PyJWT version does
+        raise CredentialError("credential_invalid", "wrong issuer")
     subject = _text_claim(claims, "sub")
     jti = _text_claim(claims, "jti")
     tier = _text_claim(claims, "tier")
@@ -266,12 +268,17 @@ def verify_offline(
     not_before = _to_datetime(_numeric_date(claims, "nbf")) if "nbf" in claims else issued_at
 
     leeway = timedelta(seconds=leeway_seconds)
-    if now_utc >= expires_at + leeway:
+    try:
+        valid_until = expires_at + leeway
+        valid_from = max(issued_at, not_before) - leeway
+    except OverflowError:
+        raise CredentialError("credential_invalid", "time claim out of range") from None
+    if now_utc >= valid_until:
         raise CredentialError("credential_expired")
-    if now_utc < max(issued_at, not_before) - leeway:
+    if now_utc < valid_from:
         raise CredentialError("credential_not_yet_valid")
 
-    if seen is not None and not seen.check_and_add(jti, expires_at + leeway, now=now_utc):
+    if seen is not None and not seen.check_and_add(jti, valid_until, now=now_utc):
         raise CredentialError("credential_used")
 
     return VerifiedCredential(

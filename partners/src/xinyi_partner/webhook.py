@@ -33,6 +33,7 @@ SECRET_PREFIX: Final = "whsec_"  # noqa: S105 (the prefix, not a secret)
 _TIMESTAMP: Final = re.compile(r"0|[1-9][0-9]{0,14}")
 _MAX_SIGNATURES: Final = 16
 _MAX_ID_LENGTH: Final = 256
+_MIN_SECRET_BYTES: Final = 24  # DESIGN.md §6: whsec_<base64 of at least 24 bytes>
 
 
 def _reject_constant(value: str) -> NoReturn:
@@ -51,6 +52,10 @@ def _webhook_for(secret: str) -> Webhook:
         raise WebhookError("secret_invalid", "the endpoint secret is not base64") from None
     if not raw:
         raise WebhookError("secret_invalid", "the endpoint secret is empty")
+    if len(raw) < _MIN_SECRET_BYTES:
+        raise WebhookError(
+            "secret_invalid", f"the endpoint secret is shorter than {_MIN_SECRET_BYTES} bytes"
+        )
     return Webhook(raw)
 
 
@@ -131,6 +136,10 @@ def verify_webhook(
             raise WebhookError("body_invalid", "the body is not UTF-8") from None
     elif isinstance(body, str):
         text = body
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise WebhookError("body_invalid", "the body is not Unicode text") from None
     else:
         raise TypeError("body must be bytes or str")
 
