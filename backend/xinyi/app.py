@@ -79,6 +79,9 @@ def problem_response(err: DomainError) -> Response:
     return resp
 
 
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 def _install_hooks(app: Flask) -> None:
     from xinyi.ops.routes import LATENCY, REQUESTS
 
@@ -107,10 +110,13 @@ def _install_hooks(app: Flask) -> None:
         h.setdefault("Cache-Control", "no-store")
         if app.config["XINYI_SETTINGS"].is_production:
             h.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        # Label values are bounded: the route's pattern (never the path, which holds ids) and
+        # a known method (a client may send any token as one).
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-        REQUESTS.labels(request.method, endpoint, str(resp.status_code)).inc()
+        method = request.method if request.method in HTTP_METHODS else "other"
+        REQUESTS.labels(method, endpoint, str(resp.status_code)).inc()
         if "started" in g:
-            LATENCY.labels(request.method, endpoint).observe(time.perf_counter() - g.started)
+            LATENCY.labels(method, endpoint).observe(time.perf_counter() - g.started)
         return resp
 
     @app.teardown_request

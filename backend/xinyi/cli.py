@@ -34,7 +34,23 @@ def _settings() -> Any:
         raise click.ClickException(f"configuration: {exc}") from None
 
 
-@click.group()
+class _Main(click.Group):
+    """Turns a database the command cannot use (down, never migrated) into one line: no
+    traceback, whose SQL and parameters could carry personal data."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from sqlalchemy.exc import OperationalError, ProgrammingError
+
+        try:
+            return super().invoke(ctx)
+        except (OperationalError, ProgrammingError) as exc:
+            reason = (str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0]
+            if "no such table" in reason or reason.startswith("relation "):
+                reason += " (has `xinyi db upgrade` run?)"
+            raise click.ClickException(f"database: {reason}") from None
+
+
+@click.group(cls=_Main)
 def main() -> None:
     """xinyi+ (信易+) backend."""
 
@@ -285,7 +301,8 @@ def import_records(file: Path, provider_id: Any, fmt: str | None, reject_file: P
 
 @main.command()
 @click.option("--once", is_flag=True, help="Run every due job once and exit.")
-@click.option("--interval", default=30, show_default=True, type=int)
+@click.option("--interval", default=30, show_default=True, type=click.IntRange(min=1),
+              help="seconds between rounds of jobs")
 def worker(once: bool, interval: int) -> None:
     """Background jobs (housekeeping of expired logins; more jobs join as domains land)."""
     from xinyi.deps import build_deps

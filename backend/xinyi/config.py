@@ -16,9 +16,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 ENVIRONMENTS = ("development", "test", "production")
 
@@ -39,6 +43,28 @@ def _decode_key(text: str, name: str) -> bytes:
     if len(raw) != 32:
         raise ConfigError(f"{name} must be 32 bytes (base64)")
     return raw
+
+
+def _whole(text: str, name: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number") from None
+
+
+def _ed25519_pem(pem: bytes) -> bool:
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        return False
+    return isinstance(key, Ed25519PrivateKey)
+
+
+def _redis_scheme(url: str) -> str:
+    try:
+        return urlsplit(url).scheme
+    except ValueError:
+        return ""
 
 
 def parse_data_keys(text: str) -> dict[int, bytes]:
@@ -94,6 +120,8 @@ class Settings:
             raise ConfigError("XINYI_BLIND_INDEX_KEY must be 32 bytes (base64)")
         if not self.jwt_private_key_pem:
             raise ConfigError("XINYI_JWT_PRIVATE_KEY is required")
+        if not _ed25519_pem(self.jwt_private_key_pem):
+            raise ConfigError("XINYI_JWT_PRIVATE_KEY must be an Ed25519 private key (PKCS#8 PEM)")
         if self.is_production:
             if not self.redis_url:
                 raise ConfigError("production requires XINYI_REDIS_URL")
@@ -102,6 +130,21 @@ class Settings:
             if not self.realname_verifier:
                 # The dev verifier accepts any name: production must choose one on purpose.
                 raise ConfigError("production requires XINYI_REALNAME_VERIFIER")
+        # Checked here, so a bad value is a one-line refusal (never echoing a URL's password)
+        # rather than a traceback from whichever component first reads it.
+        try:
+            make_url(self.database_url).get_dialect()
+        except (ArgumentError, ValueError):
+            raise ConfigError(
+                "XINYI_DATABASE_URL is not a database URL this service can use") from None
+        if self.redis_url and _redis_scheme(self.redis_url) not in ("redis", "rediss", "unix"):
+            raise ConfigError("XINYI_REDIS_URL must be a redis://, rediss:// or unix:// URL")
+        from xinyi.auth.realname import make_verifier
+
+        try:
+            make_verifier(self.realname_verifier)
+        except ValueError:
+            raise ConfigError("XINYI_REALNAME_VERIFIER names no known verifier") from None
 
 
 def _generated_secrets(instance: Path) -> dict[str, str]:
@@ -154,16 +197,18 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         database_url=env.get("XINYI_DATABASE_URL", f"sqlite:///{instance.resolve()}/xinyi.db"),
         redis_url=env.get("XINYI_REDIS_URL") or None,
         data_keys=data_keys,
-        data_key_current=int(current) if current else max(data_keys, default=1),
+        data_key_current=(_whole(current, "XINYI_DATA_KEY_CURRENT") if current
+                          else max(data_keys, default=1)),
         blind_index_key=_decode_key(env["XINYI_BLIND_INDEX_KEY"], "XINYI_BLIND_INDEX_KEY")
         if env.get("XINYI_BLIND_INDEX_KEY")
         else b"",
-        jwt_private_key_pem=env.get("XINYI_JWT_PRIVATE_KEY", "").encode("ascii"),
+        jwt_private_key_pem=env.get("XINYI_JWT_PRIVATE_KEY", "").encode(),
         jwt_issuer=env.get("XINYI_JWT_ISSUER", Settings.jwt_issuer),
         webhook_allow_private=env.get("XINYI_WEBHOOK_ALLOW_PRIVATE", "") in ("1", "true", "yes"),
         realname_verifier=env.get("XINYI_REALNAME_VERIFIER",
                                   "" if mode == "production" else "dev"),
-        trust_proxy_hops=int(env.get("XINYI_TRUST_PROXY_HOPS", "0")),
+        trust_proxy_hops=_whole(env.get("XINYI_TRUST_PROXY_HOPS", "0"),
+                                "XINYI_TRUST_PROXY_HOPS"),
         instance_path=str(instance),
         log_level=env.get("XINYI_LOG_LEVEL", "INFO"),
     )

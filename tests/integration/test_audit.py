@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import create_engine, delete, func, select, text, update
+from sqlalchemy import Engine, create_engine, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from tests.conftest import ROOT
@@ -171,38 +174,61 @@ def test_a_chain_that_never_settles_is_refused_and_records_nothing(
         assert count == 1
 
 
+def _run_together(work: Callable[..., None], args: list[tuple[Any, ...]], *,
+                  timeout: float) -> None:
+    """``work`` in one thread per argument tuple, at once; any exception fails the test."""
+    errors: list[BaseException] = []
+
+    def guarded(*arguments: Any) -> None:
+        try:
+            work(*arguments)
+        except BaseException as exc:  # handed to the test thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=a) for a in args]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=timeout)
+    assert not errors, errors
+
+
+@contextlib.contextmanager
+def _committed_subject(deps: Any, *, pool_size: int) -> Iterator[tuple[Engine, bytes]]:
+    """A subject committed through an engine of its own, for tests of real concurrent
+    transactions; removed with its log entries afterwards."""
+    engine = create_engine(deps.db.url, pool_size=pool_size)
+    bidx = uuid.uuid4().bytes * 2
+    try:
+        with Session(engine) as s:
+            s.add(Subject(bidx=bidx, id_number_enc=b"x" * 40, first_seen_at=datetime.now(UTC)))
+            s.commit()
+        yield engine, bidx
+    finally:
+        with engine.begin() as conn:
+            conn.execute(delete(AccessLogEntry).where(AccessLogEntry.subject_bidx == bidx))
+            conn.execute(delete(Subject).where(Subject.bidx == bidx))
+        engine.dispose()
+
+
 def test_concurrent_appends_for_one_citizen_never_fork_the_chain(app: Flask) -> None:
     """Real transactions on separate PostgreSQL connections, committed: no lock is taken, the
     unique (subject, seq) position decides, and every append lands exactly once."""
     deps = app.extensions["xinyi"]
     if not deps.db.url.startswith("postgresql"):
         pytest.skip("SQLite has a single writer: appends cannot interleave")
-    engine = create_engine(deps.db.url, pool_size=8)
-    bidx = uuid.uuid4().bytes * 2
     start = threading.Barrier(6)
-    errors: list[BaseException] = []
 
     def worker(n: int) -> None:
-        try:
-            start.wait(timeout=10)
-            for i in range(5):
-                with Session(engine) as s:
-                    append(s, Access(bidx, "partner", f"p-{n}", "图书馆", "verification",
-                                     "benefit:x", f"{n}-{i}"), now=datetime.now(UTC))
-                    s.commit()
-        except BaseException as exc:  # handed to the test thread
-            errors.append(exc)
+        start.wait(timeout=10)
+        for i in range(5):
+            with Session(engine) as s:
+                append(s, Access(bidx, "partner", f"p-{n}", "图书馆", "verification",
+                                 "benefit:x", f"{n}-{i}"), now=datetime.now(UTC))
+                s.commit()
 
-    try:
-        with Session(engine) as s:
-            s.add(Subject(bidx=bidx, id_number_enc=b"x" * 40, first_seen_at=datetime.now(UTC)))
-            s.commit()
-        threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=60)
-        assert not errors, errors
+    with _committed_subject(deps, pool_size=8) as (engine, bidx):
+        _run_together(worker, [(n,) for n in range(6)], timeout=60)
         with Session(engine) as s:
             rows = s.scalars(select(AccessLogEntry).where(AccessLogEntry.subject_bidx == bidx)
                              .order_by(AccessLogEntry.seq)).all()
@@ -213,8 +239,46 @@ def test_concurrent_appends_for_one_citizen_never_fork_the_chain(app: Flask) -> 
             for r in rows:
                 assert r.prev_hash == prev and r.hash == entry_hash(prev, r)
                 prev = r.hash
-    finally:
-        with engine.begin() as conn:
-            conn.execute(delete(AccessLogEntry).where(AccessLogEntry.subject_bidx == bidx))
-            conn.execute(delete(Subject).where(Subject.bidx == bidx))
-        engine.dispose()
+
+
+def test_two_workers_signing_at_once_leave_one_verifiable_chain_of_checkpoints(
+        app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two workers run ``make_checkpoint`` at the same moment on separate connections: the
+    checkpoints must still form one chain (never two signed from the same predecessor), or
+    ``xinyi audit verify`` reports tampering that never happened."""
+    from xinyi.audit import checkpoints
+    from xinyi.audit.models import AuditCheckpoint
+    from xinyi.credentials.models import SigningKeyRow
+
+    deps = app.extensions["xinyi"]
+    if not deps.db.url.startswith("postgresql"):
+        pytest.skip("SQLite has a single writer: two checkpoints cannot interleave")
+    both_read = threading.Barrier(2)
+    heads_digest = checkpoints._heads_digest
+
+    def slow_heads_digest(*args: Any) -> tuple[bytes, int]:
+        # Both workers have read the last checkpoint, unless one has to wait for the other.
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_read.wait(timeout=2)
+        return heads_digest(*args)
+
+    def worker(engine: Engine) -> None:
+        with Session(engine) as s:
+            make_checkpoint(s, deps)
+
+    with _committed_subject(deps, pool_size=4) as (engine, bidx):
+        try:
+            with Session(engine) as s:
+                assert s.scalar(select(func.count()).select_from(AuditCheckpoint)) == 0
+                _log(s, bidx, datetime.now(UTC) - timedelta(minutes=10))
+            monkeypatch.setattr(checkpoints, "_heads_digest", slow_heads_digest)
+            _run_together(worker, [(engine,)] * 2, timeout=30)
+            with Session(engine) as s:
+                report = verify_all(s)
+                assert report.problem is None, report.problem
+                assert s.scalar(select(func.count()).select_from(AuditCheckpoint)) == 1
+        finally:
+            with engine.begin() as conn:
+                conn.execute(delete(AuditCheckpoint))
+                conn.execute(delete(SigningKeyRow).where(SigningKeyRow.purpose == "audit"))
+            deps.cache.clear()

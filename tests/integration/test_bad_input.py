@@ -281,3 +281,15 @@ def test_metrics_are_prometheus_text_with_request_counts(client: FlaskClient) ->
     text = resp.get_data(as_text=True)
     assert "# TYPE xinyi_http_requests_total counter" in text
     assert 'xinyi_http_requests_total{endpoint="/healthz",method="GET",status="200"}' in text
+
+
+def test_metrics_labels_stay_bounded_whatever_the_method(client: FlaskClient) -> None:
+    """Every distinct label value is a new time series kept for the process's life: a client
+    inventing request methods must not be able to grow the metrics without bound."""
+    for n in range(5):
+        client.open(f"/v1/me/records/8f0e6f0e-0000-4000-8000-00000000000{n}",
+                    method=f"PROBE{n}")
+        client.open("/healthz", method=f"SPAM{n}")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert "PROBE" not in text and "SPAM" not in text
+    assert "8f0e6f0e" not in text

@@ -176,3 +176,56 @@ def test_validate_refuses_settings_without_a_signing_key() -> None:
                         blind_index_key=secrets.token_bytes(32))
     with pytest.raises(ConfigError, match="XINYI_JWT_PRIVATE_KEY"):
         settings.validate()
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("XINYI_DATABASE_URL", "postgresql+psycopg://xinyi:s3cret@db:notaport/xinyi"),
+    ("XINYI_DATABASE_URL", "postgresql+nosuchdriver://xinyi:s3cret@db/xinyi"),
+    ("XINYI_DATABASE_URL", "postgresql at db.internal, password s3cret"),
+    ("XINYI_REDIS_URL", "cache.internal:6379 s3cret"),
+    ("XINYI_TRUST_PROXY_HOPS", "one"),
+    ("XINYI_DATA_KEY_CURRENT", "two"),
+    ("XINYI_JWT_PRIVATE_KEY", "s3cret, not a key"),
+    ("XINYI_JWT_PRIVATE_KEY", "密钥 s3cret"),
+    ("XINYI_REALNAME_VERIFIER", "nosuch"),
+])
+def test_unreadable_settings_are_refused_by_name_without_their_value(
+        tmp_path: Path, name: str, value: str) -> None:
+    """Refused as configuration (the CLI prints one line), never a crash later on, and the
+    message names the variable without repeating a value that may hold a password."""
+    with pytest.raises(ConfigError, match=name) as refused:
+        load_settings(production_env(tmp_path, **{name: value}))
+    assert "s3cret" not in str(refused.value)
+
+
+def test_cli_refuses_an_unreadable_database_url_in_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from xinyi.cli import main
+
+    monkeypatch.setenv("XINYI_INSTANCE_PATH", str(tmp_path / "instance"))
+    monkeypatch.setenv("XINYI_DATABASE_URL", "nosuch://xinyi:s3cret@db/xinyi")
+    result = CliRunner().invoke(main, ["audit", "verify"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+    assert result.output.strip().splitlines() == [
+        "Error: configuration: XINYI_DATABASE_URL is not a database URL this service can use"]
+
+
+def test_cli_reports_a_database_it_cannot_use_in_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A database that is down, or was never migrated: one line naming the problem, exit 1,
+    no traceback (whose SQL and parameters could carry personal data)."""
+    from click.testing import CliRunner
+
+    from xinyi.cli import main
+
+    monkeypatch.setenv("XINYI_INSTANCE_PATH", str(tmp_path / "instance"))
+    for url, hint in ((f"sqlite:///{tmp_path}/never-migrated.db", "xinyi db upgrade"),
+                      ("postgresql+psycopg://xinyi:s3cret@127.0.0.1:1/xinyi", "127.0.0.1")):
+        monkeypatch.setenv("XINYI_DATABASE_URL", url)
+        result = CliRunner().invoke(main, ["audit", "verify"])
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: database: "), lines
+        assert hint in lines[0] and "s3cret" not in lines[0]

@@ -24,6 +24,7 @@ from xinyi.deps import Deps
 
 SETTLE = timedelta(seconds=60)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+CHECKPOINT_LOCK = 0x7879_6175_6469_7431  # pg_advisory_xact_lock key: "xyaudit1"
 
 
 def _heads_digest(session: Session, prev: bytes, start: datetime,
@@ -46,7 +47,14 @@ def _heads_digest(session: Session, prev: bytes, start: datetime,
 
 
 def make_checkpoint(session: Session, deps: Deps) -> AuditCheckpoint | None:
-    """Sign the window since the last checkpoint; nothing to sign leaves the window open."""
+    """Sign the window since the last checkpoint; nothing to sign leaves the window open.
+
+    Workers take turns (a transaction-scoped advisory lock on PostgreSQL, the write lock of
+    ``BEGIN IMMEDIATE`` on SQLite), so two never sign from the same predecessor.
+    """
+    key = keys.signing_key(session, deps, "audit")  # may commit a new key: before the lock
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(CHECKPOINT_LOCK)))
     now = deps.clock()
     last = session.scalar(select(AuditCheckpoint).order_by(AuditCheckpoint.id.desc()).limit(1))
     start = last.window_end if last else EPOCH
@@ -57,7 +65,6 @@ def make_checkpoint(session: Session, deps: Deps) -> AuditCheckpoint | None:
     digest, count = _heads_digest(session, prev, start, end)
     if count == 0:
         return None
-    key = keys.signing_key(session, deps, "audit")
     checkpoint = AuditCheckpoint(created_at=now, window_start=start, window_end=end,
                                  entries=count, prev_digest=prev, digest=digest, kid=key.kid,
                                  signature=key.private_key.sign(digest))

@@ -300,7 +300,8 @@ def _archive(session: Session, record: CreditRecord, reason: str, now: datetime)
 
 
 def archive_expired(session: Session, deps: Deps, *, batch: int = 5000) -> int:
-    """Daily sweep: archive records past their display period (R10). Idempotent."""
+    """Daily sweep: archive records past their display period (R10). Idempotent; rows
+    another worker (or a provider's change) holds are skipped, never archived twice."""
     now = deps.clock()
     today = china_today(now)
     total = 0
@@ -308,7 +309,7 @@ def archive_expired(session: Session, deps: Deps, *, batch: int = 5000) -> int:
         records = list(session.scalars(
             select(CreditRecord).where(CreditRecord.status == "active",
                                        CreditRecord.display_until <= today)
-            .limit(batch)))
+            .limit(batch).with_for_update(skip_locked=True)))
         if not records:
             break
         touched = set()
