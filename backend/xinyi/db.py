@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, make_url
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -55,6 +55,9 @@ def new_id() -> uuid.UUID:
     return uuid.uuid4()
 
 
+CONNECT_TIMEOUT_SECONDS = 5
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
@@ -81,7 +84,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
-    return create_engine(url, **kwargs)
+    parsed = make_url(url)
+    if url.startswith("postgresql") and "connect_timeout" not in parsed.query:
+        # An unreachable database host must fail a request or /readyz in seconds, not hang
+        # until the worker is killed. A connect_timeout in the URL wins.
+        parsed = parsed.update_query_dict({"connect_timeout": str(CONNECT_TIMEOUT_SECONDS)})
+    return create_engine(parsed, **kwargs)
 
 
 class Database:
