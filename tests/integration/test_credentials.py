@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 from datetime import UTC, datetime, timedelta
@@ -308,6 +309,15 @@ def test_black_list_entry_withholds_the_benefit(app: Flask, client: FlaskClient)
     deps = app.extensions["xinyi"]
     with deps.db.session() as s:
         assert s.scalar(select(Verification.decision)) == "standard_terms"
+    # Offline and in the app alike: the QR lists no benefit, and the citizen is told why.
+    segment = cred["qr_payload"].removeprefix("XY1:").split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    assert claims["ben"] == []
+    credit = client.get("/v1/me/credit", headers=me).get_json()
+    assert credit["score"] >= 700  # the score alone would have granted them
+    library_rule = next(b for b in credit["benefits"] if b["code"] == "library.deposit_free")
+    assert library_rule["eligible"] is False and library_rule["reason"] == "black_list_entry"
+    assert {b["reason"] for b in credit["benefits"]} <= {"black_list_entry", "below_threshold"}
 
 
 def test_rotated_key_keeps_verifying_until_its_credentials_expire(

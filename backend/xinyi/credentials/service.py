@@ -19,7 +19,7 @@ from xinyi.deps import Deps
 from xinyi.errors import NotFound, ValidationFailed
 from xinyi.scoring import rules
 from xinyi.scoring.models import CreditScore
-from xinyi.scoring.service import benefit_rules, credit_report
+from xinyi.scoring.service import benefit_rules, black_listed, credit_report
 
 log = logging.getLogger(__name__)
 SHORT_CODE_PREFIX = "cred:short:"
@@ -31,17 +31,21 @@ def short_code_key(code: str) -> str:
     return SHORT_CODE_PREFIX + hashlib.sha256(code.encode()).hexdigest()
 
 
-_SCORE = (select(CreditScore.score)
-          .join(Citizen, Citizen.id_number_bidx == CreditScore.subject_bidx)
+_SCORE = (select(CreditScore.score, black_listed(Citizen.id_number_bidx))
+          .select_from(Citizen)
+          .outerjoin(CreditScore, CreditScore.subject_bidx == Citizen.id_number_bidx)
           .where(Citizen.account_id == bindparam("account_id")))
 
 
 def _tier_and_benefits(session: Session, deps: Deps, account_id: uuid.UUID,
                        now: datetime) -> tuple[str, list[str]]:
     """From the stored score and cached rules; the full report (records, clean years) only
-    when a rule with a clean-years condition is within reach of the score."""
+    when a rule with a clean-years condition is within reach of the score. An open black-list
+    entry withholds every benefit, offline as online: the QR then lists none."""
     row = session.connection().execute(_SCORE, {"account_id": account_id}).first()
-    score = row[0] if row else rules.SCORE_BASE
+    score = row[0] if row and row[0] is not None else rules.SCORE_BASE
+    if row and row[1]:
+        return rules.tier_for(score), []
     benefits = deps.cache.get_or_load(("benefit-rules-list",), lambda: benefit_rules(session))
     if any("clean_years" in b.limits and score >= b.min_score for b in benefits):
         report = credit_report(session, account_id, now=now)

@@ -29,10 +29,15 @@ from xinyi.deps import Deps
 from xinyi.errors import Conflict, DomainError, ValidationFailed
 from xinyi.partners.models import Pseudonym
 from xinyi.partners.service import pseudonym, remember
-from xinyi.records.models import ListEntry
 from xinyi.scoring import rules
 from xinyi.scoring.models import CreditScore
-from xinyi.scoring.service import BenefitView, benefit_rules, credit_report
+from xinyi.scoring.service import (
+    BenefitView,
+    benefit_rules,
+    black_listed,
+    credit_report,
+    with_eligibility,
+)
 
 log = logging.getLogger(__name__)
 USED_PREFIX = "cred:used:"
@@ -110,16 +115,14 @@ class _Holder:
     known: bool  # the partner's pseudonym for this citizen is already recorded
 
 
-_BLACK = (select(ListEntry.id).where(
-    ListEntry.subject_bidx == Citizen.id_number_bidx, ListEntry.list == "black",
-    ListEntry.left_at.is_(None)).exists())
 _KNOWN = (select(Pseudonym.partner_id).where(
     Pseudonym.partner_id == bindparam("partner_id"),
     Pseudonym.subject_bidx == Citizen.id_number_bidx).exists())
 _LOAD = (
     select(Credential.jti, Credential.subject, Credential.account_id, Credential.not_before,
            Credential.expires_at, Citizen.id_number_bidx, CreditScore.score,
-           _BLACK.label("black"), *head_columns(Citizen.id_number_bidx), _KNOWN.label("known"))
+           black_listed(Citizen.id_number_bidx).label("black"),
+           *head_columns(Citizen.id_number_bidx), _KNOWN.label("known"))
     .join(Citizen, Citizen.account_id == Credential.account_id)
     .outerjoin(CreditScore, CreditScore.subject_bidx == Citizen.id_number_bidx)
     .where(Credential.jti == bindparam("jti")))
@@ -197,8 +200,10 @@ def _tier_and_grant(session: Session, held: _Holder, rule: BenefitView,
     """The stored score suffices, except for rules with a clean-years condition."""
     if "clean_years" in rule.limits:
         report = credit_report(session, held.account_id, now=now)
-        granted = next((b.eligible for b in report.benefits if b.code == rule.code), False)
-        return report.tier, bool(granted)
+        # Whether the rule's conditions are met: the black list is applied by the caller.
+        granted = any(b.code == rule.code and (b.eligible or b.reason == "black_list_entry")
+                      for b in report.benefits)
+        return report.tier, granted
     score = held.score if held.score is not None else rules.SCORE_BASE
     return rules.tier_for(score), rules.eligible(rule.rule, score)
 
@@ -251,9 +256,8 @@ def _decide_and_record(session: Session, deps: Deps, partner: Principal, held: _
                        rule: BenefitView, credential: str, idempotency_key: str | None,
                        now: datetime) -> dict[str, Any]:
     tier, granted = _tier_and_grant(session, held, rule, now)
-    eligible = granted and not held.black_listed
-    reason = None if eligible else ("black_list_entry" if held.black_listed and granted
-                                    else "below_threshold")
+    decided = with_eligibility(rule, granted, held.black_listed)
+    eligible, reason = bool(decided.eligible), decided.reason
     # Recorded once per (partner, citizen); a returning citizen costs no write.
     subject = (pseudonym(deps, partner.id, held.bidx) if held.known
                else remember(session, deps, partner.id, held.bidx))

@@ -32,6 +32,10 @@ class ContributionOut(Schema):
 
 class EligibilityOut(BenefitRuleOut):
     eligible = fields.Boolean(required=True)
+    reason = fields.String(allow_none=True, metadata={
+        "description": "null when eligible; `below_threshold` (the rule's conditions are not "
+                       "met) or `black_list_entry` (met, but an open black-list entry with a "
+                       "legal basis withholds it; the score alone never does)"})
 
 
 class NextStepOut(Schema):

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from xinyi.dbutil import insert_for, upsert
-from xinyi.records.models import CatalogueItem, CreditRecord, Subject
+from xinyi.records.models import CatalogueItem, CreditRecord, ListEntry, Subject
 from xinyi.scoring import rules
 from xinyi.scoring.models import BenefitRuleRow, CreditScore
 from xinyi.timeutil import china_today
@@ -109,6 +109,10 @@ class BenefitView:
     min_score: int
     limits: dict[str, int]
     eligible: bool | None = None
+    # Why not eligible: "below_threshold" (the rule's conditions are not met) or
+    # "black_list_entry" (met, but an open black-list entry, which has a legal basis, withholds
+    # it: R6 — the score alone never does).
+    reason: str | None = None
 
     @property
     def rule(self) -> rules.BenefitRule:
@@ -145,10 +149,25 @@ def explain_subject(session: Session, bidx: bytes, *, today: date,
     return rules.explain(active_records(session, bidx), hours_this_year, today)
 
 
+def black_listed(subject: Any) -> ColumnElement[bool]:
+    """Whether ``subject`` (a bidx value or column) has an open black-list entry."""
+    return (select(ListEntry.id).where(ListEntry.subject_bidx == subject,
+                                       ListEntry.list == "black", ListEntry.left_at.is_(None))
+            .exists())
+
+
+def with_eligibility(benefit: BenefitView, met: bool, listed: bool) -> BenefitView:
+    """The benefit as the citizen and the partners see it: only an open black-list entry
+    withholds one whose conditions are met."""
+    reason = None if met and not listed else ("black_list_entry" if met else "below_threshold")
+    return dataclasses.replace(benefit, eligible=reason is None, reason=reason)
+
+
 def benefits_for(session: Session, score: int, records: list[rules.ActiveRecord],
-                 *, today: date, history_start: date) -> list[BenefitView]:
+                 *, today: date, history_start: date, bidx: bytes) -> list[BenefitView]:
     clean = rules.years_without_negative(records, history_start, today)
-    return [dataclasses.replace(b, eligible=rules.eligible(b.rule, score, clean_years=clean))
+    listed = bool(session.scalar(select(black_listed(bidx))))
+    return [with_eligibility(b, rules.eligible(b.rule, score, clean_years=clean), listed)
             for b in benefit_rules(session)]
 
 
@@ -187,5 +206,5 @@ def credit_report(session: Session, account_id: uuid.UUID, *, now: datetime) -> 
             "display_until": c.display_until, "name_zh": names[c.record_id].name_zh,
             "name_en": names[c.record_id].name_en} for c in explanation.contributions],
         benefits=benefits_for(session, explanation.score, records, today=today,
-                              history_start=china_today(known_since)),
+                              history_start=china_today(known_since), bidx=bidx),
         next_steps=list(explanation.next_steps))
