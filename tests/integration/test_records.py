@@ -17,6 +17,7 @@ from tests.conftest import (
     staff_headers,
     valid_id_number,
 )
+from xinyi.audit.models import AccessLogEntry
 from xinyi.outbox.models import OutboxEvent
 from xinyi.records.models import CreditRecord, ListEntry
 from xinyi.records.service import archive_expired
@@ -210,6 +211,32 @@ def test_black_list_entry_and_exit_write_outbox_events(app: Flask, client: Flask
         topics = list(s.scalars(select(OutboxEvent.topic).order_by(OutboxEvent.created_at)))
         assert topics == ["list.entered", "list.left"]
         assert s.scalar(select(ListEntry.left_reason)) == "withdrawn"
+
+
+def test_staff_reading_the_lists_leaves_an_entry_in_each_shown_citizens_log(
+        app: Flask, client: FlaskClient) -> None:
+    """Every read of a citizen's data by anyone but the citizen is logged: a list page that
+    shows a citizen (masked ID, record, legal basis) is a staff read of their data."""
+    headers = provider(app, client)
+    idn, other = valid_id_number(109), valid_id_number(110)
+    push(client, headers, item(idn, "r-1", code="court.dishonest_debtor"),
+         item(idn, "r-2", code="telecom.fraud"), item(other, "r-3", code="court.dishonest_debtor"))
+    citizen = register_citizen(client, id_number=idn)
+    me = bearer(login(client, citizen["phone"])["access_token"])
+    auditor = staff_headers(app, client, "auditor")
+    assert client.get("/v1/me/queries", headers=me).get_json()["meta"]["total"] == 0
+    shown = client.get("/v1/admin/lists?list=black", headers=auditor).get_json()
+    assert shown["meta"]["total"] == 3
+    queries = client.get("/v1/me/queries", headers=me).get_json()
+    assert queries["meta"]["total"] == 1  # two of their entries on the page: one read
+    [entry] = queries["items"]
+    assert entry["who"]["type"] == "staff" and entry["action"] == "list_review"
+    assert entry["scope"] == "lists"
+    client.get("/v1/admin/lists?list=red", headers=auditor)  # shows neither of them
+    assert client.get("/v1/me/queries", headers=me).get_json()["meta"]["total"] == 1
+    deps = app.extensions["xinyi"]
+    with deps.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(AccessLogEntry)) == 2  # and `other`
 
 
 def test_minor_record_without_legal_basis_lists_nobody(app: Flask, client: FlaskClient) -> None:

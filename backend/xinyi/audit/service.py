@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -152,6 +153,19 @@ def _append_statement(session: Session) -> Any:
             base.on_conflict_do_nothing(index_elements=["subject_bidx", "seq"])
             .returning(AccessLogEntry.id))
     return stmt
+
+
+STAFF_NAMES = {"operator": "信用办经办人员", "reviewer": "信用办复核人员",
+               "auditor": "信用办审计人员"}
+
+
+def staff_read(session: Session, subjects: Iterable[bytes], *, staff_id: uuid.UUID,
+               role: str, action: str, scope: str, purpose: str, now: datetime) -> None:
+    """One entry in each citizen's chain for a staff read that showed their data (a list
+    page shows several citizens: each gets one), in the caller's transaction."""
+    for bidx in dict.fromkeys(subjects):  # each once, in page order
+        append(session, Access(bidx, "staff", str(staff_id), STAFF_NAMES.get(role, role),
+                               action, scope, purpose), now=now)
 
 
 def partner_actor(session: Session, partner_id: uuid.UUID) -> tuple[str, str]:

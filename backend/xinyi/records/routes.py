@@ -106,9 +106,10 @@ def update_catalogue_item(body: dict[str, Any], code: str) -> CatalogueItem:
 @admin_blp.arguments(ListArgs, location="query")
 @admin_blp.response(200, ListPage)
 def lists(args: dict[str, Any]) -> dict[str, Any]:
-    """Red- and black-list entries (masked subjects); only items with a legal basis list."""
+    """Red- and black-list entries (masked subjects); only items with a legal basis list.
+    Each citizen shown gets an entry in their access log (`GET /v1/me/queries`)."""
     items, total = service.list_entries(
-        db(), deps(), list_name=args.get("list"), include_left=args["include_left"],
+        db(), deps(), principal(), list_name=args.get("list"), include_left=args["include_left"],
         page=args["page"], page_size=args["page_size"])
     return page_of(items, total, args)
 

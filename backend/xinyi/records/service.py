@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from xinyi.audit.models import AccessLogEntry
+from xinyi.audit.service import staff_read
 from xinyi.auth.models import ApiClient
 from xinyi.auth.principal import Principal
 from xinyi.citizens.models import Citizen
@@ -411,8 +412,10 @@ def update_catalogue_item(session: Session, deps: Deps, code: str,
 
 # ---- lists and statistics for the credit office -------------------------------------------
 
-def list_entries(session: Session, deps: Deps, *, list_name: str | None, include_left: bool,
-                 page: int, page_size: int) -> tuple[list[dict[str, Any]], int]:
+def list_entries(session: Session, deps: Deps, reader: Principal, *, list_name: str | None,
+                 include_left: bool, page: int, page_size: int
+                 ) -> tuple[list[dict[str, Any]], int]:
+    """A page of list entries; each citizen shown gets one access-log entry (a staff read)."""
     where = []
     if list_name:
         where.append(ListEntry.list == list_name)
@@ -424,12 +427,17 @@ def list_entries(session: Session, deps: Deps, *, list_name: str | None, include
         .join(Subject, Subject.bidx == ListEntry.subject_bidx).where(*where)
         .order_by(ListEntry.entered_at.desc(), ListEntry.id)
         .limit(page_size).offset((page - 1) * page_size))
+    shown = list(rows)
     items = [{
         "id": e.id, "list": e.list, "catalogue_code": e.catalogue_code,
         "legal_basis": e.legal_basis, "record_id": e.record_id,
         "subject": mask_id_number(deps.cipher.decrypt(enc, context="subjects.id_number")),
         "entered_at": e.entered_at, "left_at": e.left_at, "left_reason": e.left_reason}
-        for e, enc in rows]
+        for e, enc in shown]
+    staff_read(session, [e.subject_bidx for e, _ in shown], staff_id=reader.id,
+               role=reader.kind, action="list_review", scope="lists",
+               purpose="红黑名单管理 (red/black lists)", now=deps.clock())
+    session.commit()
     return items, total
 
 
