@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, delete, text
+from sqlalchemy import create_engine, delete, select, text
 from sqlalchemy.orm import Session
 
 from tests.conftest import valid_id_number
@@ -22,12 +22,23 @@ from xinyi.worker import JOBS, run_once
 
 
 def test_jobs_do_due_work_once_and_then_nothing(app: Flask, client: FlaskClient) -> None:
+    from xinyi.audit.service import Access, append
+    from xinyi.records.models import Subject
+
     push(client, provider(app, client), item(valid_id_number(777), "r"))
     deps = app.extensions["xinyi"]
+    with deps.db.session() as s:  # one read of the citizen's data: the checkpoint signs it
+        bidx = s.scalars(select(Subject.bidx)).one()
+        append(s, Access(bidx, "staff", "s-1", "复核员", "review", "report.full", "异议复核"),
+               now=datetime.now(UTC))
+        s.commit()
     deps.clock = lambda: datetime.now(UTC) + timedelta(days=200)
     first = run_once(deps)
-    assert [line.split(":")[0] for line in first] == [job.__name__ for job in JOBS]
+    assert [line.split(":")[0] for line in first] == [
+        "purge_expired_logins", "expire_records", "sign_audit_checkpoint",
+        "purge_expired_credentials", "lapse_consent_requests"] == [j.__name__ for j in JOBS]
     assert "expire_records: 1 archived" in first
+    assert "sign_audit_checkpoint: 1 entries" in first
     second = run_once(deps)
     assert all(set(re.findall(r"\d+", line)) <= {"0"} for line in second), second
 

@@ -1,0 +1,79 @@
+"""The operators' commands end to end, on a migrated database of their own (SQLite file)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import create_engine, func, select, text, update
+
+from tests.conftest import valid_id_number
+from xinyi.audit.models import AccessLogEntry
+from xinyi.audit.service import Access, append
+from xinyi.cli import alembic_config, main
+from xinyi.config import load_settings
+from xinyi.credentials.models import SigningKeyRow
+from xinyi.deps import build_deps
+from xinyi.records.models import Subject
+
+
+@pytest.fixture
+def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    from alembic import command
+
+    url = f"sqlite:///{tmp_path}/ops.db"
+    command.upgrade(alembic_config(url), "head")
+    for name, value in (("XINYI_DATABASE_URL", url), ("XINYI_INSTANCE_PATH", str(tmp_path)),
+                        ("XINYI_ENV", "development")):
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("XINYI_REDIS_URL", raising=False)
+    return url
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+def test_scores_recompute_keys_rotate_and_audit_verify(database: str, tmp_path: Path) -> None:
+    engine = create_engine(database)
+    provider = uuid.uuid4()
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO api_clients (id, type, name, created_at) "
+                          "VALUES (:id, 'provider', 'p', '2026-01-01 00:00:00')"),
+                     {"id": provider.hex})
+    idn = valid_id_number(5901)
+    day = (datetime.now(UTC) - timedelta(days=3)).date().isoformat()
+    path = tmp_path / "r.csv"
+    path.write_text("ref,id_number,catalogue_code,occurred_at,summary\n"
+                    f"k-1,{idn},utility.unpaid_bill,{day},欠费\n", encoding="utf-8")
+    assert run("import-records", str(path), "--provider", str(provider))[0] == 0
+
+    code, out = run("scores", "recompute")
+    assert code == 0 and out.startswith("recomputed 1 scores"), out
+
+    code, out = run("keys", "rotate", "--purpose", "credential")
+    assert code == 0 and out.startswith("new credential key "), out
+    kid = out.split()[-1]
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(SigningKeyRow)
+                           .where(SigningKeyRow.kid == kid)) == 1
+
+    code, out = run("audit", "verify")
+    assert code == 0 and "access log intact" in out, out
+    deps = build_deps(load_settings())
+    with deps.db.session() as s:
+        bidx = s.scalars(select(Subject.bidx)).one()
+        entry = append(s, Access(bidx, "staff", "s-1", "复核员", "review", "report.full",
+                                 "异议复核"), now=datetime.now(UTC))
+        s.commit()
+    with engine.begin() as conn:
+        conn.execute(update(AccessLogEntry).values(purpose="篡改"))
+    code, out = run("audit", "verify")
+    assert code == 1 and "ALTERED" in out and str(entry.id) in out, out
+    assert idn not in out
+    deps.db.engine.dispose()
+    engine.dispose()
