@@ -177,6 +177,19 @@ def test_only_the_owning_provider_corrects_or_withdraws(app: Flask, client: Flas
     fixed = client.patch(f"/v1/provider/records/{record_id}", json={"summary": "更正后"},
                          headers=owner)
     assert fixed.status_code == 200 and fixed.get_json()["summary"] == "更正后"
+    future = (date.today() + timedelta(days=3)).isoformat()
+    for bad, field, code in (({"catalogue_code": "no.such_item"}, None, "unknown_catalogue_code"),
+                             ({"occurred_at": future}, "occurred_at", "validation_error"),
+                             ({"occurred_at": "1949-09-30"}, "occurred_at", "validation_error"),
+                             ({"summary": ""}, "summary", "validation_error")):
+        resp = client.patch(f"/v1/provider/records/{record_id}", json=bad, headers=owner)
+        assert resp.status_code == 422 and resp.get_json()["code"] == code, (bad, resp.get_json())
+        if field:
+            assert resp.get_json()["errors"][0]["field"] == field
+    unchanged = client.get(f"/v1/provider/records/{record_id}", headers=owner).get_json()
+    assert {k: unchanged[k] for k in ("catalogue_code", "occurred_at", "summary")} == {
+        "catalogue_code": got["catalogue_code"], "occurred_at": got["occurred_at"],
+        "summary": "更正后"}
 
 
 def test_withdrawn_record_is_archived_and_no_longer_scored(app: Flask,
@@ -282,6 +295,11 @@ def test_catalogue_is_public_and_editable_by_operators(app: Flask, client: Flask
     assert len(items) >= 30
     benefits = client.get("/v1/benefits").get_json()["items"]
     assert all(isinstance(b["min_score"], int) for b in benefits)
+    # The contract's fields (and the short code the QR's `ben` claim carries), nothing else.
+    assert all(set(b) == {"code", "partner_kind", "name_zh", "name_en", "min_score", "limits",
+                          "qr_code"} for b in benefits)
+    assert {b["code"] for b in benefits} >= {"library.deposit_free", "bike.deposit_free",
+                                             "hospital.pay_later", "hotel.deposit_free"}
     operator = staff_headers(app, client, "operator")
     new = {"code": "test.new_item", "name_zh": "测试", "name_en": "Test", "polarity": "positive",
            "severity": None, "domain": "志愿服务", "points": -5, "display_months": 12,
