@@ -490,6 +490,25 @@ def test_an_overlong_line_is_never_held_whole(app: Flask, client: FlaskClient,
     assert "c-1" in records(app, provider_id)
 
 
+def test_a_csv_line_of_exactly_the_limit_ending_in_crlf_is_one_line(
+        app: Flask, client: FlaskClient, tmp_path: Path) -> None:
+    """A CSV line of exactly MAX_LINE_CHARS characters before its CRLF is read whole, and the
+    rows after it keep their line numbers (the CRLF is not split into a second, blank line)."""
+    _, provider_id = new_provider(app, client)
+    idn = valid_id_number(5691)
+    path = write_csv(tmp_path / "r.csv", [row("e-1", idn), row("e-2", idn, summary="x"),
+                                          row("e-3", idn, "no.such_item")])
+    text = path.read_bytes().decode()
+    line = next(x for x in text.split("\r\n") if x.startswith("e-2,"))
+    padded = line[:-len(",x,")] + "," + "x" * (importer.MAX_LINE_CHARS - len(line) + 1) + ","
+    assert len(padded) == importer.MAX_LINE_CHARS
+    path.write_text(text.replace(line + "\r\n", padded + "\r\n"), encoding="utf-8", newline="")
+    rejects = tmp_path / "rejects.csv"
+    summary = run_import(app, provider_id, path, reject_path=rejects)
+    assert (summary.read, summary.created, summary.rejected) == (3, 1, 2)
+    assert [(r["line"], r["ref"]) for r in read_rejects(rejects)] == [("3", "e-2"), ("4", "e-3")]
+
+
 def test_a_reject_file_that_is_the_import_file_is_refused(app: Flask, client: FlaskClient,
                                                          tmp_path: Path) -> None:
     """Opening the reject file for writing would empty the file being imported."""

@@ -215,9 +215,10 @@ MAX_LINE_CHARS = 65_536  # a valid row needs a few hundred; memory stays flat wh
 
 def _lines(fh: IO[str]) -> Iterator[str | None]:
     """The file's lines, or None for one longer than :data:`MAX_LINE_CHARS`, which is read
-    past in pieces and never held whole."""
-    while text := fh.readline(MAX_LINE_CHARS + 1):
-        if len(text) > MAX_LINE_CHARS and not text.endswith(("\n", "\r")):
+    past in pieces and never held whole. Two characters of room for the terminator: a line
+    of exactly the limit ending in CRLF comes whole, never split into a line and a blank."""
+    while text := fh.readline(MAX_LINE_CHARS + 2):
+        if len(text.rstrip("\r\n")) > MAX_LINE_CHARS:
             while text and not text.endswith(("\n", "\r")):
                 text = fh.readline(MAX_LINE_CHARS)
             yield None
