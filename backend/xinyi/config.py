@@ -174,13 +174,30 @@ def _generated_secrets(instance: Path) -> dict[str, str]:
             json.dump(generated, fh)
             fh.flush()
             os.fsync(fh.fileno())
-        os.link(aside, path)
-    except FileExistsError:
-        won: dict[str, str] = json.loads(path.read_text())
-        return won
+        placed = _place(Path(aside), path)
     finally:
         os.unlink(aside)
+    if not placed:
+        won: dict[str, str] = json.loads(path.read_text())
+        return won
     return generated
+
+
+def _place(aside: Path, path: Path) -> bool:
+    """Put the finished file at ``path`` unless one is there (False: another process won)."""
+    try:
+        os.link(aside, path)
+        return True
+    except FileExistsError:
+        return False
+    except OSError:  # a filesystem without hard links (some bind mounts): exclusive create
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "wb") as out:
+            out.write(aside.read_bytes())
+        return True
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

@@ -337,8 +337,8 @@ def test_rotated_key_keeps_verifying_until_its_credentials_expire(
     assert verify(client, library, new["qr_payload"]).status_code == 200
 
 
-def test_a_key_rotated_by_another_process_verifies_at_once(app: Flask,
-                                                          client: FlaskClient) -> None:
+def test_a_key_rotated_by_another_process_verifies_at_once(
+        app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
     """`xinyi keys rotate` runs in its own process and another worker may sign with the new
     key at once: a worker whose cached key set predates the rotation must not refuse that."""
     import base64
@@ -365,8 +365,18 @@ def test_a_key_rotated_by_another_process_verifies_at_once(app: Flask,
     fields = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
     fields["kid"] = "A" * len(fresh.kid)  # no such key, even after looking again
     unknown = base64.urlsafe_b64encode(json.dumps(fields, separators=(",", ":")).encode())
-    forged = verify(client, library, f"XY1:{unknown.decode().rstrip('=')}.{rest}")
-    assert forged.status_code == 422 and forged.get_json()["code"] == "credential_invalid"
+    published = keys._published
+    reads: list[int] = []
+
+    def counted(*args: Any) -> Any:
+        reads.append(1)
+        return published(*args)
+
+    monkeypatch.setattr(keys, "_published", counted)
+    for _ in range(5):  # made-up kids do not make every request read the keys again
+        forged = verify(client, library, f"XY1:{unknown.decode().rstrip('=')}.{rest}")
+        assert forged.status_code == 422 and forged.get_json()["code"] == "credential_invalid"
+    assert reads == []
 
 
 def test_partner_sdk_verifies_a_real_credential_offline(app: Flask, client: FlaskClient) -> None:

@@ -157,6 +157,20 @@ def test_a_process_that_loses_the_race_to_create_development_keys_uses_the_winne
     assert [p.name for p in instance.iterdir()] == ["dev-keys.json"]  # nothing left aside
 
 
+def test_development_keys_are_kept_where_hard_links_are_not_supported(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_links(*_args: Any) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(config.os, "link", no_links)
+    instance = tmp_path / "instance"
+    first = load_settings({"XINYI_INSTANCE_PATH": str(instance)})
+    keyfile = instance / "dev-keys.json"
+    assert stat.S_IMODE(os.stat(keyfile).st_mode) == 0o600
+    assert [p.name for p in instance.iterdir()] == ["dev-keys.json"]
+    assert load_settings({"XINYI_INSTANCE_PATH": str(instance)}).data_keys == first.data_keys
+
+
 def test_development_keys_differ_per_instance(tmp_path: Path) -> None:
     a = load_settings({"XINYI_INSTANCE_PATH": str(tmp_path / "a")})
     b = load_settings({"XINYI_INSTANCE_PATH": str(tmp_path / "b")})

@@ -94,9 +94,12 @@ def public_jwks(session: Session, now: datetime, purpose: str = "credential"
 
 def verification_keys(session: Session, deps: Deps, purpose: str = "credential", *,
                       fresh: bool = False) -> dict[str, Ed25519PublicKey]:
-    """Cached for seconds; ``fresh`` reads them again (another process may have rotated)."""
+    """Cached for seconds; ``fresh`` reads them again (another process may have rotated), at
+    most once per cache lifetime: a stream of made-up ``kid`` values costs no more reads."""
     if fresh:
-        deps.cache.forget(("verify", purpose))
+        first = object()
+        if deps.cache.get_or_load(("verify-reloaded", purpose), lambda: first) is first:
+            deps.cache.forget(("verify", purpose))
     return deps.cache.get_or_load(("verify", purpose), lambda: {
         row.kid: public_key_from_jwk(row.public_jwk)
         for row in _published(session, purpose, deps.clock())})
