@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import http.client
 import json
 import os
 import shutil
@@ -49,12 +48,14 @@ import redis
 from bench_http import (
     Load,
     Result,
+    add_load_options,
     cpu_delta,
     cpu_snapshot,
     free_port,
     log,
     lowest_worker_share,
     run_wrk,
+    wait_until_serving,
     worker_split,
 )
 from cryptography.hazmat.primitives import serialization
@@ -84,32 +85,9 @@ def sample_token(key: Ed25519PrivateKey) -> str:
                       headers={"kid": "0" * 43, "typ": "xinyi-credential+jwt"})
 
 
-def wait_until_serving(server: subprocess.Popen[bytes], port: int, log_file: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"server exited; see {log_file}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/xinyi/healthz")
-            ok = conn.getresponse().status == 200
-            conn.close()
-            if ok:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"server not serving within 60 s; see {log_file}")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=8.0, help="measured run per endpoint")
-    parser.add_argument("--warmup", type=float, default=2.0, help="warm-up run per endpoint")
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
-    parser.add_argument("--server-threads", type=int, default=4,
-                        help="threads per gunicorn worker (as xinyi serve --threads)")
+    add_load_options(parser, seconds=8.0, warmup=2.0)
     parser.add_argument("--tries", type=int, default=3, help=(
         "measure again while one gunicorn worker did < 25%% of the work"))
     parser.add_argument("--database", default="xinyi_bench_floors")
@@ -156,7 +134,7 @@ def main() -> int:
         start_new_session=True)
     results: list[Result] = []
     try:
-        wait_until_serving(server, port, tmp / "server.log")
+        wait_until_serving(server, port, "/xinyi/healthz", tmp / "server.log")
         for name, method, path in ENDPOINTS:
             load = Load("static", path=path, method=method,
                         body=body if method == "POST" else None,

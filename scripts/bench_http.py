@@ -473,21 +473,7 @@ class Bench:
              "--workers", "2", "--threads", str(self.args.server_threads)],
             env=self.env, stdout=self.server_log, stderr=subprocess.STDOUT,
             start_new_session=True)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.server.poll() is not None:
-                raise RuntimeError(f"server exited; see {self.tmp / 'server.log'}")
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                conn.request("GET", "/readyz")
-                if conn.getresponse().status == 200:
-                    conn.close()
-                    return
-                conn.close()
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError("server not ready within 60 s")
+        wait_until_serving(self.server, self.port, "/readyz", self.tmp / "server.log")
 
     def stop_server(self) -> None:
         if self.server is None or self.server.poll() is not None:
@@ -769,14 +755,41 @@ class Bench:
               f"{verdict(qr.rps >= t['qr_rps'])}")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=15.0, help="measured run per endpoint")
-    parser.add_argument("--warmup", type=float, default=3.0, help="warm-up run per endpoint")
+def add_load_options(parser: argparse.ArgumentParser, *, seconds: float,
+                     warmup: float) -> None:
+    """The load and server options this script and bench_floors.py share."""
+    parser.add_argument("--seconds", type=float, default=seconds,
+                        help="measured run per endpoint")
+    parser.add_argument("--warmup", type=float, default=warmup, help="warm-up run per endpoint")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--server-threads", type=int, default=4,
                         help="threads per gunicorn worker (xinyi serve --threads)")
+
+
+def wait_until_serving(server: subprocess.Popen[bytes], port: int, path: str,
+                       log_file: Path) -> None:
+    """Until ``GET path`` answers 200, or the server exits, or 60 s pass."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"server exited; see {log_file}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", path)
+            ok = conn.getresponse().status == 200
+            conn.close()
+            if ok:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"server not ready within 60 s; see {log_file}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_load_options(parser, seconds=15.0, warmup=3.0)
     parser.add_argument("--py-processes", type=int, default=4,
                         help="processes of the Python generator")
     parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto")
