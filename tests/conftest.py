@@ -31,6 +31,7 @@ from xinyi.app import create_app
 from xinyi.config import Settings
 from xinyi.db import Database
 from xinyi.deps import build_deps
+from xinyi.uow import UnitOfWork
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_DATABASE_URL = os.environ.get(
@@ -236,8 +237,9 @@ def staff_headers(app: Flask, client: FlaskClient, role: str) -> dict[str, str]:
 
     deps = app.extensions["xinyi"]
     phone = random_phone()
-    with deps.db.session() as session:
-        create_staff(session, deps, phone=phone, password=PASSWORD, role=role)
+    with UnitOfWork(deps.db.sessions) as uow:
+        create_staff(uow.session, deps, phone=phone, password=PASSWORD, role=role)
+        uow.commit()
     return bearer(login(client, phone)["access_token"])
 
 

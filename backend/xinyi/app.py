@@ -20,7 +20,6 @@ from xinyi.deps import Deps, build_deps
 from xinyi.errors import PROBLEM_MIME, DomainError, field_errors, problem
 from xinyi.logs import configure_logging, request_id
 from xinyi.schemas import ProblemSchema
-from xinyi.web import close_db
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +120,6 @@ def _install_hooks(app: Flask) -> None:
 
     @app.teardown_request
     def _teardown(exc: BaseException | None) -> None:
-        close_db(exc)
         token = g.pop("token", None)
         if token is not None:
             request_id.reset(token)

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from xinyi.config import ConfigError, load_settings
+from xinyi.uow import UnitOfWork
 
 log = logging.getLogger("xinyi.cli")
 
@@ -147,11 +148,12 @@ def staff_create(phone: str, password: str, role: str) -> None:
     from xinyi.errors import DomainError
 
     deps = build_deps(_settings())
-    with deps.db.session() as session:
+    with UnitOfWork(deps.db.sessions) as uow:
         try:
-            account = create_staff(session, deps, phone=phone, password=password, role=role)
+            account = create_staff(uow.session, deps, phone=phone, password=password, role=role)
         except DomainError as exc:
             raise click.ClickException(exc.detail) from None
+        uow.commit()
     click.echo(f"staff {account.id} created with role {role}")
 
 
@@ -209,8 +211,9 @@ def keys_rotate(purpose: str) -> None:
     from xinyi.deps import build_deps
 
     deps = build_deps(_settings())
-    with deps.db.session() as session:
-        row = rotate(session, deps, purpose)
+    with UnitOfWork(deps.db.sessions) as uow:
+        row = rotate(uow.session, deps, purpose)
+        uow.commit()
     click.echo(f"new {purpose} key {row.kid}")
 
 
@@ -226,8 +229,8 @@ def audit_verify() -> None:
     from xinyi.deps import build_deps
 
     deps = build_deps(_settings())
-    with deps.db.session() as session:
-        report = verify_all(session)
+    with UnitOfWork(deps.db.sessions) as uow:  # reads only: nothing to commit
+        report = verify_all(uow.session)
     click.echo(f"{report.entries_checked} entries and {report.checkpoints_checked} checkpoints "
                "checked")
     if report.problem:
@@ -243,8 +246,9 @@ def audit_checkpoint() -> None:
     from xinyi.deps import build_deps
 
     deps = build_deps(_settings())
-    with deps.db.session() as session:
-        cp = make_checkpoint(session, deps)
+    with UnitOfWork(deps.db.sessions) as uow:
+        cp = make_checkpoint(uow.session, deps)
+        uow.commit()
     click.echo(f"checkpoint {cp.id}: {cp.entries} entries" if cp else "nothing new to sign")
 
 
@@ -265,8 +269,9 @@ def scores_recompute() -> None:
     deps = build_deps(_settings())
     started = time.perf_counter()
     now = deps.clock()
-    with deps.db.session() as session:
-        count = recompute_all(session, now=now, today=china_today(now))
+    with UnitOfWork(deps.db.sessions) as uow:
+        count = recompute_all(uow.session, now=now, today=china_today(now))
+        uow.commit()
     click.echo(f"recomputed {count} scores in {time.perf_counter() - started:.1f} s")
 
 

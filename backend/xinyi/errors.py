@@ -18,6 +18,8 @@ class DomainError(Exception):
     status: ClassVar[int] = 400
     code: ClassVar[str] = "bad_request"
     title: ClassVar[str] = "Bad request"
+    # A refusal whose work must still be committed (what led to it is part of the record).
+    keeps_work: ClassVar[bool] = False
 
     def __init__(
         self,

@@ -10,6 +10,7 @@ from xinyi.auth.models import Account, ApiClient
 from xinyi.citizens.service import register
 from xinyi.deps import Deps
 from xinyi.pii import PhoneNumber
+from xinyi.uow import UnitOfWork
 
 DEMO_PASSWORD = "demo-pass-2026"  # noqa: S105 - printed for the local demo on purpose
 DEMO_CITIZENS = [
@@ -26,7 +27,9 @@ def demo_id_number(first17: str) -> str:
 
 def seed_demo(deps: Deps) -> list[str]:
     lines: list[str] = []
-    with deps.db.session() as session:
+    with UnitOfWork(deps.db.sessions) as uow:
+        session = uow.session
+
         def exists(phone: str) -> bool:
             bidx = deps.bidx(PhoneNumber.parse(phone).value, kind="phone")
             return session.scalar(select(Account.id).where(Account.phone_bidx == bidx)) is not None
@@ -49,4 +52,5 @@ def seed_demo(deps: Deps) -> list[str]:
             assert view.api_key is not None
             lines.append(f"partner   示范图书馆 Demo Library  api key {view.api_key.api_key}"
                          " (shown once)")
+        uow.commit()
     return lines

@@ -23,13 +23,14 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Any
+from typing import TypeVar
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 Hook = Callable[[], object]
 ConflictFactory = Callable[[], BaseException]
 _AFTER_COMMIT = "xinyi.after_commit"
@@ -144,7 +145,7 @@ class UnitOfWork:
         _run(hooks, "after_rollback")
 
 
-def run_in_unit(sessions: sessionmaker[Session], work: Callable[[Session], Any]) -> Any:
+def run_in_unit(sessions: sessionmaker[Session], work: Callable[[Session], T]) -> T:
     """``work(session)`` in a unit of its own, committed if it returns."""
     with UnitOfWork(sessions) as uow:
         result = work(uow.session)

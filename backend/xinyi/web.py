@@ -20,7 +20,8 @@ from webargs.flaskparser import FlaskParser
 from xinyi.auth import service as auth_service
 from xinyi.auth.principal import Principal
 from xinyi.deps import Deps
-from xinyi.errors import Forbidden
+from xinyi.errors import DomainError, Forbidden
+from xinyi.uow import UnitOfWork
 
 F = TypeVar("F", bound=Callable[..., Any])
 ACCESS_ATTR = "_xinyi_access"
@@ -55,16 +56,39 @@ def deps() -> Deps:
     return cast(Deps, current_app.extensions["xinyi"])
 
 
+def unit() -> UnitOfWork:
+    """The request's unit of work, opened by :func:`requires` or :func:`public`."""
+    current = g.get("uow")
+    if current is None:
+        raise RuntimeError("no unit of work: the view lacks @requires or @public")
+    return cast(UnitOfWork, current)
+
+
 def db() -> Session:
-    if "db_session" not in g:
-        g.db_session = deps().db.sessions()
-    return cast(Session, g.db_session)
+    return unit().session
 
 
-def close_db(_exc: BaseException | None = None) -> None:
-    session = g.pop("db_session", None)
-    if session is not None:
-        session.close()
+def _in_unit(func: F) -> F:
+    """Run the view in a unit of work of its own: committed when the view returns, rolled back
+    when it raises, except for a refusal that keeps its work (``DomainError.keeps_work``, e.g. a
+    login family revoked on refresh-token reuse)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with UnitOfWork(deps().db.sessions) as work:
+            g.uow = work
+            try:
+                result = func(*args, **kwargs)
+                work.commit()
+            except DomainError as exc:
+                if exc.keeps_work:
+                    work.commit()
+                raise
+            finally:
+                g.pop("uow", None)
+            return result
+
+    return cast(F, wrapper)
 
 
 def principal() -> Principal:
@@ -95,16 +119,18 @@ def requires(*kinds: str) -> Callable[[F], F]:
             g.principal = who
             return func(*args, **kwargs)
 
-        setattr(wrapper, ACCESS_ATTR, allowed)
+        guarded = _in_unit(wrapper)
+        setattr(guarded, ACCESS_ATTR, allowed)
         uses_keys = bool(allowed & {"partner", "org", "provider"})
         uses_jwt = bool(allowed - {"partner", "org", "provider"})
-        _security_doc(wrapper, [s for s, on in (("bearerJWT", uses_jwt),
+        _security_doc(guarded, [s for s, on in (("bearerJWT", uses_jwt),
                                                  ("apiKey", uses_keys)) if on])
-        return cast(F, wrapper)
+        return cast(F, guarded)
 
     return decorate
 
 
 def public(func: F) -> F:
-    setattr(func, ACCESS_ATTR, frozenset({"anyone"}))
-    return func
+    wrapped = _in_unit(func)
+    setattr(wrapped, ACCESS_ATTR, frozenset({"anyone"}))
+    return wrapped

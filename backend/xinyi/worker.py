@@ -6,58 +6,53 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
-from datetime import timedelta
 from types import FrameType
 
-from sqlalchemy import delete, select
-
-from xinyi.auth.models import AuthSession, RefreshToken
 from xinyi.deps import Deps
+from xinyi.uow import run_in_unit
 
 log = logging.getLogger(__name__)
 
 
 def purge_expired_logins(deps: Deps) -> str:
     """Delete login families that expired or were revoked more than 30 days ago."""
-    cutoff = deps.clock() - timedelta(days=30)
-    with deps.db.session() as session:
-        stale = select(AuthSession.id).where(
-            (AuthSession.expires_at < cutoff) | (AuthSession.revoked_at < cutoff))
-        tokens = session.execute(delete(RefreshToken).where(RefreshToken.session_id.in_(stale)))
-        families = session.execute(delete(AuthSession).where(AuthSession.id.in_(stale)))
-        session.commit()
-    return (f"purge_expired_logins: {families.rowcount} logins, "  # type: ignore[attr-defined]
-            f"{tokens.rowcount} refresh tokens")  # type: ignore[attr-defined]
+    from xinyi.auth.service import purge_expired_logins as purge
+
+    families, tokens = run_in_unit(deps.db.sessions, lambda session: purge(session, deps))
+    return f"purge_expired_logins: {families} logins, {tokens} refresh tokens"
 
 
 def expire_records(deps: Deps) -> str:
-    """Archive records past their display period (R10); a no-op when nothing is due."""
-    from xinyi.records.service import archive_expired
+    """Archive records past their display period (R10), a unit per batch; a no-op when
+    nothing is due."""
+    from xinyi.records.service import archive_expired_batch
 
-    with deps.db.session() as session:
-        return f"expire_records: {archive_expired(session, deps)} archived"
+    total = 0
+    while archived := run_in_unit(deps.db.sessions,
+                                  lambda session: archive_expired_batch(session, deps)):
+        total += archived
+    return f"expire_records: {total} archived"
 
 
 def sign_audit_checkpoint(deps: Deps) -> str:
     from xinyi.audit.checkpoints import make_checkpoint
 
-    with deps.db.session() as session:
-        cp = make_checkpoint(session, deps)
+    cp = run_in_unit(deps.db.sessions, lambda session: make_checkpoint(session, deps))
     return f"sign_audit_checkpoint: {cp.entries if cp else 0} entries"
 
 
 def purge_expired_credentials(deps: Deps) -> str:
     from xinyi.credentials.service import purge_expired
 
-    with deps.db.session() as session:
-        return f"purge_expired_credentials: {purge_expired(session, deps)}"
+    done = run_in_unit(deps.db.sessions, lambda session: purge_expired(session, deps))
+    return f"purge_expired_credentials: {done}"
 
 
 def lapse_consent_requests(deps: Deps) -> str:
     from xinyi.consents.service import lapse_requests
 
-    with deps.db.session() as session:
-        return f"lapse_consent_requests: {lapse_requests(session, deps)}"
+    done = run_in_unit(deps.db.sessions, lambda session: lapse_requests(session, deps))
+    return f"lapse_consent_requests: {done}"
 
 
 JOBS: list[Callable[[Deps], str]] = [purge_expired_logins, expire_records,

@@ -12,13 +12,14 @@ from typing import Any
 import pytest
 from flask import Flask
 from sqlalchemy import Engine, create_engine, delete, func, select, text, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import ROOT
 from xinyi.audit.checkpoints import make_checkpoint, verify_all
 from xinyi.audit.models import AccessLogEntry
 from xinyi.audit.service import EMPTY, GENESIS, Access, ChainBusy, append, entry_hash
 from xinyi.records.models import Subject
+from xinyi.uow import UnitOfWork
 
 
 def _subject(session, n: int) -> bytes:  # type: ignore[no-untyped-def]
@@ -263,8 +264,9 @@ def test_two_workers_signing_at_once_leave_one_verifiable_chain_of_checkpoints(
         return heads_digest(*args)
 
     def worker(engine: Engine) -> None:
-        with Session(engine) as s:
-            make_checkpoint(s, deps)
+        with UnitOfWork(sessionmaker(engine)) as uow:
+            make_checkpoint(uow.session, deps)
+            uow.commit()
 
     with _committed_subject(deps, pool_size=4) as (engine, bidx):
         try:

@@ -27,6 +27,7 @@ from tests.conftest import (
 from xinyi.audit.models import AccessLogEntry
 from xinyi.audit.service import verify_chains
 from xinyi.credentials.models import Verification
+from xinyi.uow import UnitOfWork
 
 
 def citizen(client: FlaskClient) -> dict[str, str]:
@@ -328,8 +329,9 @@ def test_rotated_key_keeps_verifying_until_its_credentials_expire(
     library = partner(app, client)
     [old] = issue(client, me)
     deps = app.extensions["xinyi"]
-    with deps.db.session() as s:
-        keys.rotate(s, deps, "credential")
+    with UnitOfWork(deps.db.sessions) as uow:
+        keys.rotate(uow.session, deps, "credential")
+        uow.commit()
     [new] = issue(client, me)
     kids = [k["kid"] for k in client.get("/.well-known/jwks.json").get_json()["keys"]]
     assert len(kids) == 2
@@ -354,11 +356,13 @@ def test_a_key_rotated_by_another_process_verifies_at_once(
     [before] = issue(client, me)
     assert verify(client, library, before["qr_payload"]).status_code == 200  # keys now cached
     deps = app.extensions["xinyi"]
-    with deps.db.session() as s:
-        keys.rotate(s, dataclasses.replace(deps, cache=LocalCache()), "credential")
-    with deps.db.session() as s:
-        [fresh] = service.issue(s, dataclasses.replace(deps, cache=LocalCache()),
+    with UnitOfWork(deps.db.sessions) as uow:
+        keys.rotate(uow.session, dataclasses.replace(deps, cache=LocalCache()), "credential")
+        uow.commit()
+    with UnitOfWork(deps.db.sessions) as uow:
+        [fresh] = service.issue(uow.session, dataclasses.replace(deps, cache=LocalCache()),
                                 uuid.UUID(person["id"]), 1)
+        uow.commit()
     resp = verify(client, library, fresh.qr_payload)
     assert resp.status_code == 200, resp.get_json()
     header, rest = fresh.qr_payload.removeprefix("XY1:").split(".", 1)

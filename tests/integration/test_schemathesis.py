@@ -36,6 +36,7 @@ from tests.conftest import (
 from xinyi.admin.service import create_staff
 from xinyi.auth import service as auth_service
 from xinyi.errors import Unauthorized
+from xinyi.uow import UnitOfWork
 from xinyi.web import ACCESS_ATTR
 
 pytestmark = pytest.mark.parametrize("database", ["postgresql"], indirect=True)
@@ -77,8 +78,9 @@ class Credentials:
 
     def _staff(self, role: str) -> dict[str, str]:
         phone = random_phone()
-        with self.deps.db.session() as session:
-            create_staff(session, self.deps, phone=phone, password=PASSWORD, role=role)
+        with UnitOfWork(self.deps.db.sessions) as uow:
+            create_staff(uow.session, self.deps, phone=phone, password=PASSWORD, role=role)
+            uow.commit()
         return self._login(phone)
 
     def _make(self, kind: str) -> dict[str, str]:

@@ -20,6 +20,7 @@ from xinyi.citizens.service import PhoneTaken
 from xinyi.deps import Deps
 from xinyi.errors import Conflict, NotFound, ValidationFailed
 from xinyi.pii import InvalidIdentifier, PhoneNumber
+from xinyi.uow import unique_or
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,8 @@ def create_staff(session: Session, deps: Deps, *, phone: str, password: str, rol
                       phone_enc=deps.cipher.encrypt(parsed.value, context="accounts.phone"),
                       password_hash=deps.passwords.hash(password))
     session.add(account)
-    session.commit()
+    with unique_or(session, PhoneTaken):
+        session.flush()
     log.info("staff created", extra={"event": "staff_created", "account_id": str(account.id),
                                      "role": role})
     return account
@@ -85,7 +87,6 @@ def set_account_disabled(session: Session, deps: Deps, account_id: uuid.UUID,
         for family in session.scalars(select(AuthSession).where(
                 AuthSession.account_id == account_id, AuthSession.revoked_at.is_(None))):
             family.revoked_at, family.revoked_reason = deps.clock(), "disabled"
-    session.commit()
 
 
 def _view(session: Session, client: ApiClient, issued: IssuedKey | None = None) -> ClientView:
@@ -112,7 +113,7 @@ def create_client(session: Session, deps: Deps, *, client_type: str, name: str,
     key, plaintext = new_api_key(client.id)
     key.created_at = now
     session.add_all([client, key])
-    session.commit()
+    session.flush()
     log.info("api client created", extra={"event": "client_created", "client_id": str(client.id),
                                           "client_type": client_type})
     return _view(session, client, IssuedKey(key.id, plaintext, key.created_at))
@@ -150,7 +151,7 @@ def add_key(session: Session, deps: Deps, client_type: str, client_id: uuid.UUID
     key, plaintext = new_api_key(client.id)
     key.created_at = deps.clock()
     session.add(key)
-    session.commit()
+    session.flush()
     log.info("api key added", extra={"event": "key_added", "client_id": str(client.id),
                                      "key_id": key.id})
     return IssuedKey(key.id, plaintext, key.created_at)
@@ -164,7 +165,6 @@ def revoke_key(session: Session, deps: Deps, client_type: str, client_id: uuid.U
         raise NotFound("No such key")
     if key.revoked_at is None:
         key.revoked_at = deps.clock()
-        session.commit()
         log.info("api key revoked", extra={"event": "key_revoked", "key_id": key.id})
 
 
@@ -173,5 +173,5 @@ def set_client_disabled(session: Session, deps: Deps, client_type: str, client_i
     """A disabled principal's keys stop working on the very next request (checked per call)."""
     client = _client(session, client_type, client_id)
     client.disabled_at = deps.clock() if disabled else None
-    session.commit()
+    session.flush()
     return _view(session, client)

@@ -52,7 +52,7 @@ def make_checkpoint(session: Session, deps: Deps) -> AuditCheckpoint | None:
     Workers take turns (a transaction-scoped advisory lock on PostgreSQL, the write lock of
     ``BEGIN IMMEDIATE`` on SQLite), so two never sign from the same predecessor.
     """
-    key = keys.signing_key(session, deps, "audit")  # may commit a new key: before the lock
+    key = keys.signing_key(session, deps, "audit")
     if session.get_bind().dialect.name == "postgresql":
         session.execute(select(func.pg_advisory_xact_lock(CHECKPOINT_LOCK)))
     now = deps.clock()
@@ -69,7 +69,7 @@ def make_checkpoint(session: Session, deps: Deps) -> AuditCheckpoint | None:
                                  entries=count, prev_digest=prev, digest=digest, kid=key.kid,
                                  signature=key.private_key.sign(digest))
     session.add(checkpoint)
-    session.commit()
+    session.flush()
     return checkpoint
 
 

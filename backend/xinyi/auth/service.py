@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from xinyi.auth.models import Account, ApiClient, ApiKey, AuthSession, RefreshToken
@@ -24,6 +24,13 @@ from xinyi.pii import InvalidIdentifier, PhoneNumber
 log = logging.getLogger(__name__)
 API_KEY_PREFIX = "xyk_"
 _KEY_ID = re.compile(r"[0-9a-f]{1,32}")  # new_api_key makes 16; the column holds 32
+
+
+class RefreshReused(Unauthorized):
+    """A used refresh token came back: the same answer as any refusal, but the revocation of
+    its login family that it caused is committed."""
+
+    keeps_work = True
 
 
 def is_key_id(value: str) -> bool:
@@ -77,7 +84,6 @@ def login(session: Session, deps: Deps, *, phone: str, password: str,
     session.add(auth_session)
     session.flush()
     pair = _issue_pair(session, deps, auth_session)
-    session.commit()
     log.info("login", extra={"event": "login", "account_id": str(account.id)})
     return pair
 
@@ -98,20 +104,16 @@ def refresh(session: Session, deps: Deps, *, refresh_token: str) -> TokenPair:
     if stored.used_at is not None:
         # A used token came back: someone holds a copy. Revoke the whole family (RFC 9700 §4.14).
         family.revoked_at, family.revoked_reason = now, "refresh_reuse"
-        session.commit()
         log.warning("refresh token reuse: family revoked",
                     extra={"event": "refresh_reuse", "session_id": str(family.id)})
-        raise Unauthorized()
+        raise RefreshReused()
     claimed = session.execute(
         update(RefreshToken).where(RefreshToken.id == stored.id, RefreshToken.used_at.is_(None))
         .values(used_at=now)
     )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
-        session.rollback()
         raise Unauthorized()
-    pair = _issue_pair(session, deps, family)
-    session.commit()
-    return pair
+    return _issue_pair(session, deps, family)
 
 
 def logout(session: Session, deps: Deps, principal: Principal) -> None:
@@ -120,7 +122,6 @@ def logout(session: Session, deps: Deps, principal: Principal) -> None:
     family = session.get(AuthSession, principal.session_id)
     if family is not None and family.revoked_at is None:
         family.revoked_at, family.revoked_reason = deps.clock(), "logout"
-        session.commit()
 
 
 _SESSION_CHECK = (
@@ -184,3 +185,15 @@ def new_api_key(client_id: uuid.UUID) -> tuple[ApiKey, str]:
     return ApiKey(id=key_id, client_id=client_id, secret_hash=_sha256(secret)), (
         f"{API_KEY_PREFIX}{key_id}_{secret}"
     )
+
+
+def purge_expired_logins(session: Session, deps: Deps) -> tuple[int, int]:
+    """Delete login families that expired or were revoked more than 30 days ago, with their
+    refresh tokens; returns (families, tokens)."""
+    cutoff = deps.clock() - timedelta(days=30)
+    stale = select(AuthSession.id).where(
+        (AuthSession.expires_at < cutoff) | (AuthSession.revoked_at < cutoff))
+    tokens = session.execute(delete(RefreshToken).where(RefreshToken.session_id.in_(stale)))
+    families = session.execute(delete(AuthSession).where(AuthSession.id.in_(stale)))
+    return (int(families.rowcount),  # type: ignore[attr-defined]
+            int(tokens.rowcount))  # type: ignore[attr-defined]

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from xinyi.auth.models import Account
@@ -21,6 +20,7 @@ from xinyi.pii import IdNumber, InvalidIdentifier, PhoneNumber, mask_name
 from xinyi.scoring.service import recompute_subject
 from xinyi.subjects import ensure_subject
 from xinyi.timeutil import china_today
+from xinyi.uow import unique_or
 
 log = logging.getLogger(__name__)
 _NAME = re.compile(r"[\u3400-\u9fffA-Za-z][\u3400-\u9fffA-Za-z·.\- ]{0,63}")
@@ -93,23 +93,23 @@ def register(session: Session, deps: Deps, *, phone: str, password: str, name: s
         id_number_bidx=id_bidx,
         name_enc=deps.cipher.encrypt(name, context="citizens.name"),
     )
-    session.add_all([account, citizen])
-    # The citizen becomes a subject now, so a score, a pseudonym and an access log can attach
-    # even before any record arrives.
-    bidx = ensure_subject(session, deps, parsed_id, now)
-    session.flush()
+    # Lost a race with a concurrent registration of the same phone or ID number: the same
+    # answer as a sequential duplicate.
+    with unique_or(session, lambda: _taken(session, phone_bidx)):
+        session.add_all([account, citizen])
+        # The citizen becomes a subject now, so a score, a pseudonym and an access log can
+        # attach even before any record arrives.
+        bidx = ensure_subject(session, deps, parsed_id, now)
     recompute_subject(session, bidx, now=now, today=china_today(now))
-    try:
-        session.commit()
-    except IntegrityError:
-        # Lost a race with a concurrent registration of the same phone or ID number.
-        session.rollback()
-        if session.scalar(select(Account.id).where(Account.phone_bidx == phone_bidx)):
-            raise PhoneTaken() from None
-        raise IdNumberTaken() from None
     log.info("citizen registered", extra={"event": "citizen_registered",
                                           "account_id": str(account.id)})
     return _profile(deps, citizen)
+
+
+def _taken(session: Session, phone_bidx: bytes) -> Conflict:
+    if session.scalar(select(Account.id).where(Account.phone_bidx == phone_bidx)):
+        return PhoneTaken()
+    return IdNumberTaken()
 
 
 def _profile(deps: Deps, citizen: Citizen) -> Profile:

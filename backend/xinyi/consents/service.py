@@ -16,7 +16,6 @@ from decimal import Decimal
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, func, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -36,6 +35,7 @@ from xinyi.scoring import rules
 from xinyi.scoring.service import active_records
 from xinyi.subjects import ensure_subject
 from xinyi.timeutil import china_today
+from xinyi.uow import unique_or
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ def request_consent(session: Session, deps: Deps, partner: Principal, *, subject
         purpose=purpose.strip(), requested_duration_seconds=expires_in, status="pending",
         created_at=now, expires_at=now + REQUEST_LIFETIME)
     session.add(request)
-    session.commit()
+    session.flush()
     log.info("consent requested", extra={"event": "consent_requested",
                                          "partner_id": str(partner.id),
                                          "request_id": str(request.id), "scope": scope})
@@ -185,7 +185,8 @@ def report(session: Session, deps: Deps, partner: Principal, subject: str,
     """What the partner's live consent allows (the widest if several are live), or exactly
     ``scope`` if the partner names one and a live consent covers it.
 
-    The access-log entry is written and committed before the report is handed back, so
+    The access-log entry is written in the same unit of work as the read, committed before the
+    report is handed back, so
     there is no read without its registration; a refused read writes nothing.
     """
     now = deps.clock()
@@ -217,7 +218,6 @@ def report(session: Session, deps: Deps, partner: Principal, subject: str,
         subject_bidx=bidx, actor_type="partner", actor_id=actor_id, actor_name=actor_name,
         action="report", scope=scope, purpose=consent.purpose,
         consent_id=consent.id), now=now)
-    session.commit()
     log.info("consented report read", extra={"event": "consent_report",
                                              "partner_id": str(partner.id),
                                              "consent_id": str(consent.id),
@@ -267,7 +267,6 @@ def _decide(session: Session, request: ConsentRequest, status: str, now: datetim
         .where(ConsentRequest.id == request.id, ConsentRequest.status == "pending")
         .values(status=status, decided_at=now)))
     if result.rowcount != 1:
-        session.rollback()
         raise ConsentRequestDecided()
 
 
@@ -291,13 +290,9 @@ def approve_request(session: Session, deps: Deps, account_id: uuid.UUID,
         scope=request.scope, purpose=request.purpose, granted_at=now,
         expires_at=now + timedelta(seconds=request.requested_duration_seconds),
         request_id=request.id)
-    session.add(consent)
-    _granted(session, deps, consent, now)
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        raise ConsentRequestDecided() from None
+    with unique_or(session, ConsentRequestDecided):
+        session.add(consent)
+        _granted(session, deps, consent, now)
     log.info("consent granted", extra={"event": "consent_granted",
                                        "consent_id": str(consent.id),
                                        "partner_id": str(consent.partner_id)})
@@ -309,7 +304,6 @@ def deny_request(session: Session, deps: Deps, account_id: uuid.UUID,
     now = deps.clock()
     request = _own_request(session, account_id, request_id)
     _decide(session, request, "denied", now)
-    session.commit()
     log.info("consent denied", extra={"event": "consent_denied", "request_id": str(request.id)})
     return _citizen_request_view(request, _partner(session, request.partner_id), now)
 
@@ -366,7 +360,7 @@ def grant(session: Session, deps: Deps, account_id: uuid.UUID, *, partner_id: uu
                       expires_at=now + timedelta(seconds=expires_in), request_id=None)
     session.add(consent)
     _granted(session, deps, consent, now)
-    session.commit()
+    session.flush()
     log.info("consent granted", extra={"event": "consent_granted",
                                        "consent_id": str(consent.id),
                                        "partner_id": str(partner.id)})
@@ -388,13 +382,11 @@ def revoke(session: Session, deps: Deps, account_id: uuid.UUID,
                Consent.expires_at > now)
         .values(revoked_at=now)))
     if result.rowcount != 1:
-        session.rollback()
         raise ConsentNotLive()
     emit(session, "consent.revoked", {
         "consent_id": str(consent.id), "partner_id": str(consent.partner_id),
         "subject": partners.pseudonym(deps, consent.partner_id, consent.subject_bidx),
         "scope": consent.scope, "revoked_at": now.isoformat()}, now=now)
-    session.commit()
     log.info("consent revoked", extra={"event": "consent_revoked",
                                        "consent_id": str(consent.id),
                                        "partner_id": str(consent.partner_id)})
@@ -412,5 +404,4 @@ def lapse_requests(session: Session, deps: Deps) -> int:
         .where(ConsentRequest.status == "pending", ConsentRequest.expires_at <= now)
         .values(status="expired")
         .execution_options(synchronize_session=False)))
-    session.commit()
     return int(result.rowcount)

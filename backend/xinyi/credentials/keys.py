@@ -22,6 +22,7 @@ from xinyi.credentials.tokens import (
     public_key_from_jwk,
 )
 from xinyi.deps import Deps
+from xinyi.uow import after_commit, after_rollback
 
 PURPOSES = ("credential", "audit")
 # A retired key verifies for as long as the longest prefetch it may have signed, plus skew.
@@ -51,8 +52,7 @@ def rotate(session: Session, deps: Deps, purpose: str) -> SigningKeyRow:
             SigningKeyRow.purpose == purpose, SigningKeyRow.retired_at.is_(None))):
         row.retired_at = now
     new = create_key(session, deps, purpose)
-    session.commit()
-    deps.cache.clear()
+    after_commit(session, deps.cache.clear)
     return new
 
 
@@ -75,8 +75,10 @@ def _load_signing_key(session: Session, deps: Deps, purpose: str) -> SigningKey:
         SigningKeyRow.purpose == purpose, SigningKeyRow.retired_at.is_(None))
         .order_by(SigningKeyRow.created_at.desc()).limit(1))
     if row is None:
+        # Created in the caller's unit: should it not commit, the cached key must go too, or
+        # this process would sign with a key nobody can verify.
         row = create_key(session, deps, purpose)
-        session.commit()
+        after_rollback(session, lambda: deps.cache.forget(("sign", purpose)))
     return _load_private(deps, row)
 
 

@@ -20,6 +20,7 @@ from xinyi.errors import NotFound, ValidationFailed
 from xinyi.scoring import rules
 from xinyi.scoring.models import CreditScore
 from xinyi.scoring.service import benefit_rules, black_listed, credit_report
+from xinyi.uow import after_rollback
 
 log = logging.getLogger(__name__)
 SHORT_CODE_PREFIX = "cred:short:"
@@ -70,9 +71,18 @@ def issue(session: Session, deps: Deps, account_id: uuid.UUID,
         {"jti": c.jti, "subject": c.subject, "account_id": account_id, "kid": c.kid,
          "payload": c.qr_payload, "not_before": c.not_before, "expires_at": c.expires_at,
          "created_at": now} for c in issued])
-    session.commit()
-    deps.kv.set_many([(short_code_key(c.short_code), c.jti.encode(),
-                       max(1, int((c.expires_at - now).total_seconds()) + 1)) for c in issued])
+    # Redis before the commit: if it is down, nothing is committed. Should the commit fail
+    # instead, the short codes are taken back (they would name credentials that do not exist).
+    codes = [short_code_key(c.short_code) for c in issued]
+    deps.kv.set_many([(code, c.jti.encode(),
+                       max(1, int((c.expires_at - now).total_seconds()) + 1))
+                      for code, c in zip(codes, issued, strict=True)])
+
+    def take_back() -> None:
+        for code in codes:
+            deps.kv.delete(code)
+
+    after_rollback(session, take_back)
     return issued
 
 
@@ -96,7 +106,6 @@ def purge_expired(session: Session, deps: Deps) -> int:
     """Credentials are useless an hour after expiry; verifications keep their own copy."""
     result = session.execute(delete(Credential).where(
         Credential.expires_at < deps.clock() - timedelta(hours=1)))
-    session.commit()
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 

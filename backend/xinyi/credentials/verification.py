@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from xinyi.audit.service import Access, Head, append, head_columns, head_of
@@ -38,6 +37,7 @@ from xinyi.scoring.service import (
     credit_report,
     with_eligibility,
 )
+from xinyi.uow import after_rollback, restart_reading, unique_or
 
 log = logging.getLogger(__name__)
 USED_PREFIX = "cred:used:"
@@ -239,13 +239,31 @@ def _await_previous(session: Session, deps: Deps, partner: Principal, key: str,
     deadline = time.monotonic() + IN_FLIGHT_WAIT_SECONDS
     while time.monotonic() < deadline:
         time.sleep(IN_FLIGHT_POLL_SECONDS)
-        session.rollback()  # a fresh snapshot (SQLite keeps one per read transaction)
+        restart_reading(session)  # see what the other request committed meanwhile
         replay = _previous(session, partner, key, benefit, presented)
         if replay is not None:
             return replay
         if deps.kv.get(used_key) != claim:
             return None
     return None
+
+
+class _AlreadyRecorded(Exception):
+    """The verification's row met a unique constraint (another answer is recorded)."""
+
+
+class _Mark:
+    """The Redis mark that takes a credential, given back unless the verification is kept."""
+
+    def __init__(self, deps: Deps, key: str) -> None:
+        self._deps, self._key, self._kept = deps, key, False
+
+    def keep(self) -> None:
+        self._kept = True
+
+    def release(self) -> None:
+        if not self._kept:
+            self._deps.kv.delete(self._key)
 
 
 def _fingerprint(presented: str) -> str:
@@ -282,7 +300,6 @@ def _decide_and_record(session: Session, deps: Deps, partner: Principal, held: _
                            actor_name=partner.client_name or "unknown", action="verification",
                            scope=f"benefit:{rule.code}", purpose=f"verify {rule.code}"),
            now=now, head=held.head)
-    session.commit()
     return response
 
 
@@ -311,30 +328,31 @@ def verify(session: Session, deps: Deps, partner: Principal, *, credential: str,
                 return replay
             raise VerificationInProgress()
         raise CredentialUsed()
+    # Nothing recorded means the credential was not used: unless this unit commits, the
+    # citizen may show it again.
+    mark = _Mark(deps, used_key)
+    after_rollback(session, mark.release)
     try:
-        response = _decide_and_record(session, deps, partner, held, rule, credential,
-                                      idempotency_key, now)
-    except IntegrityError:
+        with unique_or(session, _AlreadyRecorded):
+            response = _decide_and_record(session, deps, partner, held, rule, credential,
+                                          idempotency_key, now)
+    except _AlreadyRecorded:
         # The database already holds a verification of this credential (say Redis lost its
         # state): the unique jti is the last line of defence against a second use. Or a
         # concurrent request under the same Idempotency-Key was recorded first: then nothing
         # of this credential was, and that request's answer (or a reused key) is the answer.
-        session.rollback()
         recorded = session.scalar(select(Verification.id).where(
             Verification.credential_jti == held.jti)) is not None
-        if not recorded:
-            deps.kv.delete(used_key)
+        if recorded:
+            mark.keep()
+        else:
+            mark.release()
         replay = _previous(session, partner, idempotency_key, benefit, credential)
         if replay is not None:
             return replay
         if not recorded:
-            raise
+            raise RuntimeError("verification refused by a database constraint") from None
         raise CredentialUsed() from None
-    except BaseException:
-        # Nothing was recorded, so the credential was not used: the citizen may show it again.
-        session.rollback()
-        deps.kv.delete(used_key)
-        raise
     log.info("verification", extra={"event": "verification", "partner_id": str(partner.id),
                                      "decision": response["decision"]})
     return response

@@ -13,7 +13,6 @@ from typing import Any
 
 from marshmallow import ValidationError
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from xinyi.audit.models import AccessLogEntry
@@ -33,6 +32,7 @@ from xinyi.scoring import rules
 from xinyi.scoring.service import recompute_subject
 from xinyi.subjects import ensure_subject, subject_bidx
 from xinyi.timeutil import CHINA, china_today
+from xinyi.uow import unique_or
 
 log = logging.getLogger(__name__)
 EARLIEST = date(1949, 10, 1)
@@ -149,7 +149,6 @@ def submit_batch(session: Session, deps: Deps, provider: Principal,
                 results.append(_submit_one(session, deps, provider, raw, catalogue, now, today))
         except DomainError as err:
             results.append(ItemResult(ref, "rejected", problem=_problem(err)))
-    session.commit()
     created = sum(r.status == "created" for r in results)
     log.info("record batch", extra={"event": "record_batch", "provider_id": str(provider.id),
                                     "items": len(results), "items_created": created})
@@ -279,7 +278,7 @@ def correct_record(session: Session, deps: Deps, provider: Principal, record_id:
     if expired:
         _archive(session, record, "expired", now)
     recompute_subject(session, record.subject_bidx, now=now, today=today)
-    session.commit()
+    session.flush()
     return record
 
 
@@ -291,7 +290,6 @@ def withdraw_record(session: Session, deps: Deps, provider: Principal,
     if record.status == "active":
         _archive(session, record, "withdrawn", now)
         recompute_subject(session, record.subject_bidx, now=now, today=china_today(now))
-        session.commit()
 
 
 def _archive(session: Session, record: CreditRecord, reason: str, now: datetime) -> None:
@@ -300,28 +298,32 @@ def _archive(session: Session, record: CreditRecord, reason: str, now: datetime)
     _leave_list(session, record, reason, now)
 
 
-def archive_expired(session: Session, deps: Deps, *, batch: int = 5000) -> int:
-    """Daily sweep: archive records past their display period (R10). Idempotent; rows
-    another worker (or a provider's change) holds are skipped, never archived twice."""
+def archive_expired_batch(session: Session, deps: Deps, *, batch: int = 5000) -> int:
+    """Daily sweep, one batch: archive records past their display period (R10). Idempotent;
+    rows another worker (or a provider's change) holds are skipped, never archived twice.
+    The worker commits each batch in a unit of its own and stops at a batch of 0."""
     now = deps.clock()
     today = china_today(now)
+    records = list(session.scalars(
+        select(CreditRecord).where(CreditRecord.status == "active",
+                                   CreditRecord.display_until <= today)
+        .limit(batch).with_for_update(skip_locked=True)))
+    touched = set()
+    for record in records:
+        _archive(session, record, "expired", now)
+        touched.add(record.subject_bidx)
+    session.flush()
+    for bidx in touched:
+        recompute_subject(session, bidx, now=now, today=today)
+    return len(records)
+
+
+def archive_expired(session: Session, deps: Deps, *, batch: int = 5000) -> int:
+    """Every batch of the sweep inside the caller's unit (what it archived is no longer
+    active there, so the loop ends)."""
     total = 0
-    while True:
-        records = list(session.scalars(
-            select(CreditRecord).where(CreditRecord.status == "active",
-                                       CreditRecord.display_until <= today)
-            .limit(batch).with_for_update(skip_locked=True)))
-        if not records:
-            break
-        touched = set()
-        for record in records:
-            _archive(session, record, "expired", now)
-            touched.add(record.subject_bidx)
-        session.flush()
-        for bidx in touched:
-            recompute_subject(session, bidx, now=now, today=today)
-        session.commit()
-        total += len(records)
+    while archived := archive_expired_batch(session, deps, batch=batch):
+        total += archived
     return total
 
 
@@ -381,12 +383,8 @@ def create_catalogue_item(session: Session, deps: Deps,
     if session.get(CatalogueItem, values["code"]) is not None:
         raise CatalogueCodeTaken()
     item = CatalogueItem(**values, updated_at=deps.clock())
-    session.add(item)
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        raise CatalogueCodeTaken() from None
+    with unique_or(session, CatalogueCodeTaken):
+        session.add(item)
     return item
 
 
@@ -406,7 +404,7 @@ def update_catalogue_item(session: Session, deps: Deps, code: str,
     for name, value in changes.items():
         setattr(item, name, value)
     item.updated_at = deps.clock()
-    session.commit()
+    session.flush()
     return item
 
 
@@ -437,7 +435,6 @@ def list_entries(session: Session, deps: Deps, reader: Principal, *, list_name: 
     staff_read(session, [e.subject_bidx for e, _ in shown], staff_id=reader.id,
                role=reader.kind, action="list_review", scope="lists",
                purpose="红黑名单管理 (red/black lists)", now=deps.clock())
-    session.commit()
     return items, total
 
 

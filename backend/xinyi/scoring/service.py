@@ -55,7 +55,7 @@ def recompute_subject(session: Session, bidx: bytes, *, now: datetime, today: da
 
 
 def recompute_all(session: Session, *, now: datetime, today: date) -> int:
-    """Set-based recompute for every subject: one aggregate, one insert, one transaction."""
+    """Set-based recompute for every subject: one aggregate, one insert, in the caller's unit."""
     sums = (select(CreditRecord.subject_bidx.label("bidx"),
                    func.sum(CreditRecord.points).label("total"))
             .where(_counted(today)).group_by(CreditRecord.subject_bidx).subquery())
@@ -67,13 +67,12 @@ def recompute_all(session: Session, *, now: datetime, today: date) -> int:
     session.execute(insert(CreditScore).from_select(
         ["subject_bidx", "score", "tier", "computed_at"], rows))
     written = session.scalar(select(func.count()).select_from(CreditScore)) or 0
-    session.commit()
     return int(written)
 
 
 def recompute_subjects(session: Session, bidxs: Sequence[bytes] | Select[Any], *,
                        now: datetime, today: date) -> int:
-    """Set-based recompute of some subjects inside the caller's transaction (no commit).
+    """Set-based recompute of some subjects inside the caller's unit of work.
 
     One statement whatever their number; ``bidxs`` is a list of keys or a SELECT of one bidx
     column (the importer passes its staging table). It sums the same records as
