@@ -29,23 +29,21 @@ postgres) at 127.0.0.1:5432 and Redis at 127.0.0.1:6379; creates and drops the d
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import jwt
 import psycopg
 import redis
-from bench_http import (
+from benchlib import (
     Load,
     Result,
     add_load_options,
@@ -53,9 +51,10 @@ from bench_http import (
     cpu_snapshot,
     free_port,
     log,
-    lowest_worker_share,
     run_wrk,
-    wait_until_serving,
+    start_server,
+    stop_server,
+    until_balanced,
     worker_split,
 )
 from cryptography.hazmat.primitives import serialization
@@ -125,37 +124,34 @@ def main() -> int:
                PROMETHEUS_MULTIPROC_DIR=str(tmp / "metrics"))
     (tmp / "metrics").mkdir()
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-    server = subprocess.Popen(
+    server = start_server(
         [gunicorn, "--chdir", str(ROOT / "scripts"), "--bind", f"127.0.0.1:{port}",
          "--worker-class", "gthread", "--workers", "2",
          "--threads", str(args.server_threads),
          "--log-level", "warning", "floors_app:create()"],
-        env=env, stdout=subprocess.DEVNULL, stderr=(tmp / "server.log").open("wb"),
-        start_new_session=True)
+        env, port, "/xinyi/healthz", tmp / "server.log")
     results: list[Result] = []
+
+    def measure(name: str, load: Load) -> Result:
+        before = cpu_snapshot(server.pid, args.database)
+        raw = run_wrk(load, port, args.seconds, args.connections, args.threads, tmp)
+        res = Result(name=name, cpu=cpu_delta(before, cpu_snapshot(
+            server.pid, args.database)), **raw)
+        log(f"{name}: {res.rps:,.0f} req/s, p99 {res.p99_ms:.1f} ms, non-2xx "
+            f"{res.non2xx}, worker CPU split {worker_split(res.cpu)}")
+        return res
+
     try:
-        wait_until_serving(server, port, "/xinyi/healthz", tmp / "server.log")
         for name, method, path in ENDPOINTS:
             load = Load("static", path=path, method=method,
                         body=body if method == "POST" else None,
                         auth=f"Bearer {token}" if path == "/issue" else None)
             run_wrk(load, port, args.warmup, args.connections, args.threads, tmp)
-            for attempt in range(1, args.tries + 1):
-                before = cpu_snapshot(server.pid, args.database)
-                raw = run_wrk(load, port, args.seconds, args.connections, args.threads, tmp)
-                res = Result(name=name, cpu=cpu_delta(before, cpu_snapshot(
-                    server.pid, args.database)), tries=attempt, **raw)
-                log(f"{name}: {res.rps:,.0f} req/s, p99 {res.p99_ms:.1f} ms, non-2xx "
-                    f"{res.non2xx}, worker CPU split {worker_split(res.cpu)}")
-                if lowest_worker_share(res.cpu) >= 0.25 or res.errors:
-                    break
-            results.append(res)
+            results.append(until_balanced(partial(measure, name, load), args.tries))
         with psycopg.connect(db_url) as conn:
             written = conn.execute("SELECT count(*) FROM floor_log").fetchone()
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGTERM)
-        server.wait(15)
+        stop_server(server)
 
     hello, healthz = results[0].rps, results[1].rps
     print()

@@ -1,4 +1,5 @@
--- wrk script driven by scripts/bench_http.py (not meant to be run by hand).
+-- wrk script driven by run_wrk in scripts/benchlib.py, for bench_http.py and bench_floors.py
+-- (not meant to be run by hand).
 --
 -- Configuration comes from the environment:
 --   BENCH_MODE     "static": one request (BENCH_METHOD, BENCH_PATH, BENCH_AUTH, BENCH_BODY)

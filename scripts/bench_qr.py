@@ -24,6 +24,7 @@ from qrcode.constants import ERROR_CORRECT_M
 from qrcode.image.pil import PilImage
 
 from xinyi.credentials import qr, tokens
+from xinyi.jwk import SigningKey
 
 
 def rate(fn: Callable[[], object], seconds: float) -> float:
@@ -56,7 +57,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="time per measurement")
     args = parser.parse_args()
 
-    key = tokens.SigningKey.generate()
+    key = SigningKey.generate()
     keys = {key.kid: key.public_key}
     now = datetime.now(UTC)
 

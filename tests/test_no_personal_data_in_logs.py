@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.conftest import CAPTURED_LOGS, SENSITIVE_VALUES
+from tests.factories import CAPTURED_LOGS, SENSITIVE_VALUES
 
 PATTERNS = {
     "id number": re.compile(

@@ -15,7 +15,7 @@ import pytest
 import requests
 from sqlalchemy import text
 
-from tests.conftest import (
+from tests.factories import (
     SENSITIVE_VALUES,
     TEST_DATABASE_URL,
     TEST_REDIS_URL,

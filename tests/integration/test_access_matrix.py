@@ -18,7 +18,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.conftest import (
+from tests.factories import (
     api_client_headers,
     citizen_headers,
     make_settings,

@@ -12,18 +12,13 @@ from urllib.parse import quote
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from tests.conftest import SENSITIVE_VALUES, api_client_headers, bearer, staff_headers
+from tests.factories import SENSITIVE_VALUES, api_client_headers, bearer, count, staff_headers
 from xinyi.auth.models import ApiClient, ApiKey
 
 KEY_FORMAT = re.compile(r"xyk_(?P<id>[0-9a-f]{16})_(?P<secret>[\w-]{40,})")
 COLLECTIONS = ("partners", "orgs", "providers")
-
-
-def count(app: Flask, model: Any) -> int:
-    with app.extensions["xinyi"].db.session() as s:
-        return int(s.scalar(select(func.count()).select_from(model)) or 0)
 
 
 def authenticated_status(client: FlaskClient, api_key: str) -> int:

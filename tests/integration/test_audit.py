@@ -14,7 +14,7 @@ from flask import Flask
 from sqlalchemy import Engine, create_engine, delete, func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.conftest import ROOT
+from tests.factories import ROOT
 from xinyi.audit.checkpoints import make_checkpoint, verify_all
 from xinyi.audit.models import AccessLogEntry
 from xinyi.audit.service import EMPTY, GENESIS, Access, ChainBusy, append, entry_hash

@@ -1,16 +1,19 @@
 from __future__ import annotations
 
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from tests.conftest import PASSWORD, bearer, login, random_phone, register_citizen, valid_id_number
+from tests.factories import (
+    PASSWORD,
+    bearer,
+    count,
+    login,
+    random_phone,
+    register_citizen,
+    staff_headers,
+    valid_id_number,
+)
 from xinyi.auth.models import Account, AuthSession
-
-
-def count_accounts(app) -> int:  # type: ignore[no-untyped-def]
-    deps = app.extensions["xinyi"]
-    with deps.db.session() as s:
-        return int(s.scalar(select(func.count()).select_from(Account)) or 0)
 
 
 def test_register_returns_masked_identity(client: FlaskClient) -> None:
@@ -47,34 +50,34 @@ def test_identity_numbers_are_encrypted_at_rest(app, client: FlaskClient) -> Non
 def test_second_account_for_same_id_number_is_refused(app, client: FlaskClient) -> None:  # type: ignore[no-untyped-def]
     idn = valid_id_number(11)
     register_citizen(client, id_number=idn)
-    before = count_accounts(app)
+    before = count(app, Account)
     resp = client.post("/v1/auth/register", json={
         "phone": random_phone(), "password": PASSWORD, "name": "李四", "id_number": idn})
     assert resp.status_code == 409
     assert resp.get_json()["code"] == "id_number_taken"
-    assert count_accounts(app) == before
+    assert count(app, Account) == before
 
 
 def test_second_account_for_same_phone_is_refused(app, client: FlaskClient) -> None:  # type: ignore[no-untyped-def]
     citizen = register_citizen(client)
-    before = count_accounts(app)
+    before = count(app, Account)
     resp = client.post("/v1/auth/register", json={
         "phone": citizen["phone"], "password": PASSWORD, "name": "李四",
         "id_number": valid_id_number(12)})
     assert resp.status_code == 409 and resp.get_json()["code"] == "phone_taken"
-    assert count_accounts(app) == before
+    assert count(app, Account) == before
 
 
 def test_same_phone_in_fullwidth_digits_is_not_a_second_account(app, client: FlaskClient) -> None:  # type: ignore[no-untyped-def]
     citizen = register_citizen(client)
-    before = count_accounts(app)
+    before = count(app, Account)
     fullwidth = citizen["phone"][:2] + "".join(chr(0xFF10 + int(d)) for d in citizen["phone"][2:])
     resp = client.post("/v1/auth/register", json={
         "phone": fullwidth, "password": PASSWORD, "name": "李四",
         "id_number": valid_id_number(14)})
     assert resp.status_code == 422, resp.get_json()
     assert resp.get_json()["errors"][0]["field"] == "phone"
-    assert count_accounts(app) == before
+    assert count(app, Account) == before
 
 
 def test_invalid_id_number_is_refused_naming_the_field(app, client: FlaskClient) -> None:  # type: ignore[no-untyped-def]
@@ -88,7 +91,7 @@ def test_invalid_id_number_is_refused_naming_the_field(app, client: FlaskClient)
         assert resp.content_type == "application/problem+json"
         assert problem["errors"][0]["field"] == "id_number"
         assert bad not in resp.get_data(as_text=True)
-    assert count_accounts(app) == 0
+    assert count(app, Account) == 0
 
 
 def test_wrong_password_is_refused(client: FlaskClient) -> None:
@@ -146,8 +149,6 @@ def test_logout_revokes_access_and_refresh_at_once(client: FlaskClient) -> None:
 
 def test_staff_login_carries_role_and_cannot_read_citizen_me(app, client: FlaskClient) -> None:  # type: ignore[no-untyped-def]
     import jwt
-
-    from tests.conftest import staff_headers
 
     headers = staff_headers(app, client, "reviewer")
     token = headers["Authorization"].split()[1]

@@ -15,12 +15,12 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client import CONTENT_TYPE_LATEST
-from sqlalchemy import func, select
 
-from tests.conftest import (
+from tests.factories import (
     PASSWORD,
     SENSITIVE_VALUES,
     citizen_headers,
+    count,
     random_phone,
     staff_headers,
     valid_id_number,
@@ -72,9 +72,7 @@ def make_target(name: str, app: Flask, client: FlaskClient) -> Target:
 
 
 def counts(app: Flask, models: tuple[Any, ...]) -> dict[str, int]:
-    with app.extensions["xinyi"].db.session() as s:
-        return {m.__tablename__: int(s.scalar(select(func.count()).select_from(m)) or 0)
-                for m in models}
+    return {m.__tablename__: count(app, m) for m in models}
 
 
 def assert_problem(resp: Any, status: int | None = None, code: str | None = None) -> dict[str, Any]:

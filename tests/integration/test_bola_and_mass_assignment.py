@@ -11,12 +11,12 @@ import jwt
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
 
-from tests.conftest import (
+from tests.factories import (
     PASSWORD,
     SENSITIVE_VALUES,
     bearer,
+    count,
     login,
     random_phone,
     register_citizen,
@@ -25,11 +25,6 @@ from tests.conftest import (
 )
 from xinyi.auth.models import Account, ApiClient, ApiKey
 from xinyi.citizens.models import Citizen
-
-
-def count(app: Flask, model: Any) -> int:
-    with app.extensions["xinyi"].db.session() as s:
-        return int(s.scalar(select(func.count()).select_from(model)) or 0)
 
 
 def forge(app: Flask, *, sub: str, sid: str, role: str = "citizen") -> str:

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import create_engine, func, select, text, update
 
-from tests.conftest import valid_id_number
+from tests.factories import valid_id_number
 from xinyi.audit.models import AccessLogEntry
 from xinyi.audit.service import Access, append
 from xinyi.cli import alembic_config, main

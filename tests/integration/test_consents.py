@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from tests.conftest import (
+from tests.factories import (
     api_client_headers,
     bearer,
+    count,
     login,
     register_citizen,
     staff_headers,
@@ -113,10 +114,8 @@ def read(client: FlaskClient, w: World, scope: str | None = None) -> Any:
 
 
 def written(app: Flask) -> dict[str, int]:
-    deps = app.extensions["xinyi"]
-    with deps.db.session() as s:
-        return {m.__name__: int(s.scalar(select(func.count()).select_from(m)) or 0)
-                for m in (ConsentRequest, Consent, AccessLogEntry, OutboxEvent)}
+    return {m.__name__: count(app, m)
+            for m in (ConsentRequest, Consent, AccessLogEntry, OutboxEvent)}
 
 
 def topics(app: Flask) -> list[tuple[str, dict[str, Any]]]:

@@ -14,15 +14,17 @@ from flask.testing import FlaskClient
 from joserfc import jws
 from joserfc.jwk import OKPKey
 from PIL import Image
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from tests.conftest import (
+from tests.factories import (
     SENSITIVE_VALUES,
     api_client_headers,
     bearer,
+    count,
     login,
     register_citizen,
     staff_headers,
+    valid_id_number,
 )
 from xinyi.audit.models import AccessLogEntry
 from xinyi.audit.service import verify_chains
@@ -57,11 +59,6 @@ def verify(client: FlaskClient, headers: dict[str, str], credential: str,
                        json={"credential": credential, "benefit": benefit},
                        headers={**headers, **extra})
 
-
-def log_count(app: Flask) -> int:
-    deps = app.extensions["xinyi"]
-    with deps.db.session() as s:
-        return int(s.scalar(select(func.count()).select_from(AccessLogEntry)) or 0)
 
 
 def test_issued_credential_follows_the_contract(client: FlaskClient) -> None:
@@ -168,10 +165,10 @@ def test_verification_answers_once_and_logs_the_access(app: Flask, client: Flask
     assert body["decision"] == "eligible" and body["tier"] == "A"
     assert body["benefit"]["limits"]["deposit_waived_fen"] > 0
     assert body["subject"].startswith("ps_")
-    assert log_count(app) == 1
+    assert count(app, AccessLogEntry) == 1
     again = verify(client, library, cred["qr_payload"])
     assert again.status_code == 409 and again.get_json()["code"] == "credential_used"
-    assert log_count(app) == 1
+    assert count(app, AccessLogEntry) == 1
     queries = client.get("/v1/me/queries", headers=me)
     assert queries.status_code == 200
     assert queries.get_json()["items"][0]["action"] == "verification"
@@ -193,7 +190,7 @@ def test_same_idempotency_key_returns_the_first_answer(app: Flask, client: Flask
     assert other.get_json()["errors"] == [{
         "field": "Idempotency-Key", "location": "headers",
         "messages": ["already used for another credential or benefit"]}]
-    assert log_count(app) == 1
+    assert count(app, AccessLogEntry) == 1
 
 
 def test_short_code_verifies_once(app: Flask, client: FlaskClient) -> None:
@@ -209,7 +206,7 @@ def test_guessed_short_codes_are_refused_and_rate_limited(app: Flask,
     library = partner(app, client)
     codes = [verify(client, library, f"{n:018d}").status_code for n in range(31)]
     assert codes[:30] == [422] * 30 and codes[30] == 429
-    assert log_count(app) == 0
+    assert count(app, AccessLogEntry) == 0
 
 
 def test_subject_is_stable_per_partner_and_differs_between_partners(
@@ -241,7 +238,7 @@ def test_tampered_credentials_are_invalid_and_leave_nothing(
            "flip": payload[:60] + ("A" if payload[60] != "A" else "B") + payload[61:]}[mutation]
     resp = verify(client, library, bad)
     assert resp.status_code == 422 and resp.get_json()["code"] == "credential_invalid"
-    assert log_count(app) == 0
+    assert count(app, AccessLogEntry) == 0
     assert verify(client, library, payload).status_code == 200
 
 
@@ -271,8 +268,6 @@ def test_benefit_must_exist_and_suit_the_partner(app: Flask, client: FlaskClient
 
 
 def test_low_score_gets_standard_terms_never_a_refusal(app: Flask, client: FlaskClient) -> None:
-    from tests.conftest import valid_id_number
-
     operator = staff_headers(app, client, "operator")
     provider, _ = api_client_headers(client, operator, "providers")
     idn = valid_id_number(555)
@@ -291,8 +286,6 @@ def test_low_score_gets_standard_terms_never_a_refusal(app: Flask, client: Flask
 
 
 def test_black_list_entry_withholds_the_benefit(app: Flask, client: FlaskClient) -> None:
-    from tests.conftest import valid_id_number
-
     operator = staff_headers(app, client, "operator")
     provider, _ = api_client_headers(client, operator, "providers")
     idn = valid_id_number(556)
@@ -412,7 +405,7 @@ def test_a_verification_that_fails_to_record_does_not_use_up_the_credential(
     monkeypatch.setattr(verification, "append", failing_append)
     failed = verify(client, library, cred["qr_payload"])
     assert failed.status_code == 500 and "disk full" not in failed.get_data(as_text=True)
-    assert log_count(app) == 0
+    assert count(app, AccessLogEntry) == 0
     monkeypatch.setattr(verification, "append", real_append)
     assert verify(client, library, cred["qr_payload"]).status_code == 200
 
@@ -427,7 +420,7 @@ def test_second_use_is_refused_even_if_redis_forgot_the_first(
         redis_client.delete(key)
     again = verify(client, library, cred["qr_payload"])
     assert again.status_code == 409 and again.get_json()["code"] == "credential_used"
-    assert log_count(app) == 1
+    assert count(app, AccessLogEntry) == 1
 
 
 def first_lookup_misses(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, list[int]]:
@@ -462,9 +455,9 @@ def test_losing_a_race_for_an_idempotency_key_does_not_use_up_the_credential(
     assert lost.status_code == 422, lost.get_json()
     assert lost.get_json()["code"] == "idempotency_key_reused"
     monkeypatch.setattr(verification, "_previous", real_previous)
-    assert log_count(app) == 1
+    assert count(app, AccessLogEntry) == 1
     assert verify(client, library, second["qr_payload"], key="scan-8").status_code == 200
-    assert log_count(app) == 2
+    assert count(app, AccessLogEntry) == 2
 
 
 def test_a_retry_that_meets_its_first_request_in_flight_gets_that_answer(
@@ -484,7 +477,7 @@ def test_a_retry_that_meets_its_first_request_in_flight_gets_that_answer(
     assert retry.status_code == 200, retry.get_json()
     assert retry.get_json() == first.get_json()
     assert len(calls) == 2
-    assert log_count(app) == 1
+    assert count(app, AccessLogEntry) == 1
     # Another key (or none) on the same credential is a second use, not a retry.
     monkeypatch.setattr(verification, "_previous", real_previous)
     for key in ("scan-10", None):
@@ -507,4 +500,4 @@ def test_a_retry_whose_first_request_is_still_running_is_told_to_retry(
     assert retry.status_code == 409, retry.get_json()
     assert retry.get_json()["code"] == "verification_in_progress"
     assert retry.headers["Retry-After"] == "1"
-    assert log_count(app) == 1
+    assert count(app, AccessLogEntry) == 1

@@ -28,10 +28,11 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from stdnum.cn import ric
 
-from tests.conftest import (
+from tests.factories import (
     SENSITIVE_VALUES,
     api_client_headers,
     bearer,
+    count,
     login,
     register_citizen,
     staff_headers,
@@ -108,12 +109,6 @@ def records(app: Flask, provider_id: uuid.UUID) -> dict[str, CreditRecord]:
     with deps.db.session() as s:
         return {r.provider_ref: r for r in s.scalars(
             select(CreditRecord).where(CreditRecord.provider_id == provider_id))}
-
-
-def count(app: Flask, model: Any) -> int:
-    deps = app.extensions["xinyi"]
-    with deps.db.session() as s:
-        return int(s.scalar(select(func.count()).select_from(model)) or 0)
 
 
 def read_rejects(path: Path) -> list[dict[str, str]]:

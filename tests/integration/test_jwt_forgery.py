@@ -24,7 +24,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from tests.conftest import SENSITIVE_VALUES, bearer, login, register_citizen, staff_headers
+from tests.factories import SENSITIVE_VALUES, bearer, login, register_citizen, staff_headers
 from xinyi.auth.models import AuthSession
 
 

@@ -9,7 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import update
 
-from tests.conftest import bearer, login, register_citizen
+from tests.factories import bearer, login, register_citizen
 from tests.integration.test_consents import (
     PURPOSE,
     approve,

@@ -7,11 +7,12 @@ from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from tests.conftest import (
+from tests.factories import (
     api_client_headers,
     bearer,
+    count,
     login,
     register_citizen,
     staff_headers,
@@ -44,12 +45,6 @@ def push(client: FlaskClient, headers: dict[str, str], *items: dict[str, Any]) -
     assert resp.status_code == 200, resp.get_json()
     results: list[Any] = resp.get_json()["results"]
     return results
-
-
-def count(app: Flask, model: Any) -> int:
-    deps = app.extensions["xinyi"]
-    with deps.db.session() as s:
-        return int(s.scalar(select(func.count()).select_from(model)) or 0)
 
 
 def test_batch_is_idempotent_per_reference(app: Flask, client: FlaskClient) -> None:
@@ -247,9 +242,7 @@ def test_staff_reading_the_lists_leaves_an_entry_in_each_shown_citizens_log(
     assert entry["scope"] == "lists"
     client.get("/v1/admin/lists?list=red", headers=auditor)  # shows neither of them
     assert client.get("/v1/me/queries", headers=me).get_json()["meta"]["total"] == 1
-    deps = app.extensions["xinyi"]
-    with deps.db.session() as s:
-        assert s.scalar(select(func.count()).select_from(AccessLogEntry)) == 2  # and `other`
+    assert count(app, AccessLogEntry) == 2  # and `other`
 
 
 def test_minor_record_without_legal_basis_lists_nobody(app: Flask, client: FlaskClient) -> None:

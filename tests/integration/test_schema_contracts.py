@@ -9,7 +9,7 @@ import pytest
 from alembic import command
 from sqlalchemy import text
 
-from tests.conftest import ROOT, TEST_DATABASE_URL
+from tests.factories import ROOT, TEST_DATABASE_URL
 from xinyi.cli import alembic_config, build_openapi
 from xinyi.db import make_engine
 

@@ -26,7 +26,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.conftest import (
+from tests.factories import (
     PASSWORD,
     SENSITIVE_VALUES,
     api_client_headers,

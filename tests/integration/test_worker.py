@@ -16,7 +16,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, delete, select, text
 from sqlalchemy.orm import Session
 
-from tests.conftest import valid_id_number
+from tests.factories import valid_id_number
 from tests.integration.test_records import item, provider, push
 from xinyi.worker import JOBS, run_once
 

@@ -31,15 +31,12 @@ from xinyi.credentials.tokens import (
     CredentialInvalid,
     CredentialNotYetValid,
     IssuedCredential,
-    SigningKey,
     is_short_code,
     issue,
     issue_batch,
-    jwks,
-    keys_from_jwks,
-    public_key_from_jwk,
     verify,
 )
+from xinyi.jwk import SigningKey, jwks, keys_from_jwks, public_key_from_jwk
 
 ISSUER = "xinyi"
 NOW = datetime(2026, 3, 1, 8, 30, tzinfo=UTC)
@@ -326,7 +323,7 @@ def test_oversized_input_is_refused_before_decoding(
 
     monkeypatch.setattr("xinyi.credentials.tokens.jwt.get_unverified_header", boom)
     monkeypatch.setattr("xinyi.credentials.tokens.jwt.decode", boom)
-    monkeypatch.setattr(tokens, "_b64url_decode_canonical", boom)
+    monkeypatch.setattr(tokens, "b64url_decode_canonical", boom)
     header, claims, sig = cred.qr_payload[4:].split(".")
     padded = "XY1:" + header + "." + claims + "A" * (2049 - len(cred.qr_payload)) + "." + sig
     assert len(padded) == 2049

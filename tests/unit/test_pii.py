@@ -9,7 +9,7 @@ from datetime import date
 import pytest
 from stdnum.cn import ric
 
-from tests.conftest import SENSITIVE_VALUES, random_phone, valid_id_number
+from tests.factories import SENSITIVE_VALUES, random_phone, valid_id_number
 from xinyi.logs import redact
 from xinyi.pii import (
     BlindIndex,

@@ -13,7 +13,8 @@ import zxingcpp
 from PIL import Image, ImageDraw
 
 from xinyi.credentials import qr, tokens
-from xinyi.credentials.tokens import SigningKey, issue, verify
+from xinyi.credentials.tokens import issue, verify
+from xinyi.jwk import SigningKey
 
 ISSUER = "xinyi"
 NOW = datetime(2026, 3, 1, 8, 30, tzinfo=UTC)

@@ -14,7 +14,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from xinyi.credentials.tokens import jwk_thumbprint
+from xinyi.jwk import jwk_thumbprint
 
 ACCESS_TYP = "at+jwt"
 REQUIRED = ["exp", "iat", "iss", "aud", "sub", "jti", "sid", "role"]

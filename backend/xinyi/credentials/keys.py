@@ -15,13 +15,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from xinyi.credentials.models import SigningKeyRow
-from xinyi.credentials.tokens import (
-    MAX_BATCH,
-    MAX_TTL_SECONDS,
-    SigningKey,
-    public_key_from_jwk,
-)
+from xinyi.credentials.tokens import MAX_BATCH, MAX_TTL_SECONDS
 from xinyi.deps import Deps
+from xinyi.jwk import SigningKey, public_key_from_jwk
 from xinyi.uow import after_commit, after_rollback
 
 PURPOSES = ("credential", "audit")
