@@ -122,8 +122,8 @@ def subset(url: str) -> float:
     from sqlalchemy import Column, LargeBinary, MetaData, Table, select
     from sqlalchemy.orm import Session
 
-    from xinyi.records.models import Subject
     from xinyi.scoring.service import recompute_subjects
+    from xinyi.subjects.models import Subject
     from xinyi.timeutil import china_today
 
     touched = Table("bench_touched", MetaData(), Column("bidx", LargeBinary),

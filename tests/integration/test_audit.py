@@ -18,7 +18,7 @@ from tests.factories import ROOT
 from xinyi.audit.checkpoints import make_checkpoint, verify_all
 from xinyi.audit.models import AccessLogEntry
 from xinyi.audit.service import EMPTY, GENESIS, Access, ChainBusy, append, entry_hash
-from xinyi.records.models import Subject
+from xinyi.subjects.models import Subject
 from xinyi.uow import UnitOfWork
 
 

@@ -17,7 +17,7 @@ from xinyi.cli import alembic_config, main
 from xinyi.config import load_settings
 from xinyi.credentials.models import SigningKeyRow
 from xinyi.deps import build_deps
-from xinyi.records.models import Subject
+from xinyi.subjects.models import Subject
 
 
 @pytest.fixture

@@ -25,9 +25,8 @@ from xinyi.audit.models import AccessLogEntry
 from xinyi.consents import service
 from xinyi.consents.models import Consent, ConsentRequest
 from xinyi.outbox.models import OutboxEvent
-from xinyi.partners.service import remember
 from xinyi.pii import IdNumber, PhoneNumber, mask_id_number
-from xinyi.subjects import ensure_subject
+from xinyi.subjects.service import ensure_subject, remember
 
 HOUR = 3600
 PURPOSE = "办理免押金借书：核实信用状况"

@@ -51,11 +51,12 @@ from xinyi.records.importer import (
     content_hash,
     import_records,
 )
-from xinyi.records.models import CreditRecord, ListEntry, Subject
+from xinyi.records.models import CreditRecord, ListEntry
 from xinyi.records.service import _content_hash, load_item
 from xinyi.scoring.models import CreditScore
 from xinyi.scoring.service import recompute_all, recompute_subjects
-from xinyi.subjects import subject_bidx
+from xinyi.subjects.models import Subject
+from xinyi.subjects.service import subject_bidx
 from xinyi.timeutil import china_today
 
 COLUMNS = ["ref", "id_number", "catalogue_code", "occurred_at", "summary", "occupation"]

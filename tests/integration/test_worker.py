@@ -23,7 +23,7 @@ from xinyi.worker import JOBS, run_once
 
 def test_jobs_do_due_work_once_and_then_nothing(app: Flask, client: FlaskClient) -> None:
     from xinyi.audit.service import Access, append
-    from xinyi.records.models import Subject
+    from xinyi.subjects.models import Subject
 
     push(client, provider(app, client), item(valid_id_number(777), "r"))
     deps = app.extensions["xinyi"]
@@ -49,8 +49,9 @@ def test_two_workers_sweeping_at_once_archive_each_record_once(
     committed: the record is archived once (one worker counts it, its archive time stays the
     first one's), not archived again over the first worker's work."""
     from xinyi.records import service
-    from xinyi.records.models import CreditRecord, Subject
+    from xinyi.records.models import CreditRecord
     from xinyi.scoring.models import CreditScore
+    from xinyi.subjects.models import Subject
 
     deps = app.extensions["xinyi"]
     if not deps.db.url.startswith("postgresql"):

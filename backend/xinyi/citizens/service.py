@@ -18,7 +18,7 @@ from xinyi.deps import Deps
 from xinyi.errors import Conflict, NotFound, ValidationFailed
 from xinyi.pii import IdNumber, InvalidIdentifier, PhoneNumber, mask_name
 from xinyi.scoring.service import recompute_subject
-from xinyi.subjects import ensure_subject
+from xinyi.subjects.service import ensure_subject
 from xinyi.timeutil import china_today
 from xinyi.uow import unique_or
 

@@ -28,12 +28,12 @@ from xinyi.consents.models import Consent, ConsentRequest
 from xinyi.deps import Deps
 from xinyi.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from xinyi.outbox.service import emit
-from xinyi.partners import service as partners
 from xinyi.pii import IdNumber
-from xinyi.records.models import Subject
 from xinyi.scoring import rules
 from xinyi.scoring.service import active_records
-from xinyi.subjects import ensure_subject
+from xinyi.subjects import service as subjects
+from xinyi.subjects.models import Subject
+from xinyi.subjects.service import ensure_subject
 from xinyi.timeutil import china_today
 from xinyi.uow import unique_or
 
@@ -112,7 +112,7 @@ def _partner_request_view(session: Session, deps: Deps, request: ConsentRequest,
                           now: datetime) -> dict[str, Any]:
     consent_id = session.scalar(select(Consent.id).where(Consent.request_id == request.id))
     return {"id": request.id,
-            "subject": partners.pseudonym(deps, request.partner_id, request.subject_bidx),
+            "subject": subjects.pseudonym(deps, request.partner_id, request.subject_bidx),
             "scope": request.scope, "purpose": request.purpose,
             "expires_in": request.requested_duration_seconds,
             "status": _request_status(request, now), "created_at": request.created_at,
@@ -131,8 +131,8 @@ def _partner(session: Session, partner_id: uuid.UUID) -> ApiClient:
 
 def _resolve(session: Session, partner: Principal, subject: str) -> bytes:
     if not _PSEUDONYM.fullmatch(subject):
-        raise partners.UnknownSubject()
-    return partners.resolve(session, partner.id, subject)
+        raise subjects.UnknownSubject()
+    return subjects.resolve(session, partner.id, subject)
 
 
 def request_consent(session: Session, deps: Deps, partner: Principal, *, subject: str,
@@ -273,7 +273,7 @@ def _decide(session: Session, request: ConsentRequest, status: str, now: datetim
 def _granted(session: Session, deps: Deps, consent: Consent, now: datetime) -> None:
     emit(session, "consent.granted", {
         "consent_id": str(consent.id), "partner_id": str(consent.partner_id),
-        "subject": partners.pseudonym(deps, consent.partner_id, consent.subject_bidx),
+        "subject": subjects.pseudonym(deps, consent.partner_id, consent.subject_bidx),
         "scope": consent.scope, "granted_at": consent.granted_at.isoformat(),
         "expires_at": consent.expires_at.isoformat(),
         "request_id": str(consent.request_id) if consent.request_id else None}, now=now)
@@ -354,7 +354,7 @@ def grant(session: Session, deps: Deps, account_id: uuid.UUID, *, partner_id: uu
         raise UnknownPartner()
     bidx = _own_subject(session, deps, account_id, now)
     # The partner learns the citizen under its own pseudonym, from the consent.granted event.
-    partners.remember(session, deps, partner.id, bidx)
+    subjects.remember(session, deps, partner.id, bidx)
     consent = Consent(id=uuid.uuid4(), subject_bidx=bidx, partner_id=partner.id, scope=scope,
                       purpose=purpose.strip(), granted_at=now,
                       expires_at=now + timedelta(seconds=expires_in), request_id=None)
@@ -385,7 +385,7 @@ def revoke(session: Session, deps: Deps, account_id: uuid.UUID,
         raise ConsentNotLive()
     emit(session, "consent.revoked", {
         "consent_id": str(consent.id), "partner_id": str(consent.partner_id),
-        "subject": partners.pseudonym(deps, consent.partner_id, consent.subject_bidx),
+        "subject": subjects.pseudonym(deps, consent.partner_id, consent.subject_bidx),
         "scope": consent.scope, "revoked_at": now.isoformat()}, now=now)
     log.info("consent revoked", extra={"event": "consent_revoked",
                                        "consent_id": str(consent.id),

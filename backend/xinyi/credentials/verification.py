@@ -26,8 +26,6 @@ from xinyi.credentials.models import Credential, Verification
 from xinyi.credentials.service import short_code_key
 from xinyi.deps import Deps
 from xinyi.errors import Conflict, DomainError, ValidationFailed
-from xinyi.partners.models import Pseudonym
-from xinyi.partners.service import pseudonym, remember
 from xinyi.scoring import rules
 from xinyi.scoring.models import CreditScore
 from xinyi.scoring.service import (
@@ -37,6 +35,8 @@ from xinyi.scoring.service import (
     credit_report,
     with_eligibility,
 )
+from xinyi.subjects.models import Pseudonym
+from xinyi.subjects.service import pseudonym, remember
 from xinyi.uow import after_rollback, restart_reading, unique_or
 
 log = logging.getLogger(__name__)

@@ -95,7 +95,7 @@ from xinyi.deps import Deps
 from xinyi.errors import DomainError, NotFound, ValidationFailed
 from xinyi.outbox.models import OutboxEvent
 from xinyi.pii import IdNumber
-from xinyi.records.models import CatalogueItem, CreditRecord, ListEntry, Subject
+from xinyi.records.models import CatalogueItem, CreditRecord, ListEntry
 from xinyi.records.schemas import OccurredAt, RecordItemIn
 from xinyi.records.service import (
     DuplicateReference,
@@ -106,7 +106,8 @@ from xinyi.records.service import (
 )
 from xinyi.scoring import rules
 from xinyi.scoring.service import recompute_subjects
-from xinyi.subjects import subject_bidx
+from xinyi.subjects.models import Subject
+from xinyi.subjects.service import subject_bidx
 from xinyi.timeutil import china_today
 
 log = logging.getLogger(__name__)

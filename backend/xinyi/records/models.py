@@ -56,16 +56,6 @@ class CatalogueItem(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class Subject(Base):
-    """A person known by ID number, registered or not: records attach here (R1, R2)."""
-
-    __tablename__ = "subjects"
-
-    bidx: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
-    id_number_enc: Mapped[bytes] = mapped_column(LargeBinary)
-    first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-
 class CreditRecord(Base):
     """A record pushed by a data provider. Points and periods are fixed when it is recorded,
     so a later catalogue edit never silently rewrites what a citizen was told."""

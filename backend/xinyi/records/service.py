@@ -26,11 +26,12 @@ from xinyi.deps import Deps
 from xinyi.errors import Conflict, DomainError, NotFound, ValidationFailed, field_errors
 from xinyi.outbox.service import emit
 from xinyi.pii import IdNumber, InvalidIdentifier, mask_id_number
-from xinyi.records.models import CatalogueItem, CreditRecord, ListEntry, Subject
+from xinyi.records.models import CatalogueItem, CreditRecord, ListEntry
 from xinyi.records.schemas import RecordItemIn, is_catalogue_code
 from xinyi.scoring import rules
 from xinyi.scoring.service import recompute_subject
-from xinyi.subjects import ensure_subject, subject_bidx
+from xinyi.subjects.models import Subject
+from xinyi.subjects.service import ensure_subject, subject_bidx
 from xinyi.timeutil import CHINA, china_today
 from xinyi.uow import unique_or
 

@@ -20,9 +20,10 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from xinyi.dbutil import insert_for, upsert
-from xinyi.records.models import CatalogueItem, CreditRecord, ListEntry, Subject
+from xinyi.records.models import CatalogueItem, CreditRecord, ListEntry
 from xinyi.scoring import rules
 from xinyi.scoring.models import BenefitRuleRow, CreditScore
+from xinyi.subjects.models import Subject
 from xinyi.timeutil import china_today
 
 

@@ -1,5 +1,6 @@
-"""Per-partner pseudonyms (R7 de-identification): HMAC of partner and subject, recorded once
-so a partner can later name the citizen it verified (consent requests, reports)."""
+"""Subjects: people known by ID number (blind index), registered or not (R1, R2), and the
+per-partner pseudonyms (R7 de-identification): HMAC of partner and subject, recorded once so a
+partner can later name the citizen it verified (consent requests, reports)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import base64
 import hashlib
 import hmac
 import uuid
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -14,7 +16,24 @@ from sqlalchemy.orm import Session
 from xinyi.dbutil import upsert
 from xinyi.deps import Deps
 from xinyi.errors import NotFound
-from xinyi.partners.models import Pseudonym
+from xinyi.pii import IdNumber
+from xinyi.subjects.models import Pseudonym, Subject
+
+
+def subject_bidx(deps: Deps, id_number: IdNumber) -> bytes:
+    return deps.bidx(id_number.value, kind="id_number")
+
+
+def ensure_subject(session: Session, deps: Deps, id_number: IdNumber, now: datetime) -> bytes:
+    """The subject's key, creating the row (ID number encrypted) the first time it is seen."""
+    bidx = subject_bidx(deps, id_number)
+    if session.get(Subject, bidx) is None:
+        upsert(session, Subject.__table__,  # type: ignore[arg-type]
+               {"bidx": bidx, "first_seen_at": now,
+                "id_number_enc": deps.cipher.encrypt(id_number.value,
+                                                     context="subjects.id_number")},
+               key=["bidx"], update=[])
+    return bidx
 
 
 class UnknownSubject(NotFound):

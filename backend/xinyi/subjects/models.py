@@ -1,12 +1,26 @@
+"""The shared core every domain stands on: the subject (a person known by ID number) and the
+per-partner pseudonym that names them outside.
+"""
+
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from xinyi.db import Base, utcnow
+
+
+class Subject(Base):
+    """A person known by ID number, registered or not: records attach here (R1, R2)."""
+
+    __tablename__ = "subjects"
+
+    bidx: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    id_number_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Pseudonym(Base):

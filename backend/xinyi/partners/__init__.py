@@ -1,1 +1,0 @@
-"""Partner merchants: per-partner pseudonyms of citizens."""

@@ -1,0 +1,1 @@
+"""The shared core: subjects, their blind index and per-partner pseudonyms."""
