@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
+from typing import Any, Protocol
+
+from sqlalchemy import Select
+from sqlalchemy.orm import Session
 
 from xinyi.auth.passwords import Passwords
 from xinyi.auth.ratelimit import RateLimiter
@@ -15,6 +19,16 @@ from xinyi.db import Database, utcnow
 from xinyi.kv import KeyValue, make_kv
 from xinyi.localcache import LocalCache
 from xinyi.pii import BlindIndex, FieldCipher
+from xinyi.scoring.service import recompute_subjects
+
+
+class Rescore(Protocol):
+    """Recompute the scores of these subjects inside the caller's unit of work. Records and
+    registration call it through here, so that they need not import scoring (which reads
+    records): the dependency points one way."""
+
+    def __call__(self, session: Session, bidxs: Sequence[bytes] | Select[Any], *,
+                 now: datetime, today: date) -> int: ...
 
 
 @dataclass
@@ -28,6 +42,7 @@ class Deps:
     tokens: AccessTokens
     limiter: RateLimiter
     verifier: RealNameVerifier
+    rescore: Rescore
     clock: Callable[[], datetime] = utcnow
     cache: LocalCache = field(default_factory=LocalCache)
 
@@ -50,4 +65,5 @@ def build_deps(settings: Settings) -> Deps:
         ),
         limiter=RateLimiter(settings.redis_url),
         verifier=make_verifier(settings.realname_verifier),
+        rescore=recompute_subjects,
     )

@@ -14,10 +14,11 @@ from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, delete, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from tests.factories import valid_id_number
 from tests.integration.test_records import item, provider, push
+from xinyi.uow import UnitOfWork
 from xinyi.worker import JOBS, run_once
 
 
@@ -60,7 +61,7 @@ def test_two_workers_sweeping_at_once_archive_each_record_once(
     bidx, provider_id = uuid.uuid4().bytes * 2, uuid.uuid4()
     past = date.today() - timedelta(days=400)
     first_flushed, release = threading.Event(), threading.Event()
-    recompute = service.recompute_subject
+    recompute = deps.rescore
 
     def slow_recompute(session: Session, *args: Any, **kwargs: Any) -> int:
         if threading.current_thread().name == "first":
@@ -73,8 +74,10 @@ def test_two_workers_sweeping_at_once_archive_each_record_once(
 
     def sweep() -> None:
         try:
-            with Session(engine) as s:
-                counts[threading.current_thread().name] = service.archive_expired(s, deps)
+            with UnitOfWork(sessionmaker(engine)) as uow:
+                counts[threading.current_thread().name] = service.archive_expired(uow.session,
+                                                                                  deps)
+                uow.commit()
         except BaseException as exc:  # handed to the test thread
             errors.append(exc)
 
@@ -92,7 +95,7 @@ def test_two_workers_sweeping_at_once_archive_each_record_once(
                 display_until=past + timedelta(days=90))
             s.add(record)
             s.commit()
-        monkeypatch.setattr(service, "recompute_subject", slow_recompute)
+        monkeypatch.setattr(deps, "rescore", slow_recompute)
         first = threading.Thread(target=sweep, name="first")
         second = threading.Thread(target=sweep, name="second")
         first.start()

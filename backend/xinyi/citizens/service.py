@@ -17,7 +17,6 @@ from xinyi.citizens.models import Citizen
 from xinyi.deps import Deps
 from xinyi.errors import Conflict, NotFound, ValidationFailed
 from xinyi.pii import IdNumber, InvalidIdentifier, PhoneNumber, mask_name
-from xinyi.scoring.service import recompute_subject
 from xinyi.subjects.service import ensure_subject
 from xinyi.timeutil import china_today
 from xinyi.uow import unique_or
@@ -100,7 +99,7 @@ def register(session: Session, deps: Deps, *, phone: str, password: str, name: s
         # The citizen becomes a subject now, so a score, a pseudonym and an access log can
         # attach even before any record arrives.
         bidx = ensure_subject(session, deps, parsed_id, now)
-    recompute_subject(session, bidx, now=now, today=china_today(now))
+    deps.rescore(session, [bidx], now=now, today=china_today(now))
     log.info("citizen registered", extra={"event": "citizen_registered",
                                           "account_id": str(account.id)})
     return _profile(deps, citizen)

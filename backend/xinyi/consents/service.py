@@ -29,8 +29,8 @@ from xinyi.deps import Deps
 from xinyi.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from xinyi.outbox.service import emit
 from xinyi.pii import IdNumber
+from xinyi.records.service import active_records
 from xinyi.scoring import rules
-from xinyi.scoring.service import active_records
 from xinyi.subjects import service as subjects
 from xinyi.subjects.models import Subject
 from xinyi.subjects.service import ensure_subject

@@ -17,9 +17,10 @@ from xinyi.credentials.models import Credential
 from xinyi.credentials.tokens import IssuedCredential, issue_batch
 from xinyi.deps import Deps
 from xinyi.errors import NotFound, ValidationFailed
+from xinyi.records.service import black_listed
 from xinyi.scoring import rules
 from xinyi.scoring.models import CreditScore
-from xinyi.scoring.service import benefit_rules, black_listed, credit_report
+from xinyi.scoring.service import benefit_rules, credit_report
 from xinyi.uow import after_rollback
 
 log = logging.getLogger(__name__)

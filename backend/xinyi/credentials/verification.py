@@ -26,12 +26,12 @@ from xinyi.credentials.models import Credential, Verification
 from xinyi.credentials.service import short_code_key
 from xinyi.deps import Deps
 from xinyi.errors import Conflict, DomainError, ValidationFailed
+from xinyi.records.service import black_listed
 from xinyi.scoring import rules
 from xinyi.scoring.models import CreditScore
 from xinyi.scoring.service import (
     BenefitView,
     benefit_rules,
-    black_listed,
     credit_report,
     with_eligibility,
 )

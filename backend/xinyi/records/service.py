@@ -12,8 +12,9 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from marshmallow import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import Subquery, func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from xinyi.audit.models import AccessLogEntry
 from xinyi.audit.service import staff_read
@@ -26,10 +27,9 @@ from xinyi.deps import Deps
 from xinyi.errors import Conflict, DomainError, NotFound, ValidationFailed, field_errors
 from xinyi.outbox.service import emit
 from xinyi.pii import IdNumber, InvalidIdentifier, mask_id_number
+from xinyi.records import rules
 from xinyi.records.models import CatalogueItem, CreditRecord, ListEntry
 from xinyi.records.schemas import RecordItemIn, is_catalogue_code
-from xinyi.scoring import rules
-from xinyi.scoring.service import recompute_subject
 from xinyi.subjects.models import Subject
 from xinyi.subjects.service import ensure_subject, subject_bidx
 from xinyi.timeutil import CHINA, china_today
@@ -222,7 +222,7 @@ def _submit_one(session: Session, deps: Deps, provider: Principal, raw: Any,
         _archive(session, record, "expired", now)
     else:
         _enter_list(session, record, cat, now)
-    recompute_subject(session, bidx, now=now, today=today)
+    deps.rescore(session, [bidx], now=now, today=today)
     return ItemResult(item["ref"], "created", record.id)
 
 
@@ -278,7 +278,7 @@ def correct_record(session: Session, deps: Deps, provider: Principal, record_id:
             _enter_list(session, record, cat, now)
     if expired:
         _archive(session, record, "expired", now)
-    recompute_subject(session, record.subject_bidx, now=now, today=today)
+    deps.rescore(session, [record.subject_bidx], now=now, today=today)
     session.flush()
     return record
 
@@ -290,7 +290,7 @@ def withdraw_record(session: Session, deps: Deps, provider: Principal,
     record = _owned(session, provider, record_id)
     if record.status == "active":
         _archive(session, record, "withdrawn", now)
-        recompute_subject(session, record.subject_bidx, now=now, today=china_today(now))
+        deps.rescore(session, [record.subject_bidx], now=now, today=china_today(now))
 
 
 def _archive(session: Session, record: CreditRecord, reason: str, now: datetime) -> None:
@@ -314,8 +314,8 @@ def archive_expired_batch(session: Session, deps: Deps, *, batch: int = 5000) ->
         _archive(session, record, "expired", now)
         touched.add(record.subject_bidx)
     session.flush()
-    for bidx in touched:
-        recompute_subject(session, bidx, now=now, today=today)
+    if touched:
+        deps.rescore(session, sorted(touched), now=now, today=today)
     return len(records)
 
 
@@ -463,3 +463,39 @@ def statistics(session: Session, *, now: datetime, days: int = 30) -> dict[str, 
         "records_by_domain_and_severity": [
             {"domain": d, "severity": s, "polarity": p, "records": n} for d, s, p, n in rows],
     }
+
+
+# ---- query pieces for the domains that read records (scoring, credentials, consents) -------
+
+def counted_points(today: date) -> Subquery:
+    """``(bidx, points)`` of every record that counts towards a score today: active, inside
+    its display period (R10) and already occurred."""
+    return (select(CreditRecord.subject_bidx.label("bidx"), CreditRecord.points.label("points"))
+            .where(CreditRecord.status == "active", CreditRecord.display_until > today,
+                   CreditRecord.occurred_on <= today)
+            .subquery("counted"))
+
+
+def active_records(session: Session, bidx: bytes) -> list[rules.ActiveRecord]:
+    rows = session.execute(
+        select(CreditRecord, CatalogueItem)
+        .join(CatalogueItem, CatalogueItem.code == CreditRecord.catalogue_code)
+        .where(CreditRecord.subject_bidx == bidx, CreditRecord.status == "active"))
+    out = []
+    for record, item in rows:
+        out.append(rules.ActiveRecord(
+            record_id=str(record.id), catalogue_code=item.code, name_zh=item.name_zh,
+            name_en=item.name_en, polarity=rules.Polarity(item.polarity),
+            severity=rules.Severity(item.severity) if item.severity else None,
+            points=record.points, occurred_on=record.occurred_on,
+            display_months=record.display_months,
+            repair_after_months=record.repair_after_months,
+            repairable_by_volunteering=item.repairable_by_volunteering))
+    return out
+
+
+def black_listed(subject: Any) -> ColumnElement[bool]:
+    """Whether ``subject`` (a bidx value or column) has an open black-list entry."""
+    return (select(ListEntry.id).where(ListEntry.subject_bidx == subject,
+                                       ListEntry.list == "black", ListEntry.left_at.is_(None))
+            .exists())

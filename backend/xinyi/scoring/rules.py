@@ -17,7 +17,6 @@ Two policy limits shape this module:
 
 from __future__ import annotations
 
-import calendar
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -25,6 +24,25 @@ from decimal import ROUND_FLOOR, Decimal
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Final
+
+from xinyi.records.rules import (
+    SEVERITY_DEFAULTS,
+    ActiveRecord,
+    CreditList,
+    Polarity,
+    Severity,
+    SeverityRule,
+    add_months,
+    display_until,
+    earliest_repair,
+    is_displayed,
+    list_for,
+)
+
+# The record rules are part of the vocabulary of the scoring rules.
+__all__ = ["SEVERITY_DEFAULTS", "ActiveRecord", "CreditList", "Polarity", "Severity",
+           "SeverityRule", "add_months", "display_until", "earliest_repair", "is_displayed",
+           "list_for"]
 
 SCORE_MIN: Final = 350
 SCORE_MAX: Final = 950
@@ -57,142 +75,6 @@ def tier_for(score: int) -> str:
         if score >= lowest:
             return tier
     return TIER_LOWEST
-
-
-class Severity(StrEnum):
-    """How grave a negative record is (轻微 / 一般 / 严重); it fixes display and repair periods."""
-
-    MINOR = "minor"
-    GENERAL = "general"
-    SERIOUS = "serious"
-
-
-class Polarity(StrEnum):
-    """Whether a record shows trustworthiness (守信) or dishonesty (失信)."""
-
-    POSITIVE = "positive"
-    NEGATIVE = "negative"
-
-
-class CreditList(StrEnum):
-    """The red list (红名单) and black list (黑名单) that partners are told about (R5)."""
-
-    RED = "red"
-    BLACK = "black"
-
-
-@dataclass(frozen=True, slots=True)
-class SeverityRule:
-    """Default periods for a severity; a catalogue item may differ only on a legal basis."""
-
-    display_months: int
-    repair_after_months: int
-    repairable_by_volunteering: bool
-
-
-SEVERITY_DEFAULTS: Final[Mapping[Severity, SeverityRule]] = MappingProxyType(
-    {
-        Severity.MINOR: SeverityRule(3, 0, True),
-        Severity.GENERAL: SeverityRule(12, 3, True),
-        # Serious dishonesty is never washed away by volunteering alone (DESIGN §7).
-        Severity.SERIOUS: SeverityRule(36, 12, False),
-    }
-)
-
-
-def list_for(
-    polarity: Polarity, severity: Severity | None, legal_basis: str | None
-) -> CreditList | None:
-    """Which list, if any, a catalogue item puts a person on.
-
-    Joint reward and joint punishment need a legal basis (R5, 国发〔2016〕33号), so an item
-    without one is on no list and restricts nothing; of the negative items only serious ones
-    with a legal basis are black-list entries.
-    """
-    if not legal_basis or not legal_basis.strip():
-        return None
-    if polarity is Polarity.POSITIVE:
-        return CreditList.RED
-    if severity is Severity.SERIOUS:
-        return CreditList.BLACK
-    return None
-
-
-def add_months(d: date, months: int) -> date:
-    """Calendar-month arithmetic clamped to the month's end (Jan 31 + 1 month = Feb 28/29).
-
-    Display periods in the policies are stated in months and years, so they must follow
-    the calendar, not a fixed number of days.
-    """
-    index = d.year * 12 + (d.month - 1) + months
-    year, month0 = divmod(index, 12)
-    month = month0 + 1
-    day = min(d.day, calendar.monthrange(year, month)[1])
-    return date(year, month, day)
-
-
-def display_until(occurred_on: date, display_months: int) -> date:
-    """The first day on which a record is no longer shown or used (exclusive end)."""
-    return add_months(occurred_on, display_months)
-
-
-def is_displayed(occurred_on: date, display_months: int, today: date) -> bool:
-    """Whether a record may be shown and used today (R10).
-
-    Shown from its occurrence date and strictly before :func:`display_until`; a record dated
-    in the future is not in effect yet.
-    """
-    return occurred_on <= today < display_until(occurred_on, display_months)
-
-
-def earliest_repair(occurred_on: date, repair_after_months: int) -> date:
-    """The first day a credit repair (信用修复) may be applied for."""
-    return add_months(occurred_on, repair_after_months)
-
-
-@dataclass(frozen=True, slots=True)
-class ActiveRecord:
-    """A citizen's record joined with its catalogue item, as the score needs it.
-
-    Repaired records are archived and must not be passed here (R9); records past display
-    may be passed and are ignored.
-    """
-
-    record_id: str
-    catalogue_code: str
-    name_zh: str
-    name_en: str
-    polarity: Polarity
-    severity: Severity | None
-    points: int
-    occurred_on: date
-    display_months: int
-    repair_after_months: int | None
-    repairable_by_volunteering: bool
-
-    def __post_init__(self) -> None:
-        # A sign error would silently turn a penalty into a reward; refuse it at the door.
-        if self.polarity is Polarity.POSITIVE and self.points < 0:
-            raise ValueError(f"positive record {self.record_id} has negative points")
-        if self.polarity is Polarity.NEGATIVE and self.points > 0:
-            raise ValueError(f"negative record {self.record_id} has positive points")
-        if self.display_months < 0:
-            raise ValueError(f"record {self.record_id} has a negative display period")
-        if self.repair_after_months is not None and self.repair_after_months < 0:
-            raise ValueError(f"record {self.record_id} has a negative repair period")
-
-    @property
-    def display_until(self) -> date:
-        return display_until(self.occurred_on, self.display_months)
-
-    @property
-    def volunteering_allowed(self) -> bool:
-        """Volunteering may repair it: never for serious records, whatever the item says."""
-        return (
-            self.repairable_by_volunteering
-            and self.repair_after_months is not None
-            and self.severity is not Severity.SERIOUS
-        )
 
 
 @dataclass(frozen=True, slots=True)

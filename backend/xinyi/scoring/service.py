@@ -14,13 +14,13 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Integer, Select, and_, case, delete, func, insert, literal, select
+from sqlalchemy import Integer, Select, case, delete, func, insert, literal, select
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from xinyi.dbutil import insert_for, upsert
-from xinyi.records.models import CatalogueItem, CreditRecord, ListEntry
+from xinyi.records.service import active_records, black_listed, counted_points
 from xinyi.scoring import rules
 from xinyi.scoring.models import BenefitRuleRow, CreditScore
 from xinyi.subjects.models import Subject
@@ -37,16 +37,12 @@ def _tier(score: ColumnElement[Any]) -> ColumnElement[str]:
                 else_=literal(rules.TIER_LOWEST))
 
 
-def _counted(today: date) -> ColumnElement[bool]:
-    return and_(CreditRecord.status == "active", CreditRecord.display_until > today,
-                CreditRecord.occurred_on <= today)
-
-
 def recompute_subject(session: Session, bidx: bytes, *, now: datetime, today: date) -> int:
     """Recompute one subject's score inside the caller's transaction."""
+    counted = counted_points(today)
     total = session.scalar(
-        select(func.coalesce(func.sum(CreditRecord.points), 0))
-        .where(CreditRecord.subject_bidx == bidx, _counted(today))) or 0
+        select(func.coalesce(func.sum(counted.c.points), 0))
+        .where(counted.c.bidx == bidx)) or 0
     score = rules.clamp_score(rules.SCORE_BASE + int(total))
     upsert(session, CreditScore.__table__,  # type: ignore[arg-type]
            {"subject_bidx": bidx, "score": score, "tier": rules.tier_for(score),
@@ -57,9 +53,9 @@ def recompute_subject(session: Session, bidx: bytes, *, now: datetime, today: da
 
 def recompute_all(session: Session, *, now: datetime, today: date) -> int:
     """Set-based recompute for every subject: one aggregate, one insert, in the caller's unit."""
-    sums = (select(CreditRecord.subject_bidx.label("bidx"),
-                   func.sum(CreditRecord.points).label("total"))
-            .where(_counted(today)).group_by(CreditRecord.subject_bidx).subquery())
+    counted = counted_points(today)
+    sums = (select(counted.c.bidx, func.sum(counted.c.points).label("total"))
+            .group_by(counted.c.bidx).subquery())
     raw = (literal(rules.SCORE_BASE, Integer) + func.coalesce(sums.c.total, 0))
     score = _clamped(raw)
     rows = (select(Subject.bidx, score, _tier(score), literal(now, CreditScore.computed_at.type))
@@ -82,12 +78,12 @@ def recompute_subjects(session: Session, bidxs: Sequence[bytes] | Select[Any], *
     chosen = (select(Subject.bidx.label("bidx"))
               .where(Subject.bidx.in_(bidxs if isinstance(bidxs, Select) else list(bidxs)))
               .subquery())
-    counted = and_(CreditRecord.subject_bidx == chosen.c.bidx, _counted(today))
+    counted = counted_points(today)
     score = _clamped(literal(rules.SCORE_BASE, Integer)
-                     + func.coalesce(func.sum(CreditRecord.points), 0))
+                     + func.coalesce(func.sum(counted.c.points), 0))
     rows = (select(chosen.c.bidx, score, _tier(score),
                    literal(now, CreditScore.computed_at.type))
-            .select_from(chosen).outerjoin(CreditRecord, counted)
+            .select_from(chosen).outerjoin(counted, counted.c.bidx == chosen.c.bidx)
             .group_by(chosen.c.bidx))
     stmt: Any = insert_for(session, CreditScore.__table__)  # type: ignore[arg-type]
     stmt = stmt.from_select(["subject_bidx", "score", "tier", "computed_at"], rows)
@@ -126,34 +122,9 @@ def benefit_rules(session: Session) -> list[BenefitView]:
             for r in session.scalars(select(BenefitRuleRow).order_by(BenefitRuleRow.code))]
 
 
-def active_records(session: Session, bidx: bytes) -> list[rules.ActiveRecord]:
-    rows = session.execute(
-        select(CreditRecord, CatalogueItem)
-        .join(CatalogueItem, CatalogueItem.code == CreditRecord.catalogue_code)
-        .where(CreditRecord.subject_bidx == bidx, CreditRecord.status == "active"))
-    out = []
-    for record, item in rows:
-        out.append(rules.ActiveRecord(
-            record_id=str(record.id), catalogue_code=item.code, name_zh=item.name_zh,
-            name_en=item.name_en, polarity=rules.Polarity(item.polarity),
-            severity=rules.Severity(item.severity) if item.severity else None,
-            points=record.points, occurred_on=record.occurred_on,
-            display_months=record.display_months,
-            repair_after_months=record.repair_after_months,
-            repairable_by_volunteering=item.repairable_by_volunteering))
-    return out
-
-
 def explain_subject(session: Session, bidx: bytes, *, today: date,
                     hours_this_year: Decimal = Decimal(0)) -> rules.ScoreExplanation:
     return rules.explain(active_records(session, bidx), hours_this_year, today)
-
-
-def black_listed(subject: Any) -> ColumnElement[bool]:
-    """Whether ``subject`` (a bidx value or column) has an open black-list entry."""
-    return (select(ListEntry.id).where(ListEntry.subject_bidx == subject,
-                                       ListEntry.list == "black", ListEntry.left_at.is_(None))
-            .exists())
 
 
 def with_eligibility(benefit: BenefitView, met: bool, listed: bool) -> BenefitView:
