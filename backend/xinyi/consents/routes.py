@@ -8,17 +8,15 @@ from flask_smorest import Blueprint
 from xinyi.consents import service
 from xinyi.consents.schemas import (
     CitizenConsentRequestOut,
-    CitizenConsentRequestPage,
     ConsentGrantIn,
     ConsentOut,
-    ConsentPage,
     ConsentRequestIn,
     ConsentsArgs,
     PartnerConsentRequestOut,
     ReportArgs,
     ReportOut,
 )
-from xinyi.schemas import PageArgs, page_of
+from xinyi.schemas import PageArgs, page_of, page_schema
 from xinyi.web import db, deps, principal, requires
 
 partner_blp = Blueprint("partner_consents", __name__, url_prefix="/v1/partner",
@@ -57,7 +55,7 @@ def report(args: dict[str, Any], subject: str) -> dict[str, Any]:
 @me_blp.route("/consent-requests", methods=["GET"])
 @requires("citizen")
 @me_blp.arguments(PageArgs, location="query")
-@me_blp.response(200, CitizenConsentRequestPage)
+@me_blp.response(200, page_schema(CitizenConsentRequestOut))
 def pending_requests(args: dict[str, Any]) -> dict[str, Any]:
     """Requests from partners waiting for your decision, newest first."""
     items, total = service.pending_requests(db(), deps(), principal().id, **args)
@@ -83,7 +81,7 @@ def deny_request(request_id: uuid.UUID) -> dict[str, Any]:
 @me_blp.route("/consents", methods=["GET"])
 @requires("citizen")
 @me_blp.arguments(ConsentsArgs, location="query")
-@me_blp.response(200, ConsentPage)
+@me_blp.response(200, page_schema(ConsentOut))
 def my_consents(args: dict[str, Any]) -> dict[str, Any]:
     """Your consents, live and past, newest first."""
     items, total = service.citizen_consents(db(), deps(), principal().id, **args)
