@@ -68,10 +68,6 @@ class UnknownPartner(ValidationFailed):
     code = "unknown_partner"
     title = "No active partner has this id"
 
-    def __init__(self) -> None:
-        super().__init__(errors=[{"field": "partner_id", "location": "json",
-                                  "messages": ["no active partner has this id"]}])
-
 
 # ---- views -----------------------------------------------------------------------------------
 
@@ -357,7 +353,7 @@ def grant(session: Session, deps: Deps, account_id: uuid.UUID, *, partner_id: uu
     now = deps.clock()
     partner = session.get(ApiClient, partner_id)
     if partner is None or partner.type != "partner" or partner.disabled_at is not None:
-        raise UnknownPartner()
+        raise UnknownPartner.at("partner_id", "no active partner has this id")
     bidx = _own_subject(session, deps, account_id, now)
     # The partner learns the citizen under its own pseudonym, from the consent.granted event.
     partners.remember(session, deps, partner.id, bidx)

@@ -187,11 +187,9 @@ def _rule(session: Session, deps: Deps, partner: Principal, code: str) -> Benefi
         ("benefit-rules",), lambda: {b.code: b for b in benefit_rules(session)})
     rule = rules_by_code.get(code)
     if rule is None:
-        raise UnknownBenefit(errors=[{"field": "benefit", "location": "json",
-                                      "messages": ["no benefit rule has this code"]}])
+        raise UnknownBenefit.at("benefit", "no benefit rule has this code")
     if rule.partner_kind != partner.client_kind:
-        raise BenefitNotForPartner(errors=[{"field": "benefit", "location": "json",
-                                            "messages": ["not offered by this partner kind"]}])
+        raise BenefitNotForPartner.at("benefit", "not offered by this partner kind")
     return rule
 
 
@@ -218,9 +216,9 @@ def _previous(session: Session, partner: Principal, key: str | None,
         return None
     if prior.benefit_code != benefit or prior.response.get("_credential") != _fingerprint(
             presented):
-        raise IdempotencyKeyReused(errors=[{
-            "field": "Idempotency-Key", "location": "headers",
-            "messages": ["already used for another credential or benefit"]}])
+        raise IdempotencyKeyReused.at("Idempotency-Key",
+                                      "already used for another credential or benefit",
+                                      location="headers")
     return {k: v for k, v in prior.response.items() if not k.startswith("_")}
 
 

@@ -64,8 +64,7 @@ class ItemResult:
 
 def _field(field: str, message: str, error: type[ValidationFailed] = ValidationFailed
            ) -> ValidationFailed:
-    return error(f"{field}: {message}",
-                 errors=[{"field": field, "location": "json", "messages": [message]}])
+    return error.at(field, message, detail=f"{field}: {message}")
 
 
 def _check_date(occurred_on: date, today: date) -> None:
@@ -357,7 +356,7 @@ def list_catalogue(session: Session) -> list[CatalogueItem]:
 
 def _check_item_rules(values: Mapping[str, Any]) -> None:
     polarity, points, severity = values["polarity"], values["points"], values["severity"]
-    problems = []
+    problems: list[tuple[str, str]] = []
     if polarity == "positive" and points <= 0:
         problems.append(("points", "must be positive for a positive item"))
     if polarity == "negative" and points >= 0:
@@ -370,9 +369,8 @@ def _check_item_rules(values: Mapping[str, Any]) -> None:
         problems.append(("repairable_by_volunteering",
                          "serious records are never repaired by volunteering alone"))
     if problems:
-        raise ValidationFailed(
-            "The item's rules are inconsistent",
-            errors=[{"field": f, "location": "json", "messages": [m]} for f, m in problems])
+        raise ValidationFailed.at(*problems[0], *problems[1:],
+                                  detail="The item's rules are inconsistent")
 
 
 def create_catalogue_item(session: Session, deps: Deps,
