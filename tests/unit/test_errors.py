@@ -29,3 +29,25 @@ def test_at_takes_several_pairs_each_its_own_entry() -> None:
         {"field": "points", "location": "json", "messages": ["must be positive"]},
         {"field": "severity", "location": "json", "messages": ["must be null"]},
         {"field": "points", "location": "json", "messages": ["again"]}]
+
+
+def test_credential_refusals_are_one_hierarchy_of_domain_errors() -> None:
+    from xinyi.credentials import errors, tokens
+    from xinyi.errors import Conflict, DomainError
+
+    # What tokens.verify raises is what the API answers with: no translation in between.
+    assert tokens.CredentialError is errors.CredentialError
+    assert issubclass(errors.CredentialError, DomainError)
+    answers = {cls: (cls.status, cls.code) for cls in (
+        errors.CredentialError, errors.CredentialInvalid, errors.CredentialUnknownKey,
+        errors.CredentialExpired, errors.CredentialNotYetValid, errors.CredentialUsed)}
+    assert answers == {
+        errors.CredentialError: (422, "credential_invalid"),
+        errors.CredentialInvalid: (422, "credential_invalid"),
+        errors.CredentialUnknownKey: (422, "credential_invalid"),
+        errors.CredentialExpired: (422, "credential_expired"),
+        errors.CredentialNotYetValid: (422, "credential_not_yet_valid"),
+        errors.CredentialUsed: (409, "credential_used")}
+    assert all(issubclass(cls, errors.CredentialError) for cls in answers)
+    assert issubclass(errors.VerificationInProgress, Conflict)
+    assert errors.VerificationInProgress().headers == {"Retry-After": "1"}
