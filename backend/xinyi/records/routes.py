@@ -21,6 +21,7 @@ from xinyi.records.schemas import (
     RecordBatchOut,
     RecordPatchIn,
 )
+from xinyi.records.views import Statistics
 from xinyi.schemas import page_of, page_schema
 from xinyi.web import db, deps, principal, public, requires
 
@@ -138,7 +139,7 @@ class StatsOut(Schema):
 @admin_blp.route("/stats", methods=["GET"])
 @requires("operator", "reviewer", "auditor")
 @admin_blp.response(200, StatsOut)
-def stats() -> dict[str, Any]:
+def stats() -> Statistics:
     """Coverage and query statistics for the credit office (R13)."""
     return service.statistics(db(), now=deps().clock())
 
