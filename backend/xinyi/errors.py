@@ -8,7 +8,7 @@ Details never echo submitted values, so personal data cannot leak through an err
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 PROBLEM_MIME = "application/problem+json"
 TYPE_BASE = "https://xinyi.example.gov.cn/problems/"
@@ -56,10 +56,24 @@ def problem(
     return body
 
 
+def _field_error(field: str, location: str, messages: list[str]) -> dict[str, Any]:
+    """One entry of a problem's ``errors`` (``ProblemFieldSchema``)."""
+    return {"field": field, "location": location, "messages": messages}
+
+
 class ValidationFailed(DomainError):
     status = 422
     code = "validation_error"
     title = "The request is not valid"
+
+    @classmethod
+    def at(cls, field: str, message: str, *more: tuple[str, str], location: str = "json",
+           detail: str | None = None) -> Self:
+        """The error naming what is wrong where, in the same ``[{field, location, messages}]``
+        shape as a schema's refusal, so a client handles both alike. Each ``(field, message)``
+        pair is one entry; ``detail`` defaults to the title."""
+        return cls(detail, errors=[_field_error(f, location, [m])
+                                   for f, m in [(field, message), *more]])
 
 
 class Unauthorized(DomainError):
@@ -127,14 +141,12 @@ def field_errors(messages: Mapping[str, Any], location: str | None = None) -> li
                 else:
                     walk(value, [*path, str(key)], loc)
         elif isinstance(node, list) and all(isinstance(m, str) for m in node):
-            out.append({"field": ".".join(path) or "_body", "location": loc or "json",
-                        "messages": list(node)})
+            out.append(_field_error(".".join(path) or "_body", loc or "json", list(node)))
         elif isinstance(node, list):
             for i, item in enumerate(node):
                 walk(item, [*path, str(i)], loc)
         else:
-            out.append({"field": ".".join(path) or "_body", "location": loc or "json",
-                        "messages": [str(node)]})
+            out.append(_field_error(".".join(path) or "_body", loc or "json", [str(node)]))
 
     walk(messages, [], location)
     return out

@@ -1,4 +1,4 @@
-"""Schemas shared across domains: strict input base, pagination."""
+"""Schemas shared across domains: strict input base, pagination, problem details."""
 
 from __future__ import annotations
 
@@ -65,6 +65,29 @@ class PageMeta(Schema):
     page = fields.Integer(required=True)
     page_size = fields.Integer(required=True)
     total = fields.Integer(required=True)
+
+
+_PAGES: dict[type[Schema], type[Schema]] = {}
+
+
+def page_schema(item: type[Schema], *, name: str | None = None) -> type[Schema]:
+    """The ``{items, meta}`` response schema of a list endpoint whose items dump with ``item``.
+
+    apispec names the component after the class, so the name defaults to the item's minus its
+    ``Out`` suffix plus ``Page`` (``ConsentOut`` -> ``ConsentPage``); pass ``name`` where the
+    published name differs. One class per item schema: a second class of the same name would
+    be a second component (apispec warns and renames it), so later calls get the cached one.
+    """
+    page_name = name or item.__name__.removesuffix("Out") + "Page"
+    cached = _PAGES.get(item)
+    if cached is None:
+        cached = _PAGES[item] = Schema.from_dict({
+            "items": fields.List(fields.Nested(item), required=True),
+            "meta": fields.Nested(PageMeta, required=True),
+        }, name=page_name)
+    elif cached.__name__ != page_name:
+        raise ValueError(f"{item.__name__} already has the page schema {cached.__name__}")
+    return cached
 
 
 class ProblemFieldSchema(Schema):

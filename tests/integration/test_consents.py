@@ -264,7 +264,7 @@ def test_expired_consent_is_refused(app: Flask, client: FlaskClient) -> None:
     account = uuid.UUID(w.citizen["id"])
     with deps.db.session() as session:
         listed, _ = service.citizen_consents(session, deps, account, page=1, page_size=20)
-        assert [(str(c["id"]), c["status"]) for c in listed] == [(consent["id"], "expired")]
+        assert [(str(c.id), c.status) for c in listed] == [(consent["id"], "expired")]
         live, _ = service.citizen_consents(session, deps, account, status="live", page=1,
                                            page_size=20)
         assert live == []

@@ -114,6 +114,23 @@ def tokens_jti(qr_payload: str) -> str:
     return str(claims["jti"])
 
 
+def test_jwks_document_is_dumped_by_its_schema_and_cacheable(
+        client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    from xinyi.credentials import tokens
+
+    def with_extra(public_jwks: Any) -> dict[str, Any]:
+        return {"keys": [dict(k) for k in public_jwks], "extra": "not in JwksOut"}
+
+    issue(client, citizen(client))  # the first credential creates the signing key
+    monkeypatch.setattr(tokens, "jwks", with_extra)
+    resp = client.get("/.well-known/jwks.json")
+    assert resp.status_code == 200 and resp.mimetype == "application/json"
+    assert resp.headers["Cache-Control"] == "public, max-age=300"
+    body = resp.get_json()
+    assert set(body) == {"keys"}  # the schema dumped the view's data: unknown keys are dropped
+    assert body["keys"] and all(k["kty"] == "OKP" and k["kid"] for k in body["keys"])
+
+
 def test_png_decodes_independently_and_verifies_against_published_jwks(
         client: FlaskClient) -> None:
     import zxingcpp

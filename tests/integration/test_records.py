@@ -416,9 +416,8 @@ def test_queries_per_day_count_whole_china_days_only(app: Flask, client: FlaskCl
             append(s, Access(bidx, "partner", "p-1", "图书馆", "report", "report.summary", "x"),
                    now=when.replace(tzinfo=CHINA).astimezone(UTC))
         s.flush()
-        per_day = statistics(s, now=now)["queries_per_day"]
-    assert per_day == [{"date": "2024-03-02", "queries": 1},
-                       {"date": "2024-03-31", "queries": 1}]
+        per_day = statistics(s, now=now).queries_per_day
+    assert [(d.date, d.queries) for d in per_day] == [("2024-03-02", 1), ("2024-03-31", 1)]
 
 
 def test_a_correction_keeps_the_rules_the_record_was_recorded_under(

@@ -12,11 +12,10 @@ from xinyi.admin.schemas import (
     ClientCreate,
     ClientCreatedOut,
     ClientOut,
-    ClientPage,
     DisableIn,
     IssuedKeyOut,
 )
-from xinyi.schemas import PageArgs, page_of
+from xinyi.schemas import PageArgs, page_of, page_schema
 from xinyi.web import db, deps, requires
 
 blp = Blueprint("admin", __name__, url_prefix="/v1/admin",
@@ -41,7 +40,7 @@ def _register(collection: str, client_type: str) -> None:
     @requires("operator", "auditor")
     @blp.doc(summary=f"List {collection}")
     @blp.arguments(PageArgs, location="query")
-    @blp.response(200, ClientPage)
+    @blp.response(200, page_schema(ClientOut))
     def list_(args: dict[str, int]) -> dict[str, Any]:
         items, total = service.list_clients(db(), client_type, **args)
         return page_of(items, total, args)

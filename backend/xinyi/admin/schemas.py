@@ -3,7 +3,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from xinyi.admin.service import PARTNER_KINDS
-from xinyi.schemas import PageMeta, StrictSchema
+from xinyi.schemas import StrictSchema
 
 
 class ClientCreate(StrictSchema):
@@ -39,11 +39,6 @@ class ClientOut(Schema):
 
 class ClientCreatedOut(ClientOut):
     api_key = fields.Nested(IssuedKeyOut, required=True)
-
-
-class ClientPage(Schema):
-    items = fields.List(fields.Nested(ClientOut), required=True)
-    meta = fields.Nested(PageMeta, required=True)
 
 
 class DisableIn(StrictSchema):

@@ -98,10 +98,8 @@ def _view(session: Session, client: ApiClient, issued: IssuedKey | None = None) 
 
 def _check_kind(client_type: str, kind: str | None) -> None:
     if client_type == "partner" and kind not in PARTNER_KINDS:
-        raise ValidationFailed(
-            "kind is required for partners",
-            errors=[{"field": "kind", "location": "json",
-                     "messages": [f"must be one of {', '.join(PARTNER_KINDS)}"]}])
+        raise ValidationFailed.at("kind", f"must be one of {', '.join(PARTNER_KINDS)}",
+                                  detail="kind is required for partners")
 
 
 def create_client(session: Session, deps: Deps, *, client_type: str, name: str,

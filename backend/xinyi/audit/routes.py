@@ -5,9 +5,9 @@ from typing import Any
 from flask_smorest import Blueprint
 
 from xinyi.audit import service
-from xinyi.audit.schemas import QueryPage
+from xinyi.audit.schemas import QueryOut
 from xinyi.citizens.service import citizen_bidx
-from xinyi.schemas import PageArgs, page_of
+from xinyi.schemas import PageArgs, page_of, page_schema
 from xinyi.web import db, principal, requires
 
 me_blp = Blueprint("me_queries", __name__, url_prefix="/v1/me",
@@ -17,7 +17,7 @@ me_blp = Blueprint("me_queries", __name__, url_prefix="/v1/me",
 @me_blp.route("/queries", methods=["GET"])
 @requires("citizen")
 @me_blp.arguments(PageArgs, location="query")
-@me_blp.response(200, QueryPage)
+@me_blp.response(200, page_schema(QueryOut))
 def my_queries(args: dict[str, Any]) -> dict[str, Any]:
     """Every read of your data by someone else (who, when, scope, consent, purpose), newest
     first; the entries are hash-chained so that none can be altered or dropped unnoticed."""

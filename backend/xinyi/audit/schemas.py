@@ -3,7 +3,6 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from xinyi.audit.service import ACTOR_TYPES
-from xinyi.schemas import PageMeta
 
 
 class ActorOut(Schema):
@@ -24,7 +23,3 @@ class QueryOut(Schema):
     consent_id = fields.UUID(allow_none=True)
     purpose = fields.String(required=True)
 
-
-class QueryPage(Schema):
-    items = fields.List(fields.Nested(QueryOut), required=True)
-    meta = fields.Nested(PageMeta, required=True)

@@ -225,8 +225,30 @@ def verify_chains(session: Session, *, batch: int = 10_000) -> tuple[int, ChainP
     return checked, None
 
 
-def describe(entry: AccessLogEntry) -> dict[str, Any]:
-    return {"id": entry.id, "seq": entry.seq, "at": entry.created_at,
-            "who": {"type": entry.actor_type, "name": entry.actor_name},
-            "action": entry.action, "scope": entry.scope, "consent_id": entry.consent_id,
-            "purpose": entry.purpose}
+@dataclass(frozen=True)
+class Actor:
+    """``ActorOut``: who read, as the citizen is shown it (never the actor's internal id)."""
+
+    type: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Query:
+    """``QueryOut``: one entry of the citizen's access log."""
+
+    id: uuid.UUID
+    seq: int
+    at: datetime
+    who: Actor
+    action: str
+    scope: str
+    consent_id: uuid.UUID | None
+    purpose: str
+
+
+def describe(entry: AccessLogEntry) -> Query:
+    return Query(id=entry.id, seq=entry.seq, at=entry.created_at,
+                 who=Actor(type=entry.actor_type, name=entry.actor_name),
+                 action=entry.action, scope=entry.scope, consent_id=entry.consent_id,
+                 purpose=entry.purpose)

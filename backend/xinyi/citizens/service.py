@@ -51,9 +51,7 @@ class Profile:
 
 
 def _field_error(field: str, message: str) -> ValidationFailed:
-    return ValidationFailed(
-        f"{field}: {message}", errors=[{"field": field, "location": "json", "messages": [message]}]
-    )
+    return ValidationFailed.at(field, message, detail=f"{field}: {message}")
 
 
 def register(session: Session, deps: Deps, *, phone: str, password: str, name: str,

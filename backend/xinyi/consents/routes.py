@@ -8,17 +8,16 @@ from flask_smorest import Blueprint
 from xinyi.consents import service
 from xinyi.consents.schemas import (
     CitizenConsentRequestOut,
-    CitizenConsentRequestPage,
     ConsentGrantIn,
     ConsentOut,
-    ConsentPage,
     ConsentRequestIn,
     ConsentsArgs,
     PartnerConsentRequestOut,
     ReportArgs,
     ReportOut,
 )
-from xinyi.schemas import PageArgs, page_of
+from xinyi.consents.views import CitizenRequestView, ConsentView, PartnerRequestView
+from xinyi.schemas import PageArgs, page_of, page_schema
 from xinyi.web import db, deps, principal, requires
 
 partner_blp = Blueprint("partner_consents", __name__, url_prefix="/v1/partner",
@@ -31,7 +30,7 @@ me_blp = Blueprint("me_consents", __name__, url_prefix="/v1/me",
 @requires("partner")
 @partner_blp.arguments(ConsentRequestIn)
 @partner_blp.response(201, PartnerConsentRequestOut)
-def request_consent(body: dict[str, Any]) -> dict[str, Any]:
+def request_consent(body: dict[str, Any]) -> PartnerRequestView:
     """Ask a citizen you verified (by your pseudonym) for consent; lapses after 7 days."""
     return service.request_consent(db(), deps(), principal(), **body)
 
@@ -39,7 +38,7 @@ def request_consent(body: dict[str, Any]) -> dict[str, Any]:
 @partner_blp.route("/consent-requests/<uuid:request_id>", methods=["GET"])
 @requires("partner")
 @partner_blp.response(200, PartnerConsentRequestOut)
-def get_consent_request(request_id: uuid.UUID) -> dict[str, Any]:
+def get_consent_request(request_id: uuid.UUID) -> PartnerRequestView:
     """One of your consent requests, with its decision."""
     return service.partner_request(db(), deps(), principal(), request_id)
 
@@ -57,7 +56,7 @@ def report(args: dict[str, Any], subject: str) -> dict[str, Any]:
 @me_blp.route("/consent-requests", methods=["GET"])
 @requires("citizen")
 @me_blp.arguments(PageArgs, location="query")
-@me_blp.response(200, CitizenConsentRequestPage)
+@me_blp.response(200, page_schema(CitizenConsentRequestOut))
 def pending_requests(args: dict[str, Any]) -> dict[str, Any]:
     """Requests from partners waiting for your decision, newest first."""
     items, total = service.pending_requests(db(), deps(), principal().id, **args)
@@ -67,7 +66,7 @@ def pending_requests(args: dict[str, Any]) -> dict[str, Any]:
 @me_blp.route("/consent-requests/<uuid:request_id>/approve", methods=["POST"])
 @requires("citizen")
 @me_blp.response(201, ConsentOut)
-def approve_request(request_id: uuid.UUID) -> dict[str, Any]:
+def approve_request(request_id: uuid.UUID) -> ConsentView:
     """Approve a request: a consent for its scope, purpose and duration."""
     return service.approve_request(db(), deps(), principal().id, request_id)
 
@@ -75,7 +74,7 @@ def approve_request(request_id: uuid.UUID) -> dict[str, Any]:
 @me_blp.route("/consent-requests/<uuid:request_id>/deny", methods=["POST"])
 @requires("citizen")
 @me_blp.response(200, CitizenConsentRequestOut)
-def deny_request(request_id: uuid.UUID) -> dict[str, Any]:
+def deny_request(request_id: uuid.UUID) -> CitizenRequestView:
     """Deny a request."""
     return service.deny_request(db(), deps(), principal().id, request_id)
 
@@ -83,7 +82,7 @@ def deny_request(request_id: uuid.UUID) -> dict[str, Any]:
 @me_blp.route("/consents", methods=["GET"])
 @requires("citizen")
 @me_blp.arguments(ConsentsArgs, location="query")
-@me_blp.response(200, ConsentPage)
+@me_blp.response(200, page_schema(ConsentOut))
 def my_consents(args: dict[str, Any]) -> dict[str, Any]:
     """Your consents, live and past, newest first."""
     items, total = service.citizen_consents(db(), deps(), principal().id, **args)
@@ -94,7 +93,7 @@ def my_consents(args: dict[str, Any]) -> dict[str, Any]:
 @requires("citizen")
 @me_blp.arguments(ConsentGrantIn)
 @me_blp.response(201, ConsentOut)
-def grant(body: dict[str, Any]) -> dict[str, Any]:
+def grant(body: dict[str, Any]) -> ConsentView:
     """Authorise a partner directly, without a request from it."""
     return service.grant(db(), deps(), principal().id, **body)
 
@@ -102,6 +101,6 @@ def grant(body: dict[str, Any]) -> dict[str, Any]:
 @me_blp.route("/consents/<uuid:consent_id>/revoke", methods=["POST"])
 @requires("citizen")
 @me_blp.response(200, ConsentOut)
-def revoke(consent_id: uuid.UUID) -> dict[str, Any]:
+def revoke(consent_id: uuid.UUID) -> ConsentView:
     """Revoke a consent at once: the partner's next read is refused."""
     return service.revoke(db(), deps(), principal().id, consent_id)

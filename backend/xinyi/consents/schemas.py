@@ -9,7 +9,7 @@ from xinyi.consents.models import (
     SCOPES,
 )
 from xinyi.records.models import POLARITIES, SEVERITIES
-from xinyi.schemas import PageArgs, PageMeta, StrictSchema
+from xinyi.schemas import PageArgs, StrictSchema
 
 CONSENT_STATUSES = ("live", "expired", "revoked")
 
@@ -65,11 +65,6 @@ class CitizenConsentRequestOut(Schema):
     decided_at = fields.DateTime(allow_none=True)
 
 
-class CitizenConsentRequestPage(Schema):
-    items = fields.List(fields.Nested(CitizenConsentRequestOut), required=True)
-    meta = fields.Nested(PageMeta, required=True)
-
-
 class ConsentGrantIn(StrictSchema):
     partner_id = fields.UUID(required=True)
     scope = fields.String(required=True, validate=validate.OneOf(SCOPES), metadata=_SCOPE)
@@ -93,11 +88,6 @@ class ConsentOut(Schema):
 
 class ConsentsArgs(PageArgs):
     status = fields.String(validate=validate.OneOf(CONSENT_STATUSES))
-
-
-class ConsentPage(Schema):
-    items = fields.List(fields.Nested(ConsentOut), required=True)
-    meta = fields.Nested(PageMeta, required=True)
 
 
 class ReportArgs(StrictSchema):

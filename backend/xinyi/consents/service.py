@@ -25,6 +25,7 @@ from xinyi.auth.principal import Principal
 from xinyi.citizens.models import Citizen
 from xinyi.citizens.service import citizen_bidx
 from xinyi.consents.models import Consent, ConsentRequest
+from xinyi.consents.views import CitizenRequestView, ConsentView, PartnerRequestView, PartnerView
 from xinyi.deps import Deps
 from xinyi.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from xinyi.outbox.service import emit
@@ -68,15 +69,11 @@ class UnknownPartner(ValidationFailed):
     code = "unknown_partner"
     title = "No active partner has this id"
 
-    def __init__(self) -> None:
-        super().__init__(errors=[{"field": "partner_id", "location": "json",
-                                  "messages": ["no active partner has this id"]}])
-
 
 # ---- views -----------------------------------------------------------------------------------
 
-def _partner_view(partner: ApiClient) -> dict[str, Any]:
-    return {"id": partner.id, "name": partner.name, "kind": partner.kind}
+def _partner_view(partner: ApiClient) -> PartnerView:
+    return PartnerView(id=partner.id, name=partner.name, kind=partner.kind)
 
 
 def _request_status(request: ConsentRequest, now: datetime) -> str:
@@ -93,31 +90,32 @@ def _consent_status(consent: Consent, now: datetime) -> str:
 
 
 def _citizen_request_view(request: ConsentRequest, partner: ApiClient,
-                          now: datetime) -> dict[str, Any]:
-    return {"id": request.id, "partner": _partner_view(partner), "scope": request.scope,
-            "purpose": request.purpose,
-            "requested_duration_seconds": request.requested_duration_seconds,
-            "status": _request_status(request, now), "created_at": request.created_at,
-            "expires_at": request.expires_at, "decided_at": request.decided_at}
+                          now: datetime) -> CitizenRequestView:
+    return CitizenRequestView(
+        id=request.id, partner=_partner_view(partner), scope=request.scope,
+        purpose=request.purpose, requested_duration_seconds=request.requested_duration_seconds,
+        status=_request_status(request, now), created_at=request.created_at,
+        expires_at=request.expires_at, decided_at=request.decided_at)
 
 
-def _consent_view(consent: Consent, partner: ApiClient, now: datetime) -> dict[str, Any]:
-    return {"id": consent.id, "partner": _partner_view(partner), "scope": consent.scope,
-            "purpose": consent.purpose, "status": _consent_status(consent, now),
-            "granted_at": consent.granted_at, "expires_at": consent.expires_at,
-            "revoked_at": consent.revoked_at, "request_id": consent.request_id}
+def _consent_view(consent: Consent, partner: ApiClient, now: datetime) -> ConsentView:
+    return ConsentView(
+        id=consent.id, partner=_partner_view(partner), scope=consent.scope,
+        purpose=consent.purpose, status=_consent_status(consent, now),
+        granted_at=consent.granted_at, expires_at=consent.expires_at,
+        revoked_at=consent.revoked_at, request_id=consent.request_id)
 
 
 def _partner_request_view(session: Session, deps: Deps, request: ConsentRequest,
-                          now: datetime) -> dict[str, Any]:
+                          now: datetime) -> PartnerRequestView:
     consent_id = session.scalar(select(Consent.id).where(Consent.request_id == request.id))
-    return {"id": request.id,
-            "subject": subjects.pseudonym(deps, request.partner_id, request.subject_bidx),
-            "scope": request.scope, "purpose": request.purpose,
-            "expires_in": request.requested_duration_seconds,
-            "status": _request_status(request, now), "created_at": request.created_at,
-            "expires_at": request.expires_at, "decided_at": request.decided_at,
-            "consent_id": consent_id}
+    return PartnerRequestView(
+        id=request.id,
+        subject=subjects.pseudonym(deps, request.partner_id, request.subject_bidx),
+        scope=request.scope, purpose=request.purpose,
+        expires_in=request.requested_duration_seconds,
+        status=_request_status(request, now), created_at=request.created_at,
+        expires_at=request.expires_at, decided_at=request.decided_at, consent_id=consent_id)
 
 
 def _partner(session: Session, partner_id: uuid.UUID) -> ApiClient:
@@ -136,7 +134,7 @@ def _resolve(session: Session, partner: Principal, subject: str) -> bytes:
 
 
 def request_consent(session: Session, deps: Deps, partner: Principal, *, subject: str,
-                    scope: str, purpose: str, expires_in: int) -> dict[str, Any]:
+                    scope: str, purpose: str, expires_in: int) -> PartnerRequestView:
     """Ask the citizen behind the partner's own pseudonym; lapses after 7 days undecided."""
     bidx = _resolve(session, partner, subject)
     now = deps.clock()
@@ -153,7 +151,7 @@ def request_consent(session: Session, deps: Deps, partner: Principal, *, subject
 
 
 def partner_request(session: Session, deps: Deps, partner: Principal,
-                    request_id: uuid.UUID) -> dict[str, Any]:
+                    request_id: uuid.UUID) -> PartnerRequestView:
     request = session.get(ConsentRequest, request_id)
     # Another partner's request answers exactly like a missing one.
     if request is None or request.partner_id != partner.id:
@@ -232,7 +230,7 @@ def _page(stmt: Any, page: int, page_size: int) -> Any:
 
 
 def pending_requests(session: Session, deps: Deps, account_id: uuid.UUID, *, page: int,
-                     page_size: int) -> tuple[list[dict[str, Any]], int]:
+                     page_size: int) -> tuple[list[CitizenRequestView], int]:
     """Requests waiting for the citizen's decision, newest first."""
     now = deps.clock()
     bidx = citizen_bidx(session, account_id)
@@ -280,7 +278,7 @@ def _granted(session: Session, deps: Deps, consent: Consent, now: datetime) -> N
 
 
 def approve_request(session: Session, deps: Deps, account_id: uuid.UUID,
-                    request_id: uuid.UUID) -> dict[str, Any]:
+                    request_id: uuid.UUID) -> ConsentView:
     """Grant what the partner asked for, for the duration it asked for."""
     now = deps.clock()
     request = _own_request(session, account_id, request_id)
@@ -300,7 +298,7 @@ def approve_request(session: Session, deps: Deps, account_id: uuid.UUID,
 
 
 def deny_request(session: Session, deps: Deps, account_id: uuid.UUID,
-                 request_id: uuid.UUID) -> dict[str, Any]:
+                 request_id: uuid.UUID) -> CitizenRequestView:
     now = deps.clock()
     request = _own_request(session, account_id, request_id)
     _decide(session, request, "denied", now)
@@ -320,7 +318,7 @@ def _status_filter(status: str | None, now: datetime) -> list[ColumnElement[bool
 
 def citizen_consents(session: Session, deps: Deps, account_id: uuid.UUID, *,
                      status: str | None = None, page: int,
-                     page_size: int) -> tuple[list[dict[str, Any]], int]:
+                     page_size: int) -> tuple[list[ConsentView], int]:
     """The citizen's consents, live and past, newest first."""
     now = deps.clock()
     bidx = citizen_bidx(session, account_id)
@@ -346,12 +344,12 @@ def _own_subject(session: Session, deps: Deps, account_id: uuid.UUID, now: datet
 
 
 def grant(session: Session, deps: Deps, account_id: uuid.UUID, *, partner_id: uuid.UUID,
-          scope: str, purpose: str, expires_in: int) -> dict[str, Any]:
+          scope: str, purpose: str, expires_in: int) -> ConsentView:
     """A direct grant (主动授权) by the citizen, without a request from the partner."""
     now = deps.clock()
     partner = session.get(ApiClient, partner_id)
     if partner is None or partner.type != "partner" or partner.disabled_at is not None:
-        raise UnknownPartner()
+        raise UnknownPartner.at("partner_id", "no active partner has this id")
     bidx = _own_subject(session, deps, account_id, now)
     # The partner learns the citizen under its own pseudonym, from the consent.granted event.
     subjects.remember(session, deps, partner.id, bidx)
@@ -368,7 +366,7 @@ def grant(session: Session, deps: Deps, account_id: uuid.UUID, *, partner_id: uu
 
 
 def revoke(session: Session, deps: Deps, account_id: uuid.UUID,
-           consent_id: uuid.UUID) -> dict[str, Any]:
+           consent_id: uuid.UUID) -> ConsentView:
     """Withdraw a consent (撤回授权) at once: the partner's next report read is refused."""
     now = deps.clock()
     consent = session.get(Consent, consent_id)

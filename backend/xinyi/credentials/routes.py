@@ -5,6 +5,7 @@ from typing import Any
 from flask import Response
 from flask_smorest import Blueprint
 
+from xinyi import jwk
 from xinyi.credentials import keys, service, verification
 from xinyi.credentials.schemas import (
     CredentialsOut,
@@ -68,10 +69,8 @@ def verify(headers: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
 @jwks_blp.route("/.well-known/jwks.json", methods=["GET"])
 @public
 @jwks_blp.response(200, JwksOut)
-def jwks() -> Response:
+def jwks() -> tuple[dict[str, list[dict[str, str]]], dict[str, str]]:
     """Credential public keys (RFC 7517), retired keys included until their credentials expire."""
-    from flask import jsonify
-
-    resp = jsonify({"keys": keys.public_jwks(db(), deps().clock())})
-    resp.headers["Cache-Control"] = "public, max-age=300"
-    return resp
+    # Offline verifiers and proxies may keep the key set for five minutes.
+    return jwk.jwks(keys.public_jwks(db(), deps().clock())), {
+        "Cache-Control": "public, max-age=300"}

@@ -61,8 +61,7 @@ def issue(session: Session, deps: Deps, account_id: uuid.UUID,
           count: int) -> list[IssuedCredential]:
     """``count`` credentials with consecutive windows, for a phone that will be offline."""
     if not 1 <= count <= 15:
-        raise ValidationFailed("count must be 1 to 15", errors=[
-            {"field": "count", "location": "json", "messages": ["must be 1 to 15"]}])
+        raise ValidationFailed.at("count", "must be 1 to 15", detail="count must be 1 to 15")
     now = deps.clock()
     tier, ben = _tier_and_benefits(session, deps, account_id, now)
     key = keys.signing_key(session, deps, "credential")

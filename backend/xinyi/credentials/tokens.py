@@ -23,11 +23,18 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Final
+from typing import Any, Final
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from xinyi.credentials.errors import (
+    CredentialError,
+    CredentialExpired,
+    CredentialInvalid,
+    CredentialNotYetValid,
+    CredentialUnknownKey,
+)
 from xinyi.jwk import ALGORITHM, SigningKey, b64url_decode_canonical
 
 __all__ = [
@@ -76,38 +83,6 @@ _COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 _SHORT_CODE = re.compile(r"[0-9]{18}")
 
 
-# --------------------------------------------------------------------------- errors
-
-
-class CredentialError(Exception):
-    """A credential was refused. ``code`` is the stable problem code for the API."""
-
-    code: ClassVar[str] = "credential_invalid"
-    title: ClassVar[str] = "The credential is not valid"
-
-    def __init__(self, detail: str | None = None) -> None:
-        super().__init__(detail or self.title)
-        self.detail = detail or self.title
-
-
-class CredentialInvalid(CredentialError):
-    code = "credential_invalid"
-    title = "The credential is not valid"
-
-
-class CredentialUnknownKey(CredentialInvalid):
-    """No key with the credential's ``kid``: refused, but a caller with a cached key set may
-    look again (the key may be newer than its cache)."""
-
-
-class CredentialExpired(CredentialError):
-    code = "credential_expired"
-    title = "The credential has expired"
-
-
-class CredentialNotYetValid(CredentialError):
-    code = "credential_not_yet_valid"
-    title = "The credential is not valid yet"
 
 
 # --------------------------------------------------------------------------- issuing

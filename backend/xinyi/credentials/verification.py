@@ -22,10 +22,20 @@ from xinyi.audit.service import Access, Head, append, head_columns, head_of
 from xinyi.auth.principal import Principal
 from xinyi.citizens.models import Citizen
 from xinyi.credentials import keys, tokens
+from xinyi.credentials.errors import (
+    BenefitNotForPartner,
+    CredentialExpired,
+    CredentialInvalid,
+    CredentialNotYetValid,
+    CredentialUnknownKey,
+    CredentialUsed,
+    IdempotencyKeyReused,
+    UnknownBenefit,
+    VerificationInProgress,
+)
 from xinyi.credentials.models import Credential, Verification
 from xinyi.credentials.service import short_code_key
 from xinyi.deps import Deps
-from xinyi.errors import Conflict, DomainError, ValidationFailed
 from xinyi.records.service import black_listed
 from xinyi.scoring import rules
 from xinyi.scoring.models import CreditScore
@@ -46,57 +56,6 @@ ONLINE_LEEWAY_SECONDS = 5
 # A retry that meets its first request still in flight waits this long for that answer.
 IN_FLIGHT_WAIT_SECONDS = 2.0
 IN_FLIGHT_POLL_SECONDS = 0.05
-
-
-class CredentialRefused(DomainError):
-    status = 422
-    code = "credential_invalid"
-    title = "The credential is not valid"
-
-
-class CredentialExpired(CredentialRefused):
-    code = "credential_expired"
-    title = "The credential has expired"
-
-
-class CredentialNotYetValid(CredentialRefused):
-    code = "credential_not_yet_valid"
-    title = "The credential is not valid yet"
-
-
-class CredentialUsed(Conflict):
-    code = "credential_used"
-    title = "This credential was already verified"
-
-
-class UnknownBenefit(ValidationFailed):
-    code = "unknown_benefit"
-    title = "No benefit rule has this code"
-
-
-class BenefitNotForPartner(ValidationFailed):
-    code = "benefit_not_for_partner"
-    title = "This benefit is not offered by this kind of partner"
-
-
-class VerificationInProgress(Conflict):
-    code = "verification_in_progress"
-    title = "A request with this Idempotency-Key is still being answered; retry it shortly"
-
-    def __init__(self) -> None:
-        super().__init__(headers={"Retry-After": "1"})
-
-
-class IdempotencyKeyReused(ValidationFailed):
-    code = "idempotency_key_reused"
-    title = "This Idempotency-Key was used for a different request"
-
-
-_REFUSALS: dict[str, type[CredentialRefused]] = {
-    "credential_invalid": CredentialRefused,
-    "credential_expired": CredentialExpired,
-    "credential_not_yet_valid": CredentialNotYetValid,
-}
 
 
 @dataclass(frozen=True)
@@ -149,19 +108,19 @@ def _window(held: _Holder, now: datetime) -> None:
 def _credential(session: Session, deps: Deps, partner: Principal, presented: str,
                 now: datetime) -> _Holder:
     if len(presented.encode()) > tokens.MAX_VERIFY_INPUT_BYTES:
-        raise CredentialRefused("The credential is too large")  # refused before decoding
+        raise CredentialInvalid("The credential is too large")  # refused before decoding
     if tokens.is_short_code(presented):
         deps.limiter.hit(SHORT_CODE_RATE, "short-code", str(partner.id))
         jti = deps.kv.get(short_code_key(presented))
         if jti is None:
-            raise CredentialRefused("Unknown or expired short code")
+            raise CredentialInvalid("Unknown or expired short code")
         held = _load(session, partner, jti.decode())
         if held is None:
-            raise CredentialRefused()
+            raise CredentialInvalid()
         _window(held, now)
         return held
     if not presented.startswith(tokens.PREFIX):
-        raise CredentialRefused("Not an xinyi credential")
+        raise CredentialInvalid("Not an xinyi credential")
 
     def check(fresh: bool) -> tokens.VerifiedClaims:
         return tokens.verify(presented, keys.verification_keys(session, deps, fresh=fresh),
@@ -169,16 +128,13 @@ def _credential(session: Session, deps: Deps, partner: Principal, presented: str
                              leeway_seconds=ONLINE_LEEWAY_SECONDS)
 
     try:
-        try:
-            claims = check(fresh=False)
-        except tokens.CredentialUnknownKey:
-            # The key may be newer than this process's cache (rotated by another process).
-            claims = check(fresh=True)
-    except tokens.CredentialError as exc:
-        raise _REFUSALS.get(exc.code, CredentialRefused)() from None
+        claims = check(fresh=False)
+    except CredentialUnknownKey:
+        # The key may be newer than this process's cache (rotated by another process).
+        claims = check(fresh=True)
     held = _load(session, partner, claims.jti)
     if held is None or held.subject != claims.subject:
-        raise CredentialRefused()
+        raise CredentialInvalid()
     return held
 
 
@@ -187,11 +143,9 @@ def _rule(session: Session, deps: Deps, partner: Principal, code: str) -> Benefi
         ("benefit-rules",), lambda: {b.code: b for b in benefit_rules(session)})
     rule = rules_by_code.get(code)
     if rule is None:
-        raise UnknownBenefit(errors=[{"field": "benefit", "location": "json",
-                                      "messages": ["no benefit rule has this code"]}])
+        raise UnknownBenefit.at("benefit", "no benefit rule has this code")
     if rule.partner_kind != partner.client_kind:
-        raise BenefitNotForPartner(errors=[{"field": "benefit", "location": "json",
-                                            "messages": ["not offered by this partner kind"]}])
+        raise BenefitNotForPartner.at("benefit", "not offered by this partner kind")
     return rule
 
 
@@ -218,9 +172,9 @@ def _previous(session: Session, partner: Principal, key: str | None,
         return None
     if prior.benefit_code != benefit or prior.response.get("_credential") != _fingerprint(
             presented):
-        raise IdempotencyKeyReused(errors=[{
-            "field": "Idempotency-Key", "location": "headers",
-            "messages": ["already used for another credential or benefit"]}])
+        raise IdempotencyKeyReused.at("Idempotency-Key",
+                                      "already used for another credential or benefit",
+                                      location="headers")
     return {k: v for k, v in prior.response.items() if not k.startswith("_")}
 
 

@@ -12,16 +12,17 @@ from xinyi.records.schemas import (
     CatalogueItemPatch,
     CatalogueItemSchema,
     CatalogueOut,
-    CitizenRecordPage,
+    CitizenRecordOut,
     CitizenRecordsArgs,
     ListArgs,
-    ListPage,
+    ListEntryOut,
     ProviderRecordOut,
     RecordBatchIn,
     RecordBatchOut,
     RecordPatchIn,
 )
-from xinyi.schemas import page_of
+from xinyi.records.views import Statistics
+from xinyi.schemas import page_of, page_schema
 from xinyi.web import db, deps, principal, public, requires
 
 provider_blp = Blueprint("provider", __name__, url_prefix="/v1/provider",
@@ -104,7 +105,7 @@ def update_catalogue_item(body: dict[str, Any], code: str) -> CatalogueItem:
 @admin_blp.route("/lists", methods=["GET"])
 @requires("operator", "reviewer", "auditor")
 @admin_blp.arguments(ListArgs, location="query")
-@admin_blp.response(200, ListPage)
+@admin_blp.response(200, page_schema(ListEntryOut, name="ListPage"))
 def lists(args: dict[str, Any]) -> dict[str, Any]:
     """Red- and black-list entries (masked subjects); only items with a legal basis list.
     Each citizen shown gets an entry in their access log (`GET /v1/me/queries`)."""
@@ -138,7 +139,7 @@ class StatsOut(Schema):
 @admin_blp.route("/stats", methods=["GET"])
 @requires("operator", "reviewer", "auditor")
 @admin_blp.response(200, StatsOut)
-def stats() -> dict[str, Any]:
+def stats() -> Statistics:
     """Coverage and query statistics for the credit office (R13)."""
     return service.statistics(db(), now=deps().clock())
 
@@ -146,7 +147,7 @@ def stats() -> dict[str, Any]:
 @me_blp.route("/records", methods=["GET"])
 @requires("citizen")
 @me_blp.arguments(CitizenRecordsArgs, location="query")
-@me_blp.response(200, CitizenRecordPage)
+@me_blp.response(200, page_schema(CitizenRecordOut))
 def my_records(args: dict[str, Any]) -> dict[str, Any]:
     """The citizen's own records; `archived=true` shows expired, repaired and withdrawn ones."""
     items, total = service.citizen_records(db(), principal().id, **args)

@@ -7,7 +7,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, post_dump, pre_load, validate
 
 from xinyi.records.models import OCCUPATIONS, POLARITIES, SEVERITIES
-from xinyi.schemas import FullMatch, PageArgs, PageMeta, ProblemSchema, StrictSchema
+from xinyi.schemas import FullMatch, PageArgs, ProblemSchema, StrictSchema
 from xinyi.timeutil import CHINA
 
 REF = FullMatch(r"^[A-Za-z0-9._:/-]{1,128}$",
@@ -126,11 +126,6 @@ class CitizenRecordsArgs(PageArgs):
     archived = fields.Boolean(load_default=False)
 
 
-class CitizenRecordPage(Schema):
-    items = fields.List(fields.Nested(CitizenRecordOut), required=True)
-    meta = fields.Nested(PageMeta, required=True)
-
-
 CATALOGUE_CODE = re.compile(r"[a-z0-9_]+(\.[a-z0-9_]+)+")  # a full match; at most 64 long
 
 
@@ -182,7 +177,3 @@ class ListEntryOut(Schema):
     left_at = fields.DateTime(allow_none=True)
     left_reason = fields.String(allow_none=True)
 
-
-class ListPage(Schema):
-    items = fields.List(fields.Nested(ListEntryOut), required=True)
-    meta = fields.Nested(PageMeta, required=True)

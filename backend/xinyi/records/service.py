@@ -30,6 +30,13 @@ from xinyi.pii import IdNumber, InvalidIdentifier, mask_id_number
 from xinyi.records import rules
 from xinyi.records.models import CatalogueItem, CreditRecord, ListEntry
 from xinyi.records.schemas import RecordItemIn, is_catalogue_code
+from xinyi.records.views import (
+    CitizenRecordView,
+    DayQueries,
+    ListEntryView,
+    RecordCount,
+    Statistics,
+)
 from xinyi.subjects.models import Subject
 from xinyi.subjects.service import ensure_subject, subject_bidx
 from xinyi.timeutil import CHINA, china_today
@@ -65,8 +72,7 @@ class ItemResult:
 
 def _field(field: str, message: str, error: type[ValidationFailed] = ValidationFailed
            ) -> ValidationFailed:
-    return error(f"{field}: {message}",
-                 errors=[{"field": field, "location": "json", "messages": [message]}])
+    return error.at(field, message, detail=f"{field}: {message}")
 
 
 def _check_date(occurred_on: date, today: date) -> None:
@@ -331,7 +337,7 @@ def archive_expired(session: Session, deps: Deps, *, batch: int = 5000) -> int:
 # ---- citizen's own view ------------------------------------------------------------------
 
 def citizen_records(session: Session, account_id: uuid.UUID, *, archived: bool, page: int,
-                    page_size: int) -> tuple[list[dict[str, Any]], int]:
+                    page_size: int) -> tuple[list[CitizenRecordView], int]:
     bidx = citizen_bidx(session, account_id)
     status = "archived" if archived else "active"
     where = (CreditRecord.subject_bidx == bidx, CreditRecord.status == status)
@@ -342,12 +348,12 @@ def citizen_records(session: Session, account_id: uuid.UUID, *, archived: bool, 
         .join(ApiClient, ApiClient.id == CreditRecord.provider_id)
         .where(*where).order_by(CreditRecord.occurred_on.desc(), CreditRecord.id)
         .limit(page_size).offset((page - 1) * page_size))
-    items = [{
-        "id": r.id, "catalogue_code": c.code, "name_zh": c.name_zh, "name_en": c.name_en,
-        "polarity": c.polarity, "severity": c.severity, "domain": c.domain,
-        "occurred_at": r.occurred_on, "summary": r.summary, "points": r.points,
-        "display_until": r.display_until, "repair_from": r.repair_from, "status": r.status,
-        "archived_reason": r.archived_reason, "source": source}
+    items = [CitizenRecordView(
+        id=r.id, catalogue_code=c.code, name_zh=c.name_zh, name_en=c.name_en,
+        polarity=c.polarity, severity=c.severity, domain=c.domain,
+        occurred_at=r.occurred_on, summary=r.summary, points=r.points,
+        display_until=r.display_until, repair_from=r.repair_from, status=r.status,
+        archived_reason=r.archived_reason, source=source)
         for r, c, source in rows]
     return items, total
 
@@ -360,7 +366,7 @@ def list_catalogue(session: Session) -> list[CatalogueItem]:
 
 def _check_item_rules(values: Mapping[str, Any]) -> None:
     polarity, points, severity = values["polarity"], values["points"], values["severity"]
-    problems = []
+    problems: list[tuple[str, str]] = []
     if polarity == "positive" and points <= 0:
         problems.append(("points", "must be positive for a positive item"))
     if polarity == "negative" and points >= 0:
@@ -373,9 +379,8 @@ def _check_item_rules(values: Mapping[str, Any]) -> None:
         problems.append(("repairable_by_volunteering",
                          "serious records are never repaired by volunteering alone"))
     if problems:
-        raise ValidationFailed(
-            "The item's rules are inconsistent",
-            errors=[{"field": f, "location": "json", "messages": [m]} for f, m in problems])
+        raise ValidationFailed.at(*problems[0], *problems[1:],
+                                  detail="The item's rules are inconsistent")
 
 
 def create_catalogue_item(session: Session, deps: Deps,
@@ -413,7 +418,7 @@ def update_catalogue_item(session: Session, deps: Deps, code: str,
 
 def list_entries(session: Session, deps: Deps, reader: Principal, *, list_name: str | None,
                  include_left: bool, page: int, page_size: int
-                 ) -> tuple[list[dict[str, Any]], int]:
+                 ) -> tuple[list[ListEntryView], int]:
     """A page of list entries; each citizen shown gets one access-log entry (a staff read)."""
     where = []
     if list_name:
@@ -427,11 +432,11 @@ def list_entries(session: Session, deps: Deps, reader: Principal, *, list_name: 
         .order_by(ListEntry.entered_at.desc(), ListEntry.id)
         .limit(page_size).offset((page - 1) * page_size))
     shown = list(rows)
-    items = [{
-        "id": e.id, "list": e.list, "catalogue_code": e.catalogue_code,
-        "legal_basis": e.legal_basis, "record_id": e.record_id,
-        "subject": mask_id_number(deps.cipher.decrypt(enc, context="subjects.id_number")),
-        "entered_at": e.entered_at, "left_at": e.left_at, "left_reason": e.left_reason}
+    items = [ListEntryView(
+        id=e.id, list=e.list, catalogue_code=e.catalogue_code,
+        legal_basis=e.legal_basis, record_id=e.record_id,
+        subject=mask_id_number(deps.cipher.decrypt(enc, context="subjects.id_number")),
+        entered_at=e.entered_at, left_at=e.left_at, left_reason=e.left_reason)
         for e, enc in shown]
     staff_read(session, [e.subject_bidx for e, _ in shown], staff_id=reader.id,
                role=reader.kind, action="list_review", scope="lists",
@@ -439,7 +444,7 @@ def list_entries(session: Session, deps: Deps, reader: Principal, *, list_name: 
     return items, total
 
 
-def statistics(session: Session, *, now: datetime, days: int = 30) -> dict[str, Any]:
+def statistics(session: Session, *, now: datetime, days: int = 30) -> Statistics:
     covered = session.scalar(select(func.count()).select_from(Subject)) or 0
     registered = session.scalar(select(func.count()).select_from(Citizen)) or 0
     rows = session.execute(
@@ -456,13 +461,13 @@ def statistics(session: Session, *, now: datetime, days: int = 30) -> dict[str, 
     per_day = session.execute(
         select(day, func.count()).where(AccessLogEntry.created_at >= since)
         .group_by(day).order_by(day))
-    return {
-        "queries_per_day": [{"date": str(d), "queries": n} for d, n in per_day],
-        "citizens_covered": covered,
-        "registered_citizens": registered,
-        "records_by_domain_and_severity": [
-            {"domain": d, "severity": s, "polarity": p, "records": n} for d, s, p, n in rows],
-    }
+    return Statistics(
+        queries_per_day=tuple(DayQueries(date=str(d), queries=n) for d, n in per_day),
+        citizens_covered=covered,
+        registered_citizens=registered,
+        records_by_domain_and_severity=tuple(
+            RecordCount(domain=d, severity=s, polarity=p, records=n) for d, s, p, n in rows),
+    )
 
 
 # ---- query pieces for the domains that read records (scoring, credentials, consents) -------

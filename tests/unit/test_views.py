@@ -1,0 +1,40 @@
+"""The services' frozen views carry exactly the fields of the schema that dumps them: a field
+missing from a view would silently vanish from the answer, an extra one would never show."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from marshmallow import Schema
+
+from xinyi.audit import schemas as audit_schemas
+from xinyi.audit import service as audit_service
+from xinyi.consents import schemas as consent_schemas
+from xinyi.consents import views as consent_views
+from xinyi.records import routes as record_routes
+from xinyi.records import schemas as record_schemas
+from xinyi.records import views as record_views
+
+PAIRS = [
+    (consent_views.PartnerView, consent_schemas.PartnerOut),
+    (consent_views.CitizenRequestView, consent_schemas.CitizenConsentRequestOut),
+    (consent_views.ConsentView, consent_schemas.ConsentOut),
+    (consent_views.PartnerRequestView, consent_schemas.PartnerConsentRequestOut),
+    (record_views.CitizenRecordView, record_schemas.CitizenRecordOut),
+    (record_views.ListEntryView, record_schemas.ListEntryOut),
+    (record_views.RecordCount, record_routes.DomainCount),
+    (record_views.DayQueries, record_routes.DayCount),
+    (record_views.Statistics, record_routes.StatsOut),
+    (audit_service.Actor, audit_schemas.ActorOut),
+    (audit_service.Query, audit_schemas.QueryOut),
+]
+
+
+@pytest.mark.parametrize(("view", "schema"), PAIRS, ids=[v.__name__ for v, _ in PAIRS])
+def test_view_has_the_fields_of_its_schema(view: type, schema: type[Schema]) -> None:
+    assert dataclasses.is_dataclass(view)
+    params = view.__dataclass_params__  # type: ignore[attr-defined]
+    assert params.frozen
+    attributes = {f.attribute or name for name, f in schema().dump_fields.items()}
+    assert {f.name for f in dataclasses.fields(view)} == attributes
