@@ -23,7 +23,7 @@ from tests.factories import CAPTURED_LOGS, TEST_DATABASE_URL, TEST_REDIS_URL, ma
 from xinyi.app import create_app
 from xinyi.config import Settings
 from xinyi.db import Database
-from xinyi.deps import build_deps
+from xinyi.wiring import build_deps
 
 
 class _CaptureAll(logging.Handler):

@@ -16,10 +16,11 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from xinyi import __version__
 from xinyi.config import Settings, load_settings
-from xinyi.deps import Deps, build_deps
+from xinyi.deps import Deps
 from xinyi.errors import PROBLEM_MIME, DomainError, field_errors, problem
 from xinyi.logs import configure_logging, request_id
 from xinyi.schemas import ProblemSchema
+from xinyi.wiring import build_deps
 
 log = logging.getLogger(__name__)
 

@@ -144,8 +144,8 @@ def staff() -> None:
 def staff_create(phone: str, password: str, role: str) -> None:
     """Create a staff account that logs in at /v1/auth/login."""
     from xinyi.admin.service import create_staff
-    from xinyi.deps import build_deps
     from xinyi.errors import DomainError
+    from xinyi.wiring import build_deps
 
     deps = build_deps(_settings())
     with UnitOfWork(deps.db.sessions) as uow:
@@ -160,8 +160,8 @@ def staff_create(phone: str, password: str, role: str) -> None:
 @main.command("seed-demo")
 def seed_demo() -> None:
     """Create demo accounts once (idempotent); prints the logins."""
-    from xinyi.deps import build_deps
     from xinyi.seed import seed_demo as run
+    from xinyi.wiring import build_deps
 
     deps = build_deps(_settings())
     for line in run(deps):
@@ -208,7 +208,7 @@ def keys() -> None:
 def keys_rotate(purpose: str) -> None:
     """Start signing with a new key; the old one stays published until its tokens expire."""
     from xinyi.credentials.keys import rotate
-    from xinyi.deps import build_deps
+    from xinyi.wiring import build_deps
 
     deps = build_deps(_settings())
     with UnitOfWork(deps.db.sessions) as uow:
@@ -226,7 +226,7 @@ def audit() -> None:
 def audit_verify() -> None:
     """Recompute every hash chain and checkpoint; exit 1 naming the first altered entry."""
     from xinyi.audit.checkpoints import verify_all
-    from xinyi.deps import build_deps
+    from xinyi.wiring import build_deps
 
     deps = build_deps(_settings())
     with UnitOfWork(deps.db.sessions) as uow:  # reads only: nothing to commit
@@ -243,7 +243,7 @@ def audit_verify() -> None:
 def audit_checkpoint() -> None:
     """Sign a checkpoint now (the worker does this periodically)."""
     from xinyi.audit.checkpoints import make_checkpoint
-    from xinyi.deps import build_deps
+    from xinyi.wiring import build_deps
 
     deps = build_deps(_settings())
     with UnitOfWork(deps.db.sessions) as uow:
@@ -262,9 +262,9 @@ def scores_recompute() -> None:
     """Recompute every subject's score in one set-based pass."""
     import time
 
-    from xinyi.deps import build_deps
     from xinyi.scoring.service import recompute_all
     from xinyi.timeutil import china_today
+    from xinyi.wiring import build_deps
 
     deps = build_deps(_settings())
     started = time.perf_counter()
@@ -287,9 +287,9 @@ def scores_recompute() -> None:
 def import_records(file: Path, provider_id: Any, fmt: str | None, reject_file: Path | None,
                    batch_size: int) -> None:
     """Import a provider's records from CSV or JSON Lines (restartable; see records/importer)."""
-    from xinyi.deps import build_deps
     from xinyi.errors import DomainError
     from xinyi.records.importer import import_file
+    from xinyi.wiring import build_deps
 
     deps = build_deps(_settings())
     try:
@@ -310,7 +310,7 @@ def import_records(file: Path, provider_id: Any, fmt: str | None, reject_file: P
               help="seconds between rounds of jobs")
 def worker(once: bool, interval: int) -> None:
     """Background jobs (housekeeping of expired logins; more jobs join as domains land)."""
-    from xinyi.deps import build_deps
+    from xinyi.wiring import build_deps
     from xinyi.worker import run_forever, run_once
 
     deps = build_deps(_settings())

@@ -16,8 +16,8 @@ from xinyi.audit.service import Access, append
 from xinyi.cli import alembic_config, main
 from xinyi.config import load_settings
 from xinyi.credentials.models import SigningKeyRow
-from xinyi.deps import build_deps
 from xinyi.subjects.models import Subject
+from xinyi.wiring import build_deps
 
 
 @pytest.fixture

@@ -116,13 +116,13 @@ def tokens_jti(qr_payload: str) -> str:
 
 def test_jwks_document_is_dumped_by_its_schema_and_cacheable(
         client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    from xinyi.credentials import tokens
+    from xinyi import jwk
 
     def with_extra(public_jwks: Any) -> dict[str, Any]:
         return {"keys": [dict(k) for k in public_jwks], "extra": "not in JwksOut"}
 
     issue(client, citizen(client))  # the first credential creates the signing key
-    monkeypatch.setattr(tokens, "jwks", with_extra)
+    monkeypatch.setattr(jwk, "jwks", with_extra)
     resp = client.get("/.well-known/jwks.json")
     assert resp.status_code == 200 and resp.mimetype == "application/json"
     assert resp.headers["Cache-Control"] == "public, max-age=300"
