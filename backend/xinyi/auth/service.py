@@ -184,3 +184,12 @@ def new_api_key(client_id: uuid.UUID) -> tuple[ApiKey, str]:
     return ApiKey(id=key_id, client_id=client_id, secret_hash=_sha256(secret)), (
         f"{API_KEY_PREFIX}{key_id}_{secret}"
     )
+
+
+def provider_disabled(session: Session, client_id: uuid.UUID) -> bool | None:
+    """Whether the data provider ``client_id`` is disabled; None if no provider has this id."""
+    row = session.execute(select(ApiClient.type, ApiClient.disabled_at)
+                          .where(ApiClient.id == client_id)).first()
+    if row is None or row.type != "provider":
+        return None
+    return row.disabled_at is not None

@@ -465,3 +465,13 @@ def statistics(session: Session, *, now: datetime, days: int = 30) -> dict[str, 
         "records_by_domain_and_severity": [
             {"domain": d, "severity": s, "polarity": p, "records": n} for d, s, p, n in rows],
     }
+
+
+def catalogue_by_code(session: Session) -> dict[str, CatalogueItem]:
+    """Every catalogue item by its code: what pushed records are checked against."""
+    return _catalogue(session)
+
+
+def list_of(item: CatalogueItem) -> str | None:
+    """The list (``red`` or ``black``) a record of ``item`` enters, if any."""
+    return _list_of(item)
