@@ -286,9 +286,9 @@ def scores_recompute() -> None:
 @click.option("--batch-size", default=10_000, show_default=True, type=click.IntRange(1, 200_000))
 def import_records(file: Path, provider_id: Any, fmt: str | None, reject_file: Path | None,
                    batch_size: int) -> None:
-    """Import a provider's records from CSV or JSON Lines (restartable; see records/importer)."""
+    """Import a provider's records from CSV or JSON Lines (restartable; see records/importing)."""
     from xinyi.errors import DomainError
-    from xinyi.records.importer import import_file
+    from xinyi.records.importing import import_file
     from xinyi.wiring import build_deps
 
     deps = build_deps(_settings())

@@ -1,7 +1,8 @@
 """``xinyi import-records``: the same records as the batch API, streamed, restartable, no PII out.
 
 Integration tests run on both backends (PostgreSQL uses COPY, SQLite executemany); the
-importer gets a session on the test's connection, so everything is rolled back afterwards.
+importer's units of work open their sessions on the test's connection, so everything is rolled
+back afterwards.
 The equivalence tests at the end hold the importer's faster per-row steps to the originals.
 """
 
@@ -42,15 +43,21 @@ from xinyi.deps import Deps
 from xinyi.errors import NotFound
 from xinyi.outbox.models import OutboxEvent
 from xinyi.pii import IdNumber, InvalidIdentifier
-from xinyi.records import importer
-from xinyi.records.importer import (
+from xinyi.records.importing import (
     CachedIdParser,
     FastItemLoader,
     ImportFileError,
     ImportSummary,
     content_hash,
+    encoding,
+    fastpath,
     import_records,
+    pipeline,
+    source,
+    writers,
 )
+from xinyi.records.importing.staging import StagedWriter
+from xinyi.records.importing.writers import DirectWriter
 from xinyi.records.models import CreditRecord, ListEntry
 from xinyi.records.service import _content_hash, load_item
 from xinyi.scoring.models import CreditScore
@@ -101,8 +108,7 @@ def new_provider(app: Flask, client: FlaskClient) -> tuple[dict[str, str], uuid.
 
 def run_import(app: Flask, provider_id: uuid.UUID, path: Path, **options: Any) -> ImportSummary:
     deps: Deps = app.extensions["xinyi"]
-    with deps.db.session() as session:
-        return import_records(session, deps, provider_id, path, **options)
+    return import_records(deps.db.sessions, deps, provider_id, path, **options)
 
 
 def records(app: Flask, provider_id: uuid.UUID) -> dict[str, CreditRecord]:
@@ -219,19 +225,21 @@ def test_the_gil_switch_interval_is_short_during_an_import_and_restored_after(
     reader thread holds it otherwise): 1 ms instead of 5 during the import, and only then."""
     _, provider_id = new_provider(app, client)
     during: list[float] = []
-    write = importer._Writer.write
 
-    def recording(self: Any, chunk: Any) -> Any:
-        during.append(sys.getswitchinterval())
-        return write(self, chunk)
+    def recording(write: Any) -> Any:
+        def recorded(self: Any, session: Any, chunk: Any) -> Any:
+            during.append(sys.getswitchinterval())
+            return write(self, session, chunk)
+        return recorded
 
-    monkeypatch.setattr(importer._Writer, "write", recording)
+    for writer in (StagedWriter, DirectWriter):  # whichever the backend writes with
+        monkeypatch.setattr(writer, "write", recording(writer.write))
     before = sys.getswitchinterval()
-    assert before > importer.SWITCH_INTERVAL
+    assert before > pipeline.SWITCH_INTERVAL
     summary = run_import(app, provider_id, write_csv(tmp_path / "a.csv", [
         row("si-1", valid_id_number(5811)), row("si-2", valid_id_number(5812))]), batch_size=1)
     assert summary.created == 2
-    assert during == [importer.SWITCH_INTERVAL] * 2
+    assert during == [pipeline.SWITCH_INTERVAL] * 2
     assert sys.getswitchinterval() == before
 
 
@@ -468,7 +476,7 @@ def test_an_overlong_line_is_never_held_whole(app: Flask, client: FlaskClient,
     import with a clear error, keeping what came before."""
     _, provider_id = new_provider(app, client)
     idn = valid_id_number(5681)
-    long = importer.MAX_LINE_CHARS + 10
+    long = source.MAX_LINE_CHARS + 10
     path = tmp_path / "r.jsonl"
     path.write_text("\n".join([json.dumps(row("l-1", idn)), "[" + "1," * (long // 2) + "1]",
                                json.dumps(row("l-2", idn))]) + "\n", encoding="utf-8")
@@ -476,7 +484,7 @@ def test_an_overlong_line_is_never_held_whole(app: Flask, client: FlaskClient,
     summary = run_import(app, provider_id, path, reject_path=rejects)
     assert (summary.created, summary.rejected) == (2, 1)
     assert [(r["line"], r["reason"]) for r in read_rejects(rejects)] == [(
-        "2", f"validation_error: the line is longer than {importer.MAX_LINE_CHARS:,} characters")]
+        "2", f"validation_error: the line is longer than {source.MAX_LINE_CHARS:,} characters")]
     csv_path = write_csv(tmp_path / "r.csv", [row("c-1", idn)])
     with csv_path.open("a", encoding="utf-8") as fh:
         fh.write("a," * (long // 2) + "a\n")
@@ -496,8 +504,8 @@ def test_a_csv_line_of_exactly_the_limit_ending_in_crlf_is_one_line(
                                           row("e-3", idn, "no.such_item")])
     text = path.read_bytes().decode()
     line = next(x for x in text.split("\r\n") if x.startswith("e-2,"))
-    padded = line[:-len(",x,")] + "," + "x" * (importer.MAX_LINE_CHARS - len(line) + 1) + ","
-    assert len(padded) == importer.MAX_LINE_CHARS
+    padded = line[:-len(",x,")] + "," + "x" * (source.MAX_LINE_CHARS - len(line) + 1) + ","
+    assert len(padded) == source.MAX_LINE_CHARS
     path.write_text(text.replace(line + "\r\n", padded + "\r\n"), encoding="utf-8", newline="")
     rejects = tmp_path / "rejects.csv"
     summary = run_import(app, provider_id, path, reject_path=rejects)
@@ -643,15 +651,15 @@ def test_fast_content_hash_is_the_api_hash(code: str, summary: str, occupation: 
 
 
 def test_copy_text_escapes_what_postgres_copy_would_misread() -> None:
-    assert importer._copy_text("a\tb\nc\\d\re") == "a\\tb\\nc\\\\d\\re"
-    assert importer._copy_text(None) == "\\N"
-    assert importer._copy_text(b"\x01\xff") == "\\\\x01ff"
+    assert encoding.copy_text("a\tb\nc\\d\re") == "a\\tb\\nc\\\\d\\re"
+    assert encoding.copy_text(None) == "\\N"
+    assert encoding.copy_text(b"\x01\xff") == "\\\\x01ff"
 
 
 
 def test_generated_ids_are_time_ordered_version_7_uuids(monkeypatch: pytest.MonkeyPatch
                                                        ) -> None:
-    ids = importer._Ids()
+    ids = fastpath.Ids()
     before = time.time_ns() // 1_000_000
     drawn = [uuid.UUID(int=ids.next()) for _ in range(5000)]
     after = time.time_ns() // 1_000_000
@@ -660,7 +668,7 @@ def test_generated_ids_are_time_ordered_version_7_uuids(monkeypatch: pytest.Monk
     assert before <= drawn[0].int >> 80 <= drawn[-1].int >> 80 <= after + 2
     # A clock that stalls or steps back, and more than 4,096 ids in one millisecond: still
     # strictly increasing.
-    monkeypatch.setattr(importer.time, "time_ns", lambda: 1_600_000_000_000_000_000)
+    monkeypatch.setattr(fastpath.time, "time_ns", lambda: 1_600_000_000_000_000_000)
     stalled = [ids.next() for _ in range(10_000)]
     assert stalled == sorted(set(stalled)) and stalled[0] > drawn[-1].int
     assert all(uuid.UUID(int=n).version == 7 for n in stalled)
@@ -668,8 +676,8 @@ def test_generated_ids_are_time_ordered_version_7_uuids(monkeypatch: pytest.Monk
 
 def test_array_literals_quote_every_element() -> None:
     values = ["a", "NULL", 'x"y', "b\\c", "", "é,{}"]
-    assert importer._text_array(values) == '{"a","NULL","x\\"y","b\\\\c","","é,{}"}'
-    assert importer._bytea_array([b"\x00\x01", b""]) == '{"\\\\x0001","\\\\x"}'
+    assert encoding.text_array(values) == '{"a","NULL","x\\"y","b\\\\c","","é,{}"}'
+    assert encoding.bytea_array([b"\x00\x01", b""]) == '{"\\\\x0001","\\\\x"}'
 
 
 # ---- PostgreSQL: the direct path and its fallback ----------------------------------------------
@@ -706,8 +714,8 @@ def test_a_chunk_that_meets_a_concurrent_writer_is_redone_with_on_conflict(
 
     # What another import commits between this one's look-ups and its COPY: the look-ups find
     # nothing, as just before the other one committed. The COPY then meets a unique violation.
-    monkeypatch.setattr(importer, "_text_array", lambda values: "{}")
-    monkeypatch.setattr(importer, "_bytea_array", lambda values: "{}")
+    monkeypatch.setattr(writers, "text_array", lambda values: "{}")
+    monkeypatch.setattr(writers, "bytea_array", lambda values: "{}")
     rejects = tmp_path / "rejects.csv"
     raced = run_import(app, provider_id, write_csv(tmp_path / "b.csv", [
         first[0],                                   # unchanged black-list record
@@ -726,7 +734,7 @@ def test_a_chunk_that_meets_a_concurrent_writer_is_redone_with_on_conflict(
 
     # Only the subjects raced (new refs, a person just created by the other import).
     monkeypatch.undo()
-    monkeypatch.setattr(importer, "_bytea_array", lambda values: "{}")
+    monkeypatch.setattr(writers, "bytea_array", lambda values: "{}")
     subjects_only = run_import(app, provider_id, write_csv(tmp_path / "c.csv", [
         row("c-6", ids[3]), row("c-7", valid_id_number(5920))]))
     assert (subjects_only.created, subjects_only.redone) == (2, 1)

@@ -197,3 +197,12 @@ def purge_expired_logins(session: Session, deps: Deps) -> tuple[int, int]:
     families = session.execute(delete(AuthSession).where(AuthSession.id.in_(stale)))
     return (int(families.rowcount),  # type: ignore[attr-defined]
             int(tokens.rowcount))  # type: ignore[attr-defined]
+
+
+def provider_disabled(session: Session, client_id: uuid.UUID) -> bool | None:
+    """Whether the data provider ``client_id`` is disabled; None if no provider has this id."""
+    row = session.execute(select(ApiClient.type, ApiClient.disabled_at)
+                          .where(ApiClient.id == client_id)).first()
+    if row is None or row.type != "provider":
+        return None
+    return row.disabled_at is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from xinyi.outbox.models import OutboxEvent
@@ -15,3 +16,10 @@ def emit(session: Session, topic: str, payload: dict[str, Any], *, now: datetime
     event = OutboxEvent(topic=topic, payload=payload, created_at=now)
     session.add(event)
     return event
+
+
+def events_table() -> Table:
+    """The outbox table, for bulk writers (``COPY``, ``INSERT … SELECT``) that bypass emit."""
+    table = OutboxEvent.__table__
+    assert isinstance(table, Table)
+    return table

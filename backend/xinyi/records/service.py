@@ -504,3 +504,13 @@ def black_listed(subject: Any) -> ColumnElement[bool]:
     return (select(ListEntry.id).where(ListEntry.subject_bidx == subject,
                                        ListEntry.list == "black", ListEntry.left_at.is_(None))
             .exists())
+
+
+def catalogue_by_code(session: Session) -> dict[str, CatalogueItem]:
+    """Every catalogue item by its code: what pushed records are checked against."""
+    return _catalogue(session)
+
+
+def list_of(item: CatalogueItem) -> str | None:
+    """The list (``red`` or ``black``) a record of ``item`` enters, if any."""
+    return _list_of(item)
