@@ -139,7 +139,7 @@ class Settings:
                 "XINYI_DATABASE_URL is not a database URL this service can use") from None
         if self.redis_url and _redis_scheme(self.redis_url) not in ("redis", "rediss", "unix"):
             raise ConfigError("XINYI_REDIS_URL must be a redis://, rediss:// or unix:// URL")
-        from xinyi.auth.realname import make_verifier
+        from xinyi.realname import make_verifier
 
         try:
             make_verifier(self.realname_verifier)

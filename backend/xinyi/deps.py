@@ -13,13 +13,13 @@ from sqlalchemy.orm import Session
 
 from xinyi.auth.passwords import Passwords
 from xinyi.auth.ratelimit import RateLimiter
-from xinyi.auth.realname import RealNameVerifier
 from xinyi.auth.tokens import AccessTokens
 from xinyi.config import Settings
 from xinyi.db import Database, utcnow
 from xinyi.kv import KeyValue
 from xinyi.localcache import LocalCache
 from xinyi.pii import BlindIndex, FieldCipher
+from xinyi.realname import RealNameVerifier
 
 
 class Rescore(Protocol):

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from xinyi.auth.passwords import Passwords
 from xinyi.auth.ratelimit import RateLimiter
-from xinyi.auth.realname import make_verifier
 from xinyi.auth.tokens import AccessTokens
 from xinyi.config import Settings
 from xinyi.db import Database
 from xinyi.deps import Deps
 from xinyi.kv import make_kv
 from xinyi.pii import BlindIndex, FieldCipher
+from xinyi.realname import make_verifier
 from xinyi.scoring.service import recompute_subjects
 
 

@@ -14,7 +14,7 @@ import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from xinyi.audit.models import AccessLogEntry
 from xinyi.auth.models import ApiClient
-from xinyi.dbutil import insert_for
+from xinyi.dbutil import china_date, insert_for
 from xinyi.errors import DomainError
 
 GENESIS = b"\x00" * 32
@@ -252,3 +252,11 @@ def describe(entry: AccessLogEntry) -> Query:
                  who=Actor(type=entry.actor_type, name=entry.actor_name),
                  action=entry.action, scope=entry.scope, consent_id=entry.consent_id,
                  purpose=entry.purpose)
+
+
+def reads_per_day(session: Session, since: datetime) -> list[tuple[date, int]]:
+    """Access-log entries per China day since ``since``, oldest first (the query statistics)."""
+    day = china_date(session, AccessLogEntry.created_at)
+    return [(d, int(n)) for d, n in session.execute(
+        select(day, func.count()).where(AccessLogEntry.created_at >= since)
+        .group_by(day).order_by(day))]

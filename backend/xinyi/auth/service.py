@@ -8,11 +8,14 @@ import logging
 import re
 import secrets
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.selectable import ScalarSelect
 
 from xinyi.auth.models import Account, ApiClient, ApiKey, AuthSession, RefreshToken
 from xinyi.auth.principal import Principal
@@ -206,3 +209,41 @@ def provider_disabled(session: Session, client_id: uuid.UUID) -> bool | None:
     if row is None or row.type != "provider":
         return None
     return row.disabled_at is not None
+
+
+# ---- what other domains may know of an API-key principal ---------------------------------
+
+@dataclass(frozen=True)
+class ClientRef:
+    """A partner, volunteer organisation or data provider, as another domain sees it."""
+
+    id: uuid.UUID
+    type: str
+    name: str
+    kind: str | None
+    disabled: bool
+
+
+def _ref(client: ApiClient) -> ClientRef:
+    return ClientRef(client.id, client.type, client.name, client.kind,
+                     client.disabled_at is not None)
+
+
+def client_ref(session: Session, client_id: uuid.UUID) -> ClientRef | None:
+    """The principal with this id, or None."""
+    client = session.get(ApiClient, client_id)
+    return None if client is None else _ref(client)
+
+
+def client_refs(session: Session, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, ClientRef]:
+    """The principals with these ids, by id (one query)."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    return {c.id: _ref(c) for c in session.scalars(
+        select(ApiClient).where(ApiClient.id.in_(wanted)))}
+
+
+def client_name_of(client_id: Any) -> ScalarSelect[str]:
+    """Query piece: the name of the principal whose id is ``client_id`` (a column)."""
+    return select(ApiClient.name).where(ApiClient.id == client_id).scalar_subquery()

@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Subquery, func, select
 from sqlalchemy.orm import Session
 
 from xinyi.auth.models import Account
@@ -137,3 +137,24 @@ def citizen_bidx(session: Session, account_id: uuid.UUID) -> bytes:
     if bidx is None:
         raise NotFound("No citizen profile for this account")
     return bidx
+
+
+# ---- query pieces for the domains that know a citizen by account (credentials, records) ----
+
+def citizen_subjects() -> Subquery:
+    """``(account_id, bidx)``: each citizen's account and the subject that keys their data."""
+    return (select(Citizen.account_id, Citizen.id_number_bidx.label("bidx"))
+            .subquery("citizen_subjects"))
+
+
+def citizen_id_number(session: Session, deps: Deps, account_id: uuid.UUID) -> IdNumber:
+    """The citizen's ID number, decrypted (never to be shown or logged unmasked)."""
+    citizen = session.get(Citizen, account_id)
+    if citizen is None:
+        raise NotFound("No citizen profile for this account")
+    return IdNumber(deps.cipher.decrypt(citizen.id_number_enc, context="citizens.id_number"))
+
+
+def registered_count(session: Session) -> int:
+    """How many citizens have registered."""
+    return int(session.scalar(select(func.count()).select_from(Citizen)) or 0)

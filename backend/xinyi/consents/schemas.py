@@ -8,7 +8,7 @@ from xinyi.consents.models import (
     REQUEST_STATUSES,
     SCOPES,
 )
-from xinyi.records.models import POLARITIES, SEVERITIES
+from xinyi.records.schemas import POLARITIES, SEVERITIES
 from xinyi.schemas import PageArgs, StrictSchema
 
 CONSENT_STATUSES = ("live", "expired", "revoked")

@@ -20,16 +20,14 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from xinyi.audit import service as audit
-from xinyi.auth.models import ApiClient
 from xinyi.auth.principal import Principal
-from xinyi.citizens.models import Citizen
-from xinyi.citizens.service import citizen_bidx
+from xinyi.auth.service import ClientRef, client_ref, client_refs
+from xinyi.citizens.service import citizen_bidx, citizen_id_number
 from xinyi.consents.models import Consent, ConsentRequest
 from xinyi.consents.views import CitizenRequestView, ConsentView, PartnerRequestView, PartnerView
 from xinyi.deps import Deps
 from xinyi.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from xinyi.outbox.service import emit
-from xinyi.pii import IdNumber
 from xinyi.records.service import active_records
 from xinyi.scoring import rules
 from xinyi.subjects import service as subjects
@@ -72,7 +70,7 @@ class UnknownPartner(ValidationFailed):
 
 # ---- views -----------------------------------------------------------------------------------
 
-def _partner_view(partner: ApiClient) -> PartnerView:
+def _partner_view(partner: ClientRef) -> PartnerView:
     return PartnerView(id=partner.id, name=partner.name, kind=partner.kind)
 
 
@@ -89,7 +87,7 @@ def _consent_status(consent: Consent, now: datetime) -> str:
     return "live" if consent.expires_at > now else "expired"
 
 
-def _citizen_request_view(request: ConsentRequest, partner: ApiClient,
+def _citizen_request_view(request: ConsentRequest, partner: ClientRef,
                           now: datetime) -> CitizenRequestView:
     return CitizenRequestView(
         id=request.id, partner=_partner_view(partner), scope=request.scope,
@@ -98,7 +96,7 @@ def _citizen_request_view(request: ConsentRequest, partner: ApiClient,
         expires_at=request.expires_at, decided_at=request.decided_at)
 
 
-def _consent_view(consent: Consent, partner: ApiClient, now: datetime) -> ConsentView:
+def _consent_view(consent: Consent, partner: ClientRef, now: datetime) -> ConsentView:
     return ConsentView(
         id=consent.id, partner=_partner_view(partner), scope=consent.scope,
         purpose=consent.purpose, status=_consent_status(consent, now),
@@ -118,8 +116,8 @@ def _partner_request_view(session: Session, deps: Deps, request: ConsentRequest,
         expires_at=request.expires_at, decided_at=request.decided_at, consent_id=consent_id)
 
 
-def _partner(session: Session, partner_id: uuid.UUID) -> ApiClient:
-    partner = session.get(ApiClient, partner_id)
+def _partner(session: Session, partner_id: uuid.UUID) -> ClientRef:
+    partner = client_ref(session, partner_id)
     if partner is None:  # the foreign key makes this unreachable for stored rows
         raise NotFound("No such partner")
     return partner
@@ -237,11 +235,11 @@ def pending_requests(session: Session, deps: Deps, account_id: uuid.UUID, *, pag
     where = (ConsentRequest.subject_bidx == bidx, ConsentRequest.status == "pending",
              ConsentRequest.expires_at > now)
     total = session.scalar(select(func.count()).select_from(ConsentRequest).where(*where)) or 0
-    rows = session.execute(_page(
-        select(ConsentRequest, ApiClient).join(ApiClient, ApiClient.id == ConsentRequest.partner_id)
-        .where(*where).order_by(ConsentRequest.created_at.desc(), ConsentRequest.id),
-        page, page_size))
-    return [_citizen_request_view(r, p, now) for r, p in rows], total
+    requests = list(session.scalars(_page(
+        select(ConsentRequest).where(*where)
+        .order_by(ConsentRequest.created_at.desc(), ConsentRequest.id), page, page_size)))
+    partners = client_refs(session, (r.partner_id for r in requests))
+    return [_citizen_request_view(r, partners[r.partner_id], now) for r in requests], total
 
 
 def _own_request(session: Session, account_id: uuid.UUID,
@@ -324,10 +322,11 @@ def citizen_consents(session: Session, deps: Deps, account_id: uuid.UUID, *,
     bidx = citizen_bidx(session, account_id)
     where = [Consent.subject_bidx == bidx, *_status_filter(status, now)]
     total = session.scalar(select(func.count()).select_from(Consent).where(*where)) or 0
-    rows = session.execute(_page(
-        select(Consent, ApiClient).join(ApiClient, ApiClient.id == Consent.partner_id)
-        .where(*where).order_by(Consent.granted_at.desc(), Consent.id), page, page_size))
-    return [_consent_view(c, p, now) for c, p in rows], total
+    consents = list(session.scalars(_page(
+        select(Consent).where(*where).order_by(Consent.granted_at.desc(), Consent.id),
+        page, page_size)))
+    partners = client_refs(session, (c.partner_id for c in consents))
+    return [_consent_view(c, partners[c.partner_id], now) for c in consents], total
 
 
 def _own_subject(session: Session, deps: Deps, account_id: uuid.UUID, now: datetime) -> bytes:
@@ -336,19 +335,15 @@ def _own_subject(session: Session, deps: Deps, account_id: uuid.UUID, now: datet
     bidx = citizen_bidx(session, account_id)
     if session.get(Subject, bidx) is not None:
         return bidx
-    citizen = session.get(Citizen, account_id)
-    assert citizen is not None  # citizen_bidx found it
-    id_number = IdNumber(deps.cipher.decrypt(citizen.id_number_enc,
-                                             context="citizens.id_number"))
-    return ensure_subject(session, deps, id_number, now)
+    return ensure_subject(session, deps, citizen_id_number(session, deps, account_id), now)
 
 
 def grant(session: Session, deps: Deps, account_id: uuid.UUID, *, partner_id: uuid.UUID,
           scope: str, purpose: str, expires_in: int) -> ConsentView:
     """A direct grant (主动授权) by the citizen, without a request from the partner."""
     now = deps.clock()
-    partner = session.get(ApiClient, partner_id)
-    if partner is None or partner.type != "partner" or partner.disabled_at is not None:
+    partner = client_ref(session, partner_id)
+    if partner is None or partner.type != "partner" or partner.disabled:
         raise UnknownPartner.at("partner_id", "no active partner has this id")
     bidx = _own_subject(session, deps, account_id, now)
     # The partner learns the citizen under its own pseudonym, from the consent.granted event.

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
-from xinyi.citizens.models import Citizen
+from xinyi.citizens.service import citizen_subjects
 from xinyi.credentials import keys, qr
 from xinyi.credentials.models import Credential
 from xinyi.credentials.tokens import IssuedCredential, issue_batch
@@ -19,8 +19,7 @@ from xinyi.deps import Deps
 from xinyi.errors import NotFound, ValidationFailed
 from xinyi.records.service import black_listed
 from xinyi.scoring import rules
-from xinyi.scoring.models import CreditScore
-from xinyi.scoring.service import benefit_rules, credit_report
+from xinyi.scoring.service import benefit_rules, credit_report, stored_scores
 from xinyi.uow import after_rollback
 
 log = logging.getLogger(__name__)
@@ -33,10 +32,11 @@ def short_code_key(code: str) -> str:
     return SHORT_CODE_PREFIX + hashlib.sha256(code.encode()).hexdigest()
 
 
-_SCORE = (select(CreditScore.score, black_listed(Citizen.id_number_bidx))
-          .select_from(Citizen)
-          .outerjoin(CreditScore, CreditScore.subject_bidx == Citizen.id_number_bidx)
-          .where(Citizen.account_id == bindparam("account_id")))
+_CITIZENS, _SCORES = citizen_subjects(), stored_scores()
+_SCORE = (select(_SCORES.c.score, black_listed(_CITIZENS.c.bidx))
+          .select_from(_CITIZENS)
+          .outerjoin(_SCORES, _SCORES.c.bidx == _CITIZENS.c.bidx)
+          .where(_CITIZENS.c.account_id == bindparam("account_id")))
 
 
 def _tier_and_benefits(session: Session, deps: Deps, account_id: uuid.UUID,

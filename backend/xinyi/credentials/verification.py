@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from xinyi.audit.service import Access, Head, append, head_columns, head_of
 from xinyi.auth.principal import Principal
-from xinyi.citizens.models import Citizen
+from xinyi.citizens.service import citizen_subjects
 from xinyi.credentials import keys, tokens
 from xinyi.credentials.errors import (
     BenefitNotForPartner,
@@ -38,15 +38,14 @@ from xinyi.credentials.service import short_code_key
 from xinyi.deps import Deps
 from xinyi.records.service import black_listed
 from xinyi.scoring import rules
-from xinyi.scoring.models import CreditScore
 from xinyi.scoring.service import (
     BenefitView,
     benefit_rules,
     credit_report,
+    stored_scores,
     with_eligibility,
 )
-from xinyi.subjects.models import Pseudonym
-from xinyi.subjects.service import pseudonym, remember
+from xinyi.subjects.service import known_to, pseudonym, remember
 from xinyi.uow import after_rollback, restart_reading, unique_or
 
 log = logging.getLogger(__name__)
@@ -74,16 +73,15 @@ class _Holder:
     known: bool  # the partner's pseudonym for this citizen is already recorded
 
 
-_KNOWN = (select(Pseudonym.partner_id).where(
-    Pseudonym.partner_id == bindparam("partner_id"),
-    Pseudonym.subject_bidx == Citizen.id_number_bidx).exists())
+_CITIZENS, _SCORES = citizen_subjects(), stored_scores()
 _LOAD = (
     select(Credential.jti, Credential.subject, Credential.account_id, Credential.not_before,
-           Credential.expires_at, Citizen.id_number_bidx, CreditScore.score,
-           black_listed(Citizen.id_number_bidx).label("black"),
-           *head_columns(Citizen.id_number_bidx), _KNOWN.label("known"))
-    .join(Citizen, Citizen.account_id == Credential.account_id)
-    .outerjoin(CreditScore, CreditScore.subject_bidx == Citizen.id_number_bidx)
+           Credential.expires_at, _CITIZENS.c.bidx, _SCORES.c.score,
+           black_listed(_CITIZENS.c.bidx).label("black"),
+           *head_columns(_CITIZENS.c.bidx),
+           known_to(bindparam("partner_id"), _CITIZENS.c.bidx).label("known"))
+    .join(_CITIZENS, _CITIZENS.c.account_id == Credential.account_id)
+    .outerjoin(_SCORES, _SCORES.c.bidx == _CITIZENS.c.bidx)
     .where(Credential.jti == bindparam("jti")))
 
 

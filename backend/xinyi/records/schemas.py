@@ -7,6 +7,9 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, post_dump, pre_load, validate
 
 from xinyi.records.models import OCCUPATIONS, POLARITIES, SEVERITIES
+
+# The vocabulary of a record, for the schemas of the domains that show records.
+__all__ = ["OCCUPATIONS", "POLARITIES", "SEVERITIES"]
 from xinyi.schemas import FullMatch, PageArgs, ProblemSchema, StrictSchema
 from xinyi.timeutil import CHINA
 

@@ -16,13 +16,10 @@ from sqlalchemy import Subquery, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from xinyi.audit.models import AccessLogEntry
-from xinyi.audit.service import staff_read
-from xinyi.auth.models import ApiClient
+from xinyi.audit.service import reads_per_day, staff_read
 from xinyi.auth.principal import Principal
-from xinyi.citizens.models import Citizen
-from xinyi.citizens.service import citizen_bidx
-from xinyi.dbutil import china_date
+from xinyi.auth.service import client_name_of
+from xinyi.citizens.service import citizen_bidx, registered_count
 from xinyi.deps import Deps
 from xinyi.errors import Conflict, DomainError, NotFound, ValidationFailed, field_errors
 from xinyi.outbox.service import emit
@@ -343,9 +340,8 @@ def citizen_records(session: Session, account_id: uuid.UUID, *, archived: bool, 
     where = (CreditRecord.subject_bidx == bidx, CreditRecord.status == status)
     total = session.scalar(select(func.count()).select_from(CreditRecord).where(*where)) or 0
     rows = session.execute(
-        select(CreditRecord, CatalogueItem, ApiClient.name)
+        select(CreditRecord, CatalogueItem, client_name_of(CreditRecord.provider_id))
         .join(CatalogueItem, CatalogueItem.code == CreditRecord.catalogue_code)
-        .join(ApiClient, ApiClient.id == CreditRecord.provider_id)
         .where(*where).order_by(CreditRecord.occurred_on.desc(), CreditRecord.id)
         .limit(page_size).offset((page - 1) * page_size))
     items = [CitizenRecordView(
@@ -446,7 +442,7 @@ def list_entries(session: Session, deps: Deps, reader: Principal, *, list_name: 
 
 def statistics(session: Session, *, now: datetime, days: int = 30) -> Statistics:
     covered = session.scalar(select(func.count()).select_from(Subject)) or 0
-    registered = session.scalar(select(func.count()).select_from(Citizen)) or 0
+    registered = registered_count(session)
     rows = session.execute(
         select(CatalogueItem.domain, CatalogueItem.severity, CatalogueItem.polarity,
                func.count())
@@ -457,10 +453,7 @@ def statistics(session: Session, *, now: datetime, days: int = 30) -> Statistics
     # Whole days in Asia/Shanghai: the oldest day shown is never cut at this time of day.
     first_day = china_today(now) - timedelta(days=days - 1)
     since = datetime.combine(first_day, time(), tzinfo=CHINA)
-    day = china_date(session, AccessLogEntry.created_at)
-    per_day = session.execute(
-        select(day, func.count()).where(AccessLogEntry.created_at >= since)
-        .group_by(day).order_by(day))
+    per_day = reads_per_day(session, since)
     return Statistics(
         queries_per_day=tuple(DayQueries(date=str(d), queries=n) for d, n in per_day),
         citizens_covered=covered,

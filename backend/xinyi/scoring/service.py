@@ -14,7 +14,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Integer, Select, case, delete, func, insert, literal, select
+from sqlalchemy import Integer, Select, Subquery, case, delete, func, insert, literal, select
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -179,3 +179,10 @@ def credit_report(session: Session, account_id: uuid.UUID, *, now: datetime) -> 
         benefits=benefits_for(session, explanation.score, records, today=today,
                               history_start=china_today(known_since), bidx=bidx),
         next_steps=list(explanation.next_steps))
+
+
+def stored_scores() -> Subquery:
+    """Query piece: ``(bidx, score)`` of every subject's stored score (a subject without one
+    scores :data:`rules.SCORE_BASE`)."""
+    return (select(CreditScore.subject_bidx.label("bidx"), CreditScore.score)
+            .subquery("stored_scores"))

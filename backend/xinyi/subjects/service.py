@@ -9,8 +9,9 @@ import hashlib
 import hmac
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Exists, select
 from sqlalchemy.orm import Session
 
 from xinyi.dbutil import upsert
@@ -67,3 +68,9 @@ def resolve(session: Session, partner_id: uuid.UUID, name: str) -> bytes:
     if bidx is None:
         raise UnknownSubject()
     return bidx
+
+
+def known_to(partner_id: Any, bidx: Any) -> Exists:
+    """Query piece: whether the partner's pseudonym for the subject is already recorded."""
+    return (select(Pseudonym.partner_id)
+            .where(Pseudonym.partner_id == partner_id, Pseudonym.subject_bidx == bidx).exists())
