@@ -207,8 +207,8 @@ def keys() -> None:
               show_default=True)
 def keys_rotate(purpose: str) -> None:
     """Start signing with a new key; the old one stays published until its tokens expire."""
-    from xinyi.credentials.keys import rotate
     from xinyi.deps import build_deps
+    from xinyi.signing.service import rotate
 
     deps = build_deps(_settings())
     with UnitOfWork(deps.db.sessions) as uow:

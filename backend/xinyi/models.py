@@ -12,8 +12,9 @@ from xinyi.outbox import models as outbox_models
 from xinyi.partners import models as partner_models
 from xinyi.records import models as record_models
 from xinyi.scoring import models as scoring_models
+from xinyi.signing import models as signing_models
 
 metadata = Base.metadata
 __all__ = ["audit_models", "auth_models", "citizen_models", "consent_models",
            "credential_models", "metadata", "outbox_models", "partner_models", "record_models",
-           "scoring_models"]
+           "scoring_models", "signing_models"]

@@ -15,9 +15,9 @@ from xinyi.audit.models import AccessLogEntry
 from xinyi.audit.service import Access, append
 from xinyi.cli import alembic_config, main
 from xinyi.config import load_settings
-from xinyi.credentials.models import SigningKeyRow
 from xinyi.deps import build_deps
 from xinyi.records.models import Subject
+from xinyi.signing.models import SigningKeyRow
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from typing import Any
 from flask import Response
 from flask_smorest import Blueprint
 
-from xinyi.credentials import keys, service, verification
+from xinyi.credentials import service, verification
 from xinyi.credentials.schemas import (
     CredentialsOut,
     IdempotencyHeaders,
@@ -15,6 +15,7 @@ from xinyi.credentials.schemas import (
     VerifyIn,
 )
 from xinyi.credentials.tokens import IssuedCredential
+from xinyi.signing import service as signing
 from xinyi.web import db, deps, principal, public, requires
 
 me_blp = Blueprint("credentials", __name__, url_prefix="/v1/me/credentials",
@@ -72,6 +73,7 @@ def jwks() -> Response:
     """Credential public keys (RFC 7517), retired keys included until their credentials expire."""
     from flask import jsonify
 
-    resp = jsonify({"keys": keys.public_jwks(db(), deps().clock())})
+    resp = jsonify({"keys": signing.public_jwks(db(), deps().clock(),
+                                                retired_grace=service.RETIRED_KEY_GRACE)})
     resp.headers["Cache-Control"] = "public, max-age=300"
     return resp

@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session
 from xinyi.audit.service import Access, Head, append, head_columns, head_of
 from xinyi.auth.principal import Principal
 from xinyi.citizens.models import Citizen
-from xinyi.credentials import keys, tokens
+from xinyi.credentials import tokens
 from xinyi.credentials.models import Credential, Verification
-from xinyi.credentials.service import short_code_key
+from xinyi.credentials.service import RETIRED_KEY_GRACE, short_code_key
 from xinyi.deps import Deps
 from xinyi.errors import Conflict, DomainError, ValidationFailed
 from xinyi.partners.models import Pseudonym
@@ -37,6 +37,7 @@ from xinyi.scoring.service import (
     credit_report,
     with_eligibility,
 )
+from xinyi.signing import service as signing
 from xinyi.uow import after_rollback, restart_reading, unique_or
 
 log = logging.getLogger(__name__)
@@ -164,7 +165,9 @@ def _credential(session: Session, deps: Deps, partner: Principal, presented: str
         raise CredentialRefused("Not an xinyi credential")
 
     def check(fresh: bool) -> tokens.VerifiedClaims:
-        return tokens.verify(presented, keys.verification_keys(session, deps, fresh=fresh),
+        known = signing.verification_keys(session, deps, retired_grace=RETIRED_KEY_GRACE,
+                                          fresh=fresh)
+        return tokens.verify(presented, known,
                              issuer=deps.settings.credential_issuer, now=now,
                              leeway_seconds=ONLINE_LEEWAY_SECONDS)
 
