@@ -143,7 +143,7 @@ def staff() -> None:
 @click.option("--role", required=True, type=click.Choice(["operator", "reviewer", "auditor"]))
 def staff_create(phone: str, password: str, role: str) -> None:
     """Create a staff account that logs in at /v1/auth/login."""
-    from xinyi.admin.service import create_staff
+    from xinyi.auth.accounts import create_staff
     from xinyi.deps import build_deps
     from xinyi.errors import DomainError
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from sqlalchemy import select
 from stdnum.cn import ric
 
-from xinyi.admin.service import create_client, create_staff
-from xinyi.auth.models import Account, ApiClient
+from xinyi.auth.accounts import create_client, create_staff
+from xinyi.auth.models import ApiClient
+from xinyi.auth.service import phone_taken
 from xinyi.citizens.service import register
 from xinyi.deps import Deps
 from xinyi.pii import PhoneNumber
@@ -31,8 +32,7 @@ def seed_demo(deps: Deps) -> list[str]:
         session = uow.session
 
         def exists(phone: str) -> bool:
-            bidx = deps.bidx(PhoneNumber.parse(phone).value, kind="phone")
-            return session.scalar(select(Account.id).where(Account.phone_bidx == bidx)) is not None
+            return phone_taken(session, deps, PhoneNumber.parse(phone))
 
         for phone, name, id17 in DEMO_CITIZENS:
             if not exists(phone):

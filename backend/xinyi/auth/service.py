@@ -9,17 +9,19 @@ import re
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from xinyi.auth.models import Account, ApiClient, ApiKey, AuthSession, RefreshToken
+from xinyi.auth.passwords import password_problems as password_problems  # for other domains
 from xinyi.auth.principal import Principal
 from xinyi.auth.tokens import TokenRejected
 from xinyi.deps import Deps
-from xinyi.errors import InvalidLogin, Unauthorized
+from xinyi.errors import Conflict, InvalidLogin, NotFound, Unauthorized
 from xinyi.pii import InvalidIdentifier, PhoneNumber
+from xinyi.uow import unique_or
 
 log = logging.getLogger(__name__)
 API_KEY_PREFIX = "xyk_"
@@ -197,3 +199,59 @@ def purge_expired_logins(session: Session, deps: Deps) -> tuple[int, int]:
     families = session.execute(delete(AuthSession).where(AuthSession.id.in_(stale)))
     return (int(families.rowcount),  # type: ignore[attr-defined]
             int(tokens.rowcount))  # type: ignore[attr-defined]
+
+
+# Accounts as other domains see them: citizens registers logins and shows their phone, audit
+# names partners. They get these functions, never the models.
+
+class PhoneTaken(Conflict):
+    code = "phone_taken"
+    title = "An account with this phone number already exists"
+
+
+def _phone_bidx(deps: Deps, phone: PhoneNumber) -> bytes:
+    return deps.bidx(phone.value, kind="phone")
+
+
+def phone_taken(session: Session, deps: Deps, phone: PhoneNumber) -> bool:
+    """Is there a login for this phone? Asked before the costly password hash."""
+    bidx = _phone_bidx(deps, phone)
+    return session.scalar(select(Account.id).where(Account.phone_bidx == bidx)) is not None
+
+
+def create_account(session: Session, deps: Deps, *, role: str, phone: PhoneNumber,
+                   password: str, now: datetime) -> uuid.UUID:
+    """Add and flush a login for a checked phone and password; returns its id.
+
+    The phone's unique index is the race guard: an account for this phone made meanwhile
+    (committed, or concurrent on PostgreSQL) raises :class:`PhoneTaken`, rolling back only this
+    insert. Callers ask :func:`phone_taken` first, in the order their own checks answer."""
+    account = Account(
+        id=uuid.uuid4(), role=role, created_at=now, password_changed_at=now,
+        phone_enc=deps.cipher.encrypt(phone.value, context="accounts.phone"),
+        phone_bidx=_phone_bidx(deps, phone), password_hash=deps.passwords.hash(password))
+    with unique_or(session, PhoneTaken):
+        session.add(account)
+    return account.id
+
+
+def _account(session: Session, account_id: uuid.UUID) -> Account:
+    account = session.get(Account, account_id)  # one read however many of these are asked
+    if account is None:
+        raise NotFound("No such account")
+    return account
+
+
+def account_phone(session: Session, deps: Deps, account_id: uuid.UUID) -> PhoneNumber:
+    """The login's phone number, decrypted (callers show it masked)."""
+    encrypted = _account(session, account_id).phone_enc
+    return PhoneNumber(deps.cipher.decrypt(encrypted, context="accounts.phone"))
+
+
+def account_created_at(session: Session, account_id: uuid.UUID) -> datetime:
+    return _account(session, account_id).created_at
+
+
+def client_name(session: Session, client_id: uuid.UUID) -> str | None:
+    """An API-key principal's display name, e.g. the partner named in a citizen's access log."""
+    return session.scalar(select(ApiClient.name).where(ApiClient.id == client_id))
