@@ -48,8 +48,8 @@ def main() -> None:
         os.environ.update({"XINYI_DATABASE_URL": url, "XINYI_INSTANCE_PATH": tmp,
                            "XINYI_ENV": "development", "XINYI_LOG_LEVEL": "WARNING"})
         os.environ.pop("XINYI_REDIS_URL", None)
-        from xinyi.admin.service import create_staff
         from xinyi.app import create_app
+        from xinyi.auth.accounts import create_staff
 
         app = create_app()
         logging.getLogger().setLevel(logging.WARNING)

@@ -117,7 +117,7 @@ def citizen_headers(client: FlaskClient) -> dict[str, str]:
 
 
 def staff_headers(app: Flask, client: FlaskClient, role: str) -> dict[str, str]:
-    from xinyi.admin.service import create_staff
+    from xinyi.auth.accounts import create_staff
 
     deps = app.extensions["xinyi"]
     phone = random_phone()

@@ -167,6 +167,8 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
         "apiKey", {"type": "http", "scheme": "bearer",
                    "description": "API key `xyk_<id>_<secret>` for partners, orgs, providers"})
 
+    # Every routes module is imported before any blueprint is registered: citizens.routes
+    # adds POST /v1/auth/register to auth_blp (citizens depends on auth, not the reverse).
     from xinyi.admin.routes import blp as admin_blp
     from xinyi.audit.routes import me_blp as queries_blp
     from xinyi.auth.routes import blp as auth_blp

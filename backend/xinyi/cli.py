@@ -143,7 +143,7 @@ def staff() -> None:
 @click.option("--role", required=True, type=click.Choice(["operator", "reviewer", "auditor"]))
 def staff_create(phone: str, password: str, role: str) -> None:
     """Create a staff account that logs in at /v1/auth/login."""
-    from xinyi.admin.service import create_staff
+    from xinyi.auth.accounts import create_staff
     from xinyi.errors import DomainError
     from xinyi.wiring import build_deps
 
@@ -207,7 +207,7 @@ def keys() -> None:
               show_default=True)
 def keys_rotate(purpose: str) -> None:
     """Start signing with a new key; the old one stays published until its tokens expire."""
-    from xinyi.credentials.keys import rotate
+    from xinyi.signing.service import rotate
     from xinyi.wiring import build_deps
 
     deps = build_deps(_settings())

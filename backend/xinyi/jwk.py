@@ -1,6 +1,6 @@
 """Ed25519 keys as JOSE sees them: public JWKs, JWKS documents and RFC 7638 thumbprints.
 
-Shared core, not a domain: the QR-credential and audit-checkpoint keys (credentials/keys.py,
+Shared core, not a domain: the QR-credential and audit-checkpoint keys (signing/service.py,
 credentials/tokens.py) and the access-token key (auth/tokens.py) are all named by the same
 thumbprint, so this lives outside any one of those domains. Pure functions: no Flask, no I/O.
 """

@@ -11,9 +11,10 @@ from xinyi.db import Base
 from xinyi.outbox import models as outbox_models
 from xinyi.records import models as record_models
 from xinyi.scoring import models as scoring_models
+from xinyi.signing import models as signing_models
 from xinyi.subjects import models as subject_models
 
 metadata = Base.metadata
 __all__ = ["audit_models", "auth_models", "citizen_models", "consent_models",
            "credential_models", "metadata", "outbox_models", "record_models",
-           "scoring_models", "subject_models"]
+           "scoring_models", "signing_models", "subject_models"]

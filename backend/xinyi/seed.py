@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from stdnum.cn import ric
 
-from xinyi.admin.service import create_client, create_staff
-from xinyi.auth.models import Account, ApiClient
+from xinyi.auth.accounts import create_client, create_staff
+from xinyi.auth.service import client_named, phone_taken
 from xinyi.citizens.service import register
 from xinyi.deps import Deps
 from xinyi.pii import PhoneNumber
@@ -31,8 +30,7 @@ def seed_demo(deps: Deps) -> list[str]:
         session = uow.session
 
         def exists(phone: str) -> bool:
-            bidx = deps.bidx(PhoneNumber.parse(phone).value, kind="phone")
-            return session.scalar(select(Account.id).where(Account.phone_bidx == bidx)) is not None
+            return phone_taken(session, deps, PhoneNumber.parse(phone))
 
         for phone, name, id17 in DEMO_CITIZENS:
             if not exists(phone):
@@ -43,7 +41,7 @@ def seed_demo(deps: Deps) -> list[str]:
             if not exists(phone):
                 create_staff(session, deps, phone=phone, password=DEMO_PASSWORD, role=role)
             lines.append(f"{role:<9} phone {phone}  password {DEMO_PASSWORD}")
-        if session.scalar(select(ApiClient.id).where(ApiClient.name == "示范图书馆 Demo Library")):
+        if client_named(session, "partner", "示范图书馆 Demo Library"):
             lines.append("partner   示范图书馆 Demo Library: its API key was printed at first"
                          " seeding; add one with POST /v1/admin/partners/{id}/keys")
         else:

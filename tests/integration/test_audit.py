@@ -249,7 +249,7 @@ def test_two_workers_signing_at_once_leave_one_verifiable_chain_of_checkpoints(
     ``xinyi audit verify`` reports tampering that never happened."""
     from xinyi.audit import checkpoints
     from xinyi.audit.models import AuditCheckpoint
-    from xinyi.credentials.models import SigningKeyRow
+    from xinyi.signing.models import SigningKeyRow
 
     deps = app.extensions["xinyi"]
     if not deps.db.url.startswith("postgresql"):

@@ -15,7 +15,7 @@ from xinyi.audit.models import AccessLogEntry
 from xinyi.audit.service import Access, append
 from xinyi.cli import alembic_config, main
 from xinyi.config import load_settings
-from xinyi.credentials.models import SigningKeyRow
+from xinyi.signing.models import SigningKeyRow
 from xinyi.subjects.models import Subject
 from xinyi.wiring import build_deps
 

@@ -333,7 +333,7 @@ def test_black_list_entry_withholds_the_benefit(app: Flask, client: FlaskClient)
 
 def test_rotated_key_keeps_verifying_until_its_credentials_expire(
         app: Flask, client: FlaskClient) -> None:
-    from xinyi.credentials import keys
+    from xinyi.signing import service as keys
 
     me = citizen(client)
     library = partner(app, client)
@@ -357,8 +357,9 @@ def test_a_key_rotated_by_another_process_verifies_at_once(
     import dataclasses
     import uuid
 
-    from xinyi.credentials import keys, service
+    from xinyi.credentials import service
     from xinyi.localcache import LocalCache
+    from xinyi.signing import service as keys
 
     person = register_citizen(client)
     me = bearer(login(client, person["phone"])["access_token"])

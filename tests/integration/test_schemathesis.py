@@ -33,8 +33,8 @@ from tests.factories import (
     random_phone,
     register_citizen,
 )
-from xinyi.admin.service import create_staff
 from xinyi.auth import service as auth_service
+from xinyi.auth.accounts import create_staff
 from xinyi.errors import Unauthorized
 from xinyi.uow import UnitOfWork
 from xinyi.web import ACCESS_ATTR

@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 
 from xinyi.audit.models import AccessLogEntry, AuditCheckpoint
 from xinyi.audit.service import GENESIS, ChainProblem, verify_chains
-from xinyi.credentials import keys
 from xinyi.deps import Deps
+from xinyi.signing import service as signing
 
 SETTLE = timedelta(seconds=60)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -52,7 +52,7 @@ def make_checkpoint(session: Session, deps: Deps) -> AuditCheckpoint | None:
     Workers take turns (a transaction-scoped advisory lock on PostgreSQL, the write lock of
     ``BEGIN IMMEDIATE`` on SQLite), so two never sign from the same predecessor.
     """
-    key = keys.signing_key(session, deps, "audit")
+    key = signing.signing_key(session, deps, "audit")
     if session.get_bind().dialect.name == "postgresql":
         session.execute(select(func.pg_advisory_xact_lock(CHECKPOINT_LOCK)))
     now = deps.clock()
@@ -90,7 +90,7 @@ def verify_all(session: Session) -> AuditReport:
     for cp in session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.id)):
         if cp.prev_digest != prev:
             return AuditReport(checked, done, f"checkpoint {cp.id}: does not follow {cp.id - 1}")
-        public = keys.any_public_key(session, cp.kid)
+        public = signing.any_public_key(session, cp.kid)
         try:
             if public is None:
                 raise InvalidSignature

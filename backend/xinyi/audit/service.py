@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from xinyi.audit.models import AccessLogEntry
-from xinyi.auth.models import ApiClient
+from xinyi.auth.service import client_name
 from xinyi.dbutil import china_date, insert_for
 from xinyi.errors import DomainError
 
@@ -169,8 +169,7 @@ def staff_read(session: Session, subjects: Iterable[bytes], *, staff_id: uuid.UU
 
 
 def partner_actor(session: Session, partner_id: uuid.UUID) -> tuple[str, str]:
-    name = session.scalar(select(ApiClient.name).where(ApiClient.id == partner_id))
-    return str(partner_id), name or "unknown"
+    return str(partner_id), client_name(session, partner_id) or "unknown"
 
 
 def entries_for(session: Session, bidx: bytes, *, page: int,

@@ -1,3 +1,7 @@
+"""Login, token rotation and logout. ``POST /v1/auth/register`` is on this blueprint too but
+is defined by the citizens domain (``xinyi.citizens.routes``), which depends on auth, not the
+other way round."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -5,21 +9,10 @@ from typing import Any
 from flask_smorest import Blueprint
 
 from xinyi.auth import service
-from xinyi.auth.schemas import LoginIn, ProfileOut, RefreshIn, RegisterIn, TokenPairOut
-from xinyi.citizens import service as citizens
-from xinyi.citizens.service import Profile
+from xinyi.auth.schemas import LoginIn, RefreshIn, TokenPairOut
 from xinyi.web import client_address, db, deps, principal, public, requires
 
 blp = Blueprint("auth", __name__, url_prefix="/v1/auth", description="Citizen and staff login")
-
-
-@blp.route("/register", methods=["POST"])
-@public
-@blp.arguments(RegisterIn)
-@blp.response(201, ProfileOut)
-def register(body: dict[str, Any]) -> Profile:
-    """Register a citizen with real name and ID number (实名注册)."""
-    return citizens.register(db(), deps(), **body)
 
 
 @blp.route("/login", methods=["POST"])
@@ -46,5 +39,3 @@ def refresh(body: dict[str, Any]) -> service.TokenPair:
 def logout() -> None:
     """End this login: its access and refresh tokens stop working at once."""
     service.logout(db(), deps(), principal())
-
-

@@ -10,7 +10,7 @@ import secrets
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, delete, select, update
@@ -18,11 +18,13 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import ScalarSelect
 
 from xinyi.auth.models import Account, ApiClient, ApiKey, AuthSession, RefreshToken
+from xinyi.auth.passwords import password_problems as password_problems  # for other domains
 from xinyi.auth.principal import Principal
 from xinyi.auth.tokens import TokenRejected
 from xinyi.deps import Deps
-from xinyi.errors import InvalidLogin, Unauthorized
+from xinyi.errors import Conflict, InvalidLogin, NotFound, Unauthorized
 from xinyi.pii import InvalidIdentifier, PhoneNumber
+from xinyi.uow import unique_or
 
 log = logging.getLogger(__name__)
 API_KEY_PREFIX = "xyk_"
@@ -247,3 +249,66 @@ def client_refs(session: Session, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, C
 def client_name_of(client_id: Any) -> ScalarSelect[str]:
     """Query piece: the name of the principal whose id is ``client_id`` (a column)."""
     return select(ApiClient.name).where(ApiClient.id == client_id).scalar_subquery()
+
+
+# Accounts as other domains see them: citizens registers logins and shows their phone, audit
+# names partners. They get these functions, never the models.
+
+class PhoneTaken(Conflict):
+    code = "phone_taken"
+    title = "An account with this phone number already exists"
+
+
+def _phone_bidx(deps: Deps, phone: PhoneNumber) -> bytes:
+    return deps.bidx(phone.value, kind="phone")
+
+
+def phone_taken(session: Session, deps: Deps, phone: PhoneNumber) -> bool:
+    """Is there a login for this phone? Asked before the costly password hash."""
+    bidx = _phone_bidx(deps, phone)
+    return session.scalar(select(Account.id).where(Account.phone_bidx == bidx)) is not None
+
+
+def create_account(session: Session, deps: Deps, *, role: str, phone: PhoneNumber,
+                   password: str, now: datetime) -> uuid.UUID:
+    """Add and flush a login for a checked phone and password; returns its id.
+
+    The phone's unique index is the race guard: an account for this phone made meanwhile
+    (committed, or concurrent on PostgreSQL) raises :class:`PhoneTaken`, rolling back only this
+    insert. Callers ask :func:`phone_taken` first, in the order their own checks answer."""
+    account = Account(
+        id=uuid.uuid4(), role=role, created_at=now, password_changed_at=now,
+        phone_enc=deps.cipher.encrypt(phone.value, context="accounts.phone"),
+        phone_bidx=_phone_bidx(deps, phone), password_hash=deps.passwords.hash(password))
+    with unique_or(session, PhoneTaken):
+        session.add(account)
+    return account.id
+
+
+def _account(session: Session, account_id: uuid.UUID) -> Account:
+    account = session.get(Account, account_id)  # one read however many of these are asked
+    if account is None:
+        raise NotFound("No such account")
+    return account
+
+
+def account_phone(session: Session, deps: Deps, account_id: uuid.UUID) -> PhoneNumber:
+    """The login's phone number, decrypted (callers show it masked)."""
+    encrypted = _account(session, account_id).phone_enc
+    return PhoneNumber(deps.cipher.decrypt(encrypted, context="accounts.phone"))
+
+
+def account_created_at(session: Session, account_id: uuid.UUID) -> datetime:
+    return _account(session, account_id).created_at
+
+
+def client_name(session: Session, client_id: uuid.UUID) -> str | None:
+    """An API-key principal's display name, e.g. the partner named in a citizen's access log."""
+    return session.scalar(select(ApiClient.name).where(ApiClient.id == client_id))
+
+
+def client_named(session: Session, client_type: str, name: str) -> ClientRef | None:
+    """The principal of this type with exactly this name (the demo seeding finds its own)."""
+    client = session.scalar(select(ApiClient).where(ApiClient.type == client_type,
+                                                    ApiClient.name == name).limit(1))
+    return None if client is None else _ref(client)

@@ -1,4 +1,7 @@
-"""The citizen's identity: real name and ID number, encrypted, found by blind index."""
+"""The citizen's identity: real name and ID number, encrypted, found by blind index.
+
+A citizen is keyed by their login's id; the foreign key names the table only, so this domain
+does not import auth's models (it asks :mod:`xinyi.auth.service` about the account)."""
 
 from __future__ import annotations
 
@@ -6,9 +9,8 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, LargeBinary
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column
 
-from xinyi.auth.models import Account
 from xinyi.db import Base, utcnow
 
 
@@ -22,5 +24,3 @@ class Citizen(Base):
     id_number_bidx: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     name_enc: Mapped[bytes] = mapped_column(LargeBinary)
     realname_verified_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-    account: Mapped[Account] = relationship(lazy="joined", innerjoin=True)

@@ -1,12 +1,28 @@
+"""The citizen's profile, and registration (on the auth blueprint, so its URL and tag stay
+``/v1/auth/register`` and ``auth``: importing this module adds the route, before the app
+registers that blueprint)."""
+
 from __future__ import annotations
+
+from typing import Any
 
 from flask_smorest import Blueprint
 
-from xinyi.auth.schemas import ProfileOut
+from xinyi.auth.routes import blp as auth_blp
 from xinyi.citizens import service
-from xinyi.web import db, deps, principal, requires
+from xinyi.citizens.schemas import ProfileOut, RegisterIn
+from xinyi.web import db, deps, principal, public, requires
 
 blp = Blueprint("me", __name__, url_prefix="/v1/me", description="The citizen's own data")
+
+
+@auth_blp.route("/register", methods=["POST"])
+@public
+@auth_blp.arguments(RegisterIn)
+@auth_blp.response(201, ProfileOut)
+def register(body: dict[str, Any]) -> service.Profile:
+    """Register a citizen with real name and ID number (实名注册)."""
+    return service.register(db(), deps(), **body)
 
 
 @blp.route("", methods=["GET"])

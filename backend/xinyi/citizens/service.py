@@ -11,8 +11,8 @@ from datetime import datetime
 from sqlalchemy import Subquery, func, select
 from sqlalchemy.orm import Session
 
-from xinyi.auth.models import Account
-from xinyi.auth.passwords import password_problems
+from xinyi.auth import service as auth
+from xinyi.auth.service import PhoneTaken, password_problems
 from xinyi.citizens.models import Citizen
 from xinyi.deps import Deps
 from xinyi.errors import Conflict, NotFound, ValidationFailed
@@ -23,11 +23,6 @@ from xinyi.uow import unique_or
 
 log = logging.getLogger(__name__)
 _NAME = re.compile(r"[\u3400-\u9fffA-Za-z][\u3400-\u9fffA-Za-z·.\- ]{0,63}")
-
-
-class PhoneTaken(Conflict):
-    code = "phone_taken"
-    title = "An account with this phone number already exists"
 
 
 class IdNumberTaken(Conflict):
@@ -72,53 +67,46 @@ def register(session: Session, deps: Deps, *, phone: str, password: str, name: s
     if not deps.verifier.verify(parsed_id, name):
         raise RealNameMismatch()
 
-    phone_bidx = deps.bidx(parsed_phone.value, kind="phone")
     id_bidx = deps.bidx(parsed_id.value, kind="id_number")
-    if session.scalar(select(Account.id).where(Account.phone_bidx == phone_bidx)):
+    if auth.phone_taken(session, deps, parsed_phone):
         raise PhoneTaken()
     if session.scalar(select(Citizen.account_id).where(Citizen.id_number_bidx == id_bidx)):
         raise IdNumberTaken()
     now = deps.clock()
-    account = Account(
-        id=uuid.uuid4(), role="citizen", created_at=now, password_changed_at=now,
-        phone_enc=deps.cipher.encrypt(parsed_phone.value, context="accounts.phone"),
-        phone_bidx=phone_bidx, password_hash=deps.passwords.hash(password),
-    )
-    citizen = Citizen(
-        account=account, account_id=account.id, realname_verified_at=now,
-        id_number_enc=deps.cipher.encrypt(parsed_id.value, context="citizens.id_number"),
-        id_number_bidx=id_bidx,
-        name_enc=deps.cipher.encrypt(name, context="citizens.name"),
-    )
     # Lost a race with a concurrent registration of the same phone or ID number: the same
-    # answer as a sequential duplicate.
-    with unique_or(session, lambda: _taken(session, phone_bidx)):
-        session.add_all([account, citizen])
+    # answer as a sequential duplicate (create_account raises PhoneTaken for the phone).
+    with unique_or(session, lambda: _taken(session, deps, parsed_phone)):
+        account_id = auth.create_account(session, deps, role="citizen", phone=parsed_phone,
+                                         password=password, now=now)
+        citizen = Citizen(
+            account_id=account_id, realname_verified_at=now,
+            id_number_enc=deps.cipher.encrypt(parsed_id.value, context="citizens.id_number"),
+            id_number_bidx=id_bidx,
+            name_enc=deps.cipher.encrypt(name, context="citizens.name"),
+        )
+        session.add(citizen)
         # The citizen becomes a subject now, so a score, a pseudonym and an access log can
         # attach even before any record arrives.
         bidx = ensure_subject(session, deps, parsed_id, now)
     deps.rescore(session, [bidx], now=now, today=china_today(now))
     log.info("citizen registered", extra={"event": "citizen_registered",
-                                          "account_id": str(account.id)})
-    return _profile(deps, citizen)
+                                          "account_id": str(account_id)})
+    return _profile(session, deps, citizen)
 
 
-def _taken(session: Session, phone_bidx: bytes) -> Conflict:
-    if session.scalar(select(Account.id).where(Account.phone_bidx == phone_bidx)):
-        return PhoneTaken()
-    return IdNumberTaken()
+def _taken(session: Session, deps: Deps, phone: PhoneNumber) -> Conflict:
+    return PhoneTaken() if auth.phone_taken(session, deps, phone) else IdNumberTaken()
 
 
-def _profile(deps: Deps, citizen: Citizen) -> Profile:
+def _profile(session: Session, deps: Deps, citizen: Citizen) -> Profile:
     cipher = deps.cipher
     return Profile(
         id=citizen.account_id,
-        phone=PhoneNumber(cipher.decrypt(citizen.account.phone_enc,
-                                         context="accounts.phone")).masked(),
+        phone=auth.account_phone(session, deps, citizen.account_id).masked(),
         name=mask_name(cipher.decrypt(citizen.name_enc, context="citizens.name")),
         id_number=IdNumber(cipher.decrypt(citizen.id_number_enc,
                                           context="citizens.id_number")).masked(),
-        created_at=citizen.account.created_at,
+        created_at=registered_at(session, citizen.account_id),
         realname_verified_at=citizen.realname_verified_at,
     )
 
@@ -127,7 +115,13 @@ def profile(session: Session, deps: Deps, account_id: uuid.UUID) -> Profile:
     citizen = session.get(Citizen, account_id)
     if citizen is None:
         raise NotFound("No citizen profile for this account")
-    return _profile(deps, citizen)
+    return _profile(session, deps, citizen)
+
+
+def registered_at(session: Session, account_id: uuid.UUID) -> datetime:
+    """When the citizen registered: their login is made in the same unit as the citizen
+    (:func:`register`), so it is that account's creation."""
+    return auth.account_created_at(session, account_id)
 
 
 def citizen_bidx(session: Session, account_id: uuid.UUID) -> bytes:

@@ -1,4 +1,4 @@
-"""Signing keys (credential and audit), issued credentials and partner verifications."""
+"""Issued credentials and partner verifications (signing keys: :mod:`xinyi.signing`)."""
 
 from __future__ import annotations
 
@@ -10,20 +10,6 @@ from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, Uniqu
 from sqlalchemy.orm import Mapped, mapped_column
 
 from xinyi.db import Base, new_id, utcnow
-
-
-class SigningKeyRow(Base):
-    """An Ed25519 key; the private half is AES-GCM encrypted with the data key."""
-
-    __tablename__ = "signing_keys"
-    __table_args__ = (Index("ix_signing_keys_purpose", "purpose", "retired_at"),)
-
-    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
-    purpose: Mapped[str] = mapped_column(String(16))
-    public_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
-    private_enc: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    retired_at: Mapped[datetime | None]
 
 
 class Credential(Base):

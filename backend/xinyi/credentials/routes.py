@@ -6,7 +6,7 @@ from flask import Response
 from flask_smorest import Blueprint
 
 from xinyi import jwk
-from xinyi.credentials import keys, service, verification
+from xinyi.credentials import service, verification
 from xinyi.credentials.schemas import (
     CredentialsOut,
     IdempotencyHeaders,
@@ -16,6 +16,7 @@ from xinyi.credentials.schemas import (
     VerifyIn,
 )
 from xinyi.credentials.tokens import IssuedCredential
+from xinyi.signing import service as signing
 from xinyi.web import db, deps, principal, public, requires
 
 me_blp = Blueprint("credentials", __name__, url_prefix="/v1/me/credentials",
@@ -72,5 +73,6 @@ def verify(headers: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
 def jwks() -> tuple[dict[str, list[dict[str, str]]], dict[str, str]]:
     """Credential public keys (RFC 7517), retired keys included until their credentials expire."""
     # Offline verifiers and proxies may keep the key set for five minutes.
-    return jwk.jwks(keys.public_jwks(db(), deps().clock())), {
+    return jwk.jwks(signing.public_jwks(db(), deps().clock(),
+                                       retired_grace=service.RETIRED_KEY_GRACE)), {
         "Cache-Control": "public, max-age=300"}

@@ -12,19 +12,23 @@ from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
 from xinyi.citizens.service import citizen_subjects
-from xinyi.credentials import keys, qr
+from xinyi.credentials import qr
 from xinyi.credentials.models import Credential
-from xinyi.credentials.tokens import IssuedCredential, issue_batch
+from xinyi.credentials.tokens import MAX_BATCH, MAX_TTL_SECONDS, IssuedCredential, issue_batch
 from xinyi.deps import Deps
 from xinyi.errors import NotFound, ValidationFailed
 from xinyi.records.service import black_listed
 from xinyi.scoring import rules
 from xinyi.scoring.service import benefit_rules, credit_report, stored_scores
+from xinyi.signing import service as signing
 from xinyi.uow import after_rollback
 
 log = logging.getLogger(__name__)
 SHORT_CODE_PREFIX = "cred:short:"
 _CREDENTIAL_ID = re.compile(r"[A-Za-z0-9_-]{1,40}")  # a jti: base64url, like the column
+# A retired credential key verifies for as long as the longest prefetch it may have signed,
+# plus skew: the signing domain keeps the keys, this one knows how long its tokens live.
+RETIRED_KEY_GRACE = timedelta(seconds=MAX_BATCH * MAX_TTL_SECONDS + 120)
 
 
 def short_code_key(code: str) -> str:
@@ -64,7 +68,7 @@ def issue(session: Session, deps: Deps, account_id: uuid.UUID,
         raise ValidationFailed.at("count", "must be 1 to 15", detail="count must be 1 to 15")
     now = deps.clock()
     tier, ben = _tier_and_benefits(session, deps, account_id, now)
-    key = keys.signing_key(session, deps, "credential")
+    key = signing.signing_key(session, deps, "credential")
     issued = issue_batch(key, issuer=deps.settings.credential_issuer, tier=tier,
                          benefits=ben, start=now, count=count)
     session.connection().execute(insert(Credential), [

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from xinyi.audit.service import Access, Head, append, head_columns, head_of
 from xinyi.auth.principal import Principal
 from xinyi.citizens.service import citizen_subjects
-from xinyi.credentials import keys, tokens
+from xinyi.credentials import tokens
 from xinyi.credentials.errors import (
     BenefitNotForPartner,
     CredentialExpired,
@@ -34,7 +34,7 @@ from xinyi.credentials.errors import (
     VerificationInProgress,
 )
 from xinyi.credentials.models import Credential, Verification
-from xinyi.credentials.service import short_code_key
+from xinyi.credentials.service import RETIRED_KEY_GRACE, short_code_key
 from xinyi.deps import Deps
 from xinyi.records.service import black_listed
 from xinyi.scoring import rules
@@ -45,6 +45,7 @@ from xinyi.scoring.service import (
     stored_scores,
     with_eligibility,
 )
+from xinyi.signing import service as signing
 from xinyi.subjects.service import known_to, pseudonym, remember
 from xinyi.uow import after_rollback, restart_reading, unique_or
 
@@ -121,7 +122,9 @@ def _credential(session: Session, deps: Deps, partner: Principal, presented: str
         raise CredentialInvalid("Not an xinyi credential")
 
     def check(fresh: bool) -> tokens.VerifiedClaims:
-        return tokens.verify(presented, keys.verification_keys(session, deps, fresh=fresh),
+        known = signing.verification_keys(session, deps, retired_grace=RETIRED_KEY_GRACE,
+                                          fresh=fresh)
+        return tokens.verify(presented, known,
                              issuer=deps.settings.credential_issuer, now=now,
                              leeway_seconds=ONLINE_LEEWAY_SECONDS)
 

@@ -156,8 +156,7 @@ class CreditReport:
 
 def credit_report(session: Session, account_id: uuid.UUID, *, now: datetime) -> CreditReport:
     """The citizen's score with every point explained (R6): base + Σ contributions + hours."""
-    from xinyi.citizens.models import Citizen
-    from xinyi.citizens.service import citizen_bidx
+    from xinyi.citizens.service import citizen_bidx, registered_at
 
     today = china_today(now)
     bidx = citizen_bidx(session, account_id)
@@ -165,10 +164,9 @@ def credit_report(session: Session, account_id: uuid.UUID, *, now: datetime) -> 
     explanation = rules.explain(records, Decimal(0), today)
     names = {r.record_id: r for r in records}
     subject = session.get(Subject, bidx)
-    citizen = session.get(Citizen, account_id)
     known_since = min(d for d in (
         subject.first_seen_at if subject else None,
-        citizen.account.created_at if citizen else None, now) if d is not None)
+        registered_at(session, account_id), now) if d is not None)
     return CreditReport(
         score=explanation.score, tier=explanation.tier, base=rules.SCORE_BASE,
         hours_bonus=explanation.hours_bonus, computed_at=now,

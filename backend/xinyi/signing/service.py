@@ -1,8 +1,9 @@
 """Ed25519 signing keys kept in the database, private halves encrypted with the data key.
 
 Purposes: ``credential`` (QR credentials, published in the JWKS) and ``audit`` (checkpoint
-signatures). Rotation retires the current key; a retired credential key stays in the JWKS
-until every credential it signed has expired (prefetch windows included).
+signatures). Rotation retires the current key; a retired key stays published for the grace
+its caller names: the credentials domain passes the longest lifetime of what the key signed
+(prefetch windows included), which this module cannot know without depending on it.
 """
 
 from __future__ import annotations
@@ -14,15 +15,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from xinyi.credentials.models import SigningKeyRow
-from xinyi.credentials.tokens import MAX_BATCH, MAX_TTL_SECONDS
 from xinyi.deps import Deps
 from xinyi.jwk import SigningKey, public_key_from_jwk
+from xinyi.signing.models import SigningKeyRow
 from xinyi.uow import after_commit, after_rollback
 
 PURPOSES = ("credential", "audit")
-# A retired key verifies for as long as the longest prefetch it may have signed, plus skew.
-RETIRED_KEY_GRACE = timedelta(seconds=MAX_BATCH * MAX_TTL_SECONDS + 120)
 
 
 def _context(kid: str) -> str:
@@ -78,29 +76,34 @@ def _load_signing_key(session: Session, deps: Deps, purpose: str) -> SigningKey:
     return _load_private(deps, row)
 
 
-def _published(session: Session, purpose: str, now: datetime) -> list[SigningKeyRow]:
+def _published(session: Session, purpose: str, now: datetime,
+               grace: timedelta) -> list[SigningKeyRow]:
     return list(session.scalars(select(SigningKeyRow).where(
         SigningKeyRow.purpose == purpose,
-        SigningKeyRow.retired_at.is_(None) | (SigningKeyRow.retired_at > now - RETIRED_KEY_GRACE))
+        SigningKeyRow.retired_at.is_(None) | (SigningKeyRow.retired_at > now - grace))
         .order_by(SigningKeyRow.created_at.desc())))
 
 
-def public_jwks(session: Session, now: datetime, purpose: str = "credential"
-                ) -> list[dict[str, Any]]:
-    return [dict(row.public_jwk) for row in _published(session, purpose, now)]
+def public_jwks(session: Session, now: datetime, purpose: str = "credential", *,
+                retired_grace: timedelta) -> list[dict[str, Any]]:
+    """Live keys and those retired less than ``retired_grace`` ago, newest first."""
+    return [dict(row.public_jwk) for row in _published(session, purpose, now, retired_grace)]
 
 
 def verification_keys(session: Session, deps: Deps, purpose: str = "credential", *,
+                      retired_grace: timedelta,
                       fresh: bool = False) -> dict[str, Ed25519PublicKey]:
-    """Cached for seconds; ``fresh`` reads them again (another process may have rotated), at
-    most once per cache lifetime: a stream of made-up ``kid`` values costs no more reads."""
+    """The keys :func:`public_jwks` publishes, by kid. Cached for seconds per purpose (so
+    one purpose has one grace); ``fresh`` reads them again (another process may have
+    rotated), at most once per cache lifetime: a stream of made-up ``kid`` values costs no
+    more reads."""
     if fresh:
         first = object()
         if deps.cache.get_or_load(("verify-reloaded", purpose), lambda: first) is first:
             deps.cache.forget(("verify", purpose))
     return deps.cache.get_or_load(("verify", purpose), lambda: {
         row.kid: public_key_from_jwk(row.public_jwk)
-        for row in _published(session, purpose, deps.clock())})
+        for row in _published(session, purpose, deps.clock(), retired_grace)})
 
 
 def any_public_key(session: Session, kid: str) -> Ed25519PublicKey | None:

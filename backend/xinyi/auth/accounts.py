@@ -1,6 +1,8 @@
-"""Credit-office administration: staff accounts and API-key principals.
+"""Managing logins and API-key principals, for the credit office's administration API.
 
-API-key principals are partners, volunteer organisations and data providers.
+Staff accounts, disabling any account, and the API-key principals (partners, volunteer
+organisations and data providers) with their keys. The admin domain's routes call this; it
+lives with the models it changes.
 """
 
 from __future__ import annotations
@@ -15,12 +17,10 @@ from sqlalchemy.orm import Session
 
 from xinyi.auth.models import STAFF_ROLES, Account, ApiClient, ApiKey, AuthSession
 from xinyi.auth.passwords import password_problems
-from xinyi.auth.service import is_key_id, new_api_key
-from xinyi.citizens.service import PhoneTaken
+from xinyi.auth.service import PhoneTaken, create_account, is_key_id, new_api_key, phone_taken
 from xinyi.deps import Deps
 from xinyi.errors import Conflict, NotFound, ValidationFailed
 from xinyi.pii import InvalidIdentifier, PhoneNumber
-from xinyi.uow import unique_or
 
 log = logging.getLogger(__name__)
 
@@ -62,19 +62,13 @@ def create_staff(session: Session, deps: Deps, *, phone: str, password: str, rol
         raise ValidationFailed(f"phone {exc}") from None
     if problems := password_problems(password):
         raise ValidationFailed("password " + "; ".join(problems))
-    bidx = deps.bidx(parsed.value, kind="phone")
-    if session.scalar(select(Account.id).where(Account.phone_bidx == bidx)):
+    if phone_taken(session, deps, parsed):
         raise PhoneTaken()
-    now = deps.clock()
-    account = Account(role=role, phone_bidx=bidx, created_at=now, password_changed_at=now,
-                      phone_enc=deps.cipher.encrypt(parsed.value, context="accounts.phone"),
-                      password_hash=deps.passwords.hash(password))
-    session.add(account)
-    with unique_or(session, PhoneTaken):
-        session.flush()
-    log.info("staff created", extra={"event": "staff_created", "account_id": str(account.id),
+    account_id = create_account(session, deps, role=role, phone=parsed, password=password,
+                                now=deps.clock())
+    log.info("staff created", extra={"event": "staff_created", "account_id": str(account_id),
                                      "role": role})
-    return account
+    return session.get_one(Account, account_id)
 
 
 def set_account_disabled(session: Session, deps: Deps, account_id: uuid.UUID,
