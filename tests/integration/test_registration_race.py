@@ -16,8 +16,8 @@ from xinyi.auth.models import Account
 from xinyi.citizens.models import Citizen
 from xinyi.citizens.service import register
 from xinyi.errors import Conflict
-from xinyi.records.models import Subject
 from xinyi.scoring.models import CreditScore
+from xinyi.subjects.models import Subject
 from xinyi.uow import UnitOfWork
 
 
