@@ -75,14 +75,14 @@ def _in_unit(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with UnitOfWork(deps().db.sessions) as work:
-            g.uow = work
+        with UnitOfWork(deps().db.sessions) as uow:
+            g.uow = uow
             try:
                 result = func(*args, **kwargs)
-                work.commit()
+                uow.commit()
             except DomainError as exc:
                 if exc.keeps_work:
-                    work.commit()
+                    uow.commit()
                 raise
             finally:
                 g.pop("uow", None)

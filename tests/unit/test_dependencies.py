@@ -212,3 +212,34 @@ def test_private_names_and_core_reaching_up_are_caught() -> None:
     }, DOMAINS)
     assert report.private_imports == ["xinyi.alpha.service:1 imports xinyi.beta.service._secret"]
     assert report.core_imports == ["xinyi.pii:1 imports xinyi.gamma.service"]
+
+
+# ---- one transaction boundary ------------------------------------------------------------
+
+UNIT = "uow"  # what every entry point calls its UnitOfWork
+
+
+def transaction_calls(module: str, source: str) -> list[str]:
+    """Every ``.commit()`` / ``.rollback()`` not made on a unit of work named ``uow``."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("commit", "rollback")
+                and not (isinstance(node.func.value, ast.Name) and node.func.value.id == UNIT)):
+            found.append(f"{module}:{node.lineno} calls .{node.func.attr}()")
+    return found
+
+
+def test_only_the_unit_of_work_commits_or_rolls_back() -> None:
+    sources, _ = _package()
+    found = [call for module, source in sorted(sources.items()) if module != "xinyi.uow"
+             for call in transaction_calls(module, source)]
+    assert found == []
+
+
+def test_a_service_committing_its_callers_work_is_caught() -> None:
+    source = "def f(session, uow):\n    session.flush()\n    session.commit()\n    uow.commit()\n"
+    assert transaction_calls("xinyi.alpha.service", source) == [
+        "xinyi.alpha.service:3 calls .commit()"]
+    assert transaction_calls("m", "conn.rollback()\nself.session.rollback()\n") == [
+        "m:1 calls .rollback()", "m:2 calls .rollback()"]
