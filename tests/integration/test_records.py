@@ -401,7 +401,7 @@ def test_queries_per_day_count_whole_china_days_only(app: Flask, client: FlaskCl
     """The last 30 days are 30 whole calendar days in Asia/Shanghai: the oldest day shown is
     never a partial count cut at the current time of day."""
     from xinyi.audit.service import Access, append
-    from xinyi.records.service import statistics
+    from xinyi.records.reading import statistics
     from xinyi.subjects.models import Subject
     from xinyi.timeutil import CHINA
 

@@ -6,7 +6,7 @@ from typing import Any
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
-from xinyi.records import service
+from xinyi.records import catalogue, reading, service
 from xinyi.records.models import CatalogueItem, CreditRecord
 from xinyi.records.schemas import (
     CatalogueItemPatch,
@@ -74,14 +74,14 @@ def withdraw_record(record_id: uuid.UUID) -> None:
 @catalog_blp.response(200, CatalogueOut)
 def catalog() -> dict[str, list[CatalogueItem]]:
     """The credit information catalogue (信用信息目录) with every item's rules."""
-    return {"items": service.list_catalogue(db())}
+    return {"items": catalogue.list_catalogue(db())}
 
 
 @admin_blp.route("/catalogue", methods=["GET"])
 @requires("operator", "reviewer", "auditor")
 @admin_blp.response(200, CatalogueOut)
 def admin_catalogue() -> dict[str, list[CatalogueItem]]:
-    return {"items": service.list_catalogue(db())}
+    return {"items": catalogue.list_catalogue(db())}
 
 
 @admin_blp.route("/catalogue", methods=["POST"])
@@ -90,7 +90,7 @@ def admin_catalogue() -> dict[str, list[CatalogueItem]]:
 @admin_blp.response(201, CatalogueItemSchema)
 def create_catalogue_item(body: dict[str, Any]) -> CatalogueItem:
     """Add a catalogue item."""
-    return service.create_catalogue_item(db(), deps(), body)
+    return catalogue.create_catalogue_item(db(), deps(), body)
 
 
 @admin_blp.route("/catalogue/<string:code>", methods=["PATCH"])
@@ -99,7 +99,7 @@ def create_catalogue_item(body: dict[str, Any]) -> CatalogueItem:
 @admin_blp.response(200, CatalogueItemSchema)
 def update_catalogue_item(body: dict[str, Any], code: str) -> CatalogueItem:
     """Edit an item; records already recorded keep the rules they were recorded under."""
-    return service.update_catalogue_item(db(), deps(), code, body)
+    return catalogue.update_catalogue_item(db(), deps(), code, body)
 
 
 @admin_blp.route("/lists", methods=["GET"])
@@ -109,7 +109,7 @@ def update_catalogue_item(body: dict[str, Any], code: str) -> CatalogueItem:
 def lists(args: dict[str, Any]) -> dict[str, Any]:
     """Red- and black-list entries (masked subjects); only items with a legal basis list.
     Each citizen shown gets an entry in their access log (`GET /v1/me/queries`)."""
-    items, total = service.list_entries(
+    items, total = reading.list_entries(
         db(), deps(), principal(), list_name=args.get("list"), include_left=args["include_left"],
         page=args["page"], page_size=args["page_size"])
     return page_of(items, total, args)
@@ -141,7 +141,7 @@ class StatsOut(Schema):
 @admin_blp.response(200, StatsOut)
 def stats() -> Statistics:
     """Coverage and query statistics for the credit office (R13)."""
-    return service.statistics(db(), now=deps().clock())
+    return reading.statistics(db(), now=deps().clock())
 
 
 @me_blp.route("/records", methods=["GET"])
@@ -150,5 +150,5 @@ def stats() -> Statistics:
 @me_blp.response(200, page_schema(CitizenRecordOut))
 def my_records(args: dict[str, Any]) -> dict[str, Any]:
     """The citizen's own records; `archived=true` shows expired, repaired and withdrawn ones."""
-    items, total = service.citizen_records(db(), principal().id, **args)
+    items, total = reading.citizen_records(db(), principal().id, **args)
     return page_of(items, total, args)

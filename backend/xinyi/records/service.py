@@ -8,36 +8,24 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from marshmallow import ValidationError
-from sqlalchemy import Subquery, func, select
+from sqlalchemy import Subquery, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from xinyi.audit.service import reads_per_day, staff_read
 from xinyi.auth.principal import Principal
-from xinyi.auth.service import client_name_of
-from xinyi.citizens.service import citizen_bidx, registered_count
 from xinyi.deps import Deps
 from xinyi.errors import Conflict, DomainError, NotFound, ValidationFailed, field_errors
 from xinyi.outbox.service import emit
-from xinyi.pii import IdNumber, InvalidIdentifier, mask_id_number
+from xinyi.pii import IdNumber, InvalidIdentifier
 from xinyi.records import rules
 from xinyi.records.models import CatalogueItem, CreditRecord, ListEntry
-from xinyi.records.schemas import RecordItemIn, is_catalogue_code
-from xinyi.records.views import (
-    CitizenRecordView,
-    DayQueries,
-    ListEntryView,
-    RecordCount,
-    Statistics,
-)
-from xinyi.subjects.models import Subject
+from xinyi.records.schemas import RecordItemIn
 from xinyi.subjects.service import ensure_subject, subject_bidx
-from xinyi.timeutil import CHINA, china_today
-from xinyi.uow import unique_or
+from xinyi.timeutil import china_today
 
 log = logging.getLogger(__name__)
 EARLIEST = date(1949, 10, 1)
@@ -52,11 +40,6 @@ class DuplicateReference(Conflict):
 class UnknownCatalogueCode(ValidationFailed):
     code = "unknown_catalogue_code"
     title = "No catalogue item has this code"
-
-
-class CatalogueCodeTaken(Conflict):
-    code = "catalogue_code_taken"
-    title = "A catalogue item with this code already exists"
 
 
 @dataclass(frozen=True)
@@ -329,138 +312,6 @@ def archive_expired(session: Session, deps: Deps, *, batch: int = 5000) -> int:
     while archived := archive_expired_batch(session, deps, batch=batch):
         total += archived
     return total
-
-
-# ---- citizen's own view ------------------------------------------------------------------
-
-def citizen_records(session: Session, account_id: uuid.UUID, *, archived: bool, page: int,
-                    page_size: int) -> tuple[list[CitizenRecordView], int]:
-    bidx = citizen_bidx(session, account_id)
-    status = "archived" if archived else "active"
-    where = (CreditRecord.subject_bidx == bidx, CreditRecord.status == status)
-    total = session.scalar(select(func.count()).select_from(CreditRecord).where(*where)) or 0
-    rows = session.execute(
-        select(CreditRecord, CatalogueItem, client_name_of(CreditRecord.provider_id))
-        .join(CatalogueItem, CatalogueItem.code == CreditRecord.catalogue_code)
-        .where(*where).order_by(CreditRecord.occurred_on.desc(), CreditRecord.id)
-        .limit(page_size).offset((page - 1) * page_size))
-    items = [CitizenRecordView(
-        id=r.id, catalogue_code=c.code, name_zh=c.name_zh, name_en=c.name_en,
-        polarity=c.polarity, severity=c.severity, domain=c.domain,
-        occurred_at=r.occurred_on, summary=r.summary, points=r.points,
-        display_until=r.display_until, repair_from=r.repair_from, status=r.status,
-        archived_reason=r.archived_reason, source=source)
-        for r, c, source in rows]
-    return items, total
-
-
-# ---- catalogue ---------------------------------------------------------------------------
-
-def list_catalogue(session: Session) -> list[CatalogueItem]:
-    return list(session.scalars(select(CatalogueItem).order_by(CatalogueItem.code)))
-
-
-def _check_item_rules(values: Mapping[str, Any]) -> None:
-    polarity, points, severity = values["polarity"], values["points"], values["severity"]
-    problems: list[tuple[str, str]] = []
-    if polarity == "positive" and points <= 0:
-        problems.append(("points", "must be positive for a positive item"))
-    if polarity == "negative" and points >= 0:
-        problems.append(("points", "must be negative for a negative item"))
-    if polarity == "positive" and severity is not None:
-        problems.append(("severity", "must be null for a positive item"))
-    if polarity == "negative" and severity is None:
-        problems.append(("severity", "is required for a negative item"))
-    if severity == "serious" and values["repairable_by_volunteering"]:
-        problems.append(("repairable_by_volunteering",
-                         "serious records are never repaired by volunteering alone"))
-    if problems:
-        raise ValidationFailed.at(*problems[0], *problems[1:],
-                                  detail="The item's rules are inconsistent")
-
-
-def create_catalogue_item(session: Session, deps: Deps,
-                          values: Mapping[str, Any]) -> CatalogueItem:
-    _check_item_rules(values)
-    if session.get(CatalogueItem, values["code"]) is not None:
-        raise CatalogueCodeTaken()
-    item = CatalogueItem(**values, updated_at=deps.clock())
-    with unique_or(session, CatalogueCodeTaken):
-        session.add(item)
-    return item
-
-
-def update_catalogue_item(session: Session, deps: Deps, code: str,
-                          changes: Mapping[str, Any]) -> CatalogueItem:
-    """Edits apply to records recorded from now on; existing records keep their snapshot."""
-    # A code that cannot exist (a NUL, say) must not reach the database.
-    item = session.get(CatalogueItem, code) if is_catalogue_code(code) else None
-    if item is None:
-        raise NotFound("No catalogue item has this code")
-    if not changes:
-        raise ValidationFailed("Nothing to change")
-    merged = {c: getattr(item, c) for c in (
-        "polarity", "points", "severity", "repairable_by_volunteering")}
-    merged.update({k: v for k, v in changes.items() if k in merged})
-    _check_item_rules(merged)
-    for name, value in changes.items():
-        setattr(item, name, value)
-    item.updated_at = deps.clock()
-    session.flush()
-    return item
-
-
-# ---- lists and statistics for the credit office -------------------------------------------
-
-def list_entries(session: Session, deps: Deps, reader: Principal, *, list_name: str | None,
-                 include_left: bool, page: int, page_size: int
-                 ) -> tuple[list[ListEntryView], int]:
-    """A page of list entries; each citizen shown gets one access-log entry (a staff read)."""
-    where = []
-    if list_name:
-        where.append(ListEntry.list == list_name)
-    if not include_left:
-        where.append(ListEntry.left_at.is_(None))
-    total = session.scalar(select(func.count()).select_from(ListEntry).where(*where)) or 0
-    rows = session.execute(
-        select(ListEntry, Subject.id_number_enc)
-        .join(Subject, Subject.bidx == ListEntry.subject_bidx).where(*where)
-        .order_by(ListEntry.entered_at.desc(), ListEntry.id)
-        .limit(page_size).offset((page - 1) * page_size))
-    shown = list(rows)
-    items = [ListEntryView(
-        id=e.id, list=e.list, catalogue_code=e.catalogue_code,
-        legal_basis=e.legal_basis, record_id=e.record_id,
-        subject=mask_id_number(deps.cipher.decrypt(enc, context="subjects.id_number")),
-        entered_at=e.entered_at, left_at=e.left_at, left_reason=e.left_reason)
-        for e, enc in shown]
-    staff_read(session, [e.subject_bidx for e, _ in shown], staff_id=reader.id,
-               role=reader.kind, action="list_review", scope="lists",
-               purpose="红黑名单管理 (red/black lists)", now=deps.clock())
-    return items, total
-
-
-def statistics(session: Session, *, now: datetime, days: int = 30) -> Statistics:
-    covered = session.scalar(select(func.count()).select_from(Subject)) or 0
-    registered = registered_count(session)
-    rows = session.execute(
-        select(CatalogueItem.domain, CatalogueItem.severity, CatalogueItem.polarity,
-               func.count())
-        .join(CreditRecord, CreditRecord.catalogue_code == CatalogueItem.code)
-        .where(CreditRecord.status == "active")
-        .group_by(CatalogueItem.domain, CatalogueItem.severity, CatalogueItem.polarity)
-        .order_by(CatalogueItem.domain, CatalogueItem.polarity, CatalogueItem.severity))
-    # Whole days in Asia/Shanghai: the oldest day shown is never cut at this time of day.
-    first_day = china_today(now) - timedelta(days=days - 1)
-    since = datetime.combine(first_day, time(), tzinfo=CHINA)
-    per_day = reads_per_day(session, since)
-    return Statistics(
-        queries_per_day=tuple(DayQueries(date=str(d), queries=n) for d, n in per_day),
-        citizens_covered=covered,
-        registered_citizens=registered,
-        records_by_domain_and_severity=tuple(
-            RecordCount(domain=d, severity=s, polarity=p, records=n) for d, s, p, n in rows),
-    )
 
 
 # ---- query pieces for the domains that read records (scoring, credentials, consents) -------
