@@ -54,6 +54,9 @@ def make_settings(database_url: str, redis_url: str | None, **overrides: Any) ->
         argon2_memory_kib=1024,
         webhook_allow_private=True,
         log_level="INFO",
+        # Tests register many citizens from one address; the limits have tests of their own.
+        register_limit_per_address="1000/hour",
+        register_limit_per_phone="1000/hour",
     )
     settings = dataclasses.replace(base, **overrides)
     settings.validate()
@@ -148,3 +151,21 @@ def count(app: Flask, model: Any, *where: ColumnElement[bool]) -> int:
     test can prove a request wrote nothing, or exactly what it should."""
     with app.extensions["xinyi"].db.session() as s:
         return int(s.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+class RecordingSender:
+    """The SMS/push port's test double (messages are truly external): keeps what was sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[Any, Any]] = []
+
+    def send_sms(self, to: Any, message: Any) -> None:
+        message.text()  # renders, as the real senders do
+        self.sent.append((to, message))
+
+
+def recording_sender(app: Flask) -> list[tuple[Any, Any]]:
+    """Swap the app's message sender for a recorder; returns the list it fills."""
+    sender = RecordingSender()
+    app.extensions["xinyi"].sender = sender
+    return sender.sent

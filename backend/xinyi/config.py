@@ -95,10 +95,14 @@ class Settings:
     refresh_token_days: int = 30
     webhook_allow_private: bool = False
     realname_verifier: str = "dev"
+    # SMS / push sender (``notify.make_sender``); production must choose one explicitly.
+    message_sender: str = "log"
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 64 * 1024
     login_limit_per_phone: str = "5/5minute"
     login_limit_per_address: str = "30/5minute"
+    register_limit_per_address: str = "10/hour"
+    register_limit_per_phone: str = "3/hour"
     max_body_bytes: int = 1024 * 1024
     trust_proxy_hops: int = 0
     instance_path: str = "instance"
@@ -130,6 +134,8 @@ class Settings:
             if not self.realname_verifier:
                 # The dev verifier accepts any name: production must choose one on purpose.
                 raise ConfigError("production requires XINYI_REALNAME_VERIFIER")
+            if not self.message_sender:
+                raise ConfigError("production requires XINYI_MESSAGE_SENDER")
         # Checked here, so a bad value is a one-line refusal (never echoing a URL's password)
         # rather than a traceback from whichever component first reads it.
         try:
@@ -145,6 +151,10 @@ class Settings:
             make_verifier(self.realname_verifier)
         except ValueError:
             raise ConfigError("XINYI_REALNAME_VERIFIER names no known verifier") from None
+        from xinyi.notify import SENDERS
+
+        if self.message_sender and self.message_sender not in SENDERS:
+            raise ConfigError("XINYI_MESSAGE_SENDER names no known sender")
 
 
 def _generated_secrets(instance: Path) -> dict[str, str]:
@@ -224,6 +234,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         webhook_allow_private=env.get("XINYI_WEBHOOK_ALLOW_PRIVATE", "") in ("1", "true", "yes"),
         realname_verifier=env.get("XINYI_REALNAME_VERIFIER",
                                   "" if mode == "production" else "dev"),
+        message_sender=env.get("XINYI_MESSAGE_SENDER", "" if mode == "production" else "log"),
         trust_proxy_hops=_whole(env.get("XINYI_TRUST_PROXY_HOPS", "0"),
                                 "XINYI_TRUST_PROXY_HOPS"),
         instance_path=str(instance),

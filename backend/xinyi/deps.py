@@ -18,6 +18,7 @@ from xinyi.config import Settings
 from xinyi.db import Database, utcnow
 from xinyi.kv import KeyValue
 from xinyi.localcache import LocalCache
+from xinyi.notify import Sender
 from xinyi.pii import BlindIndex, FieldCipher
 from xinyi.realname import RealNameVerifier
 
@@ -42,6 +43,7 @@ class Deps:
     tokens: AccessTokens
     limiter: RateLimiter
     verifier: RealNameVerifier
+    sender: Sender
     rescore: Rescore
     clock: Callable[[], datetime] = utcnow
     cache: LocalCache = field(default_factory=LocalCache)

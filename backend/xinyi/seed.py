@@ -34,7 +34,8 @@ def seed_demo(deps: Deps) -> list[str]:
 
         for phone, name, id17 in DEMO_CITIZENS:
             if not exists(phone):
-                register(session, deps, phone=phone, password=DEMO_PASSWORD, name=name,
+                register(session, deps, client_address="seed-demo", phone=phone,
+                         password=DEMO_PASSWORD, name=name,
                          id_number=demo_id_number(id17))
             lines.append(f"citizen   phone {phone}  password {DEMO_PASSWORD}")
         for phone, role in DEMO_STAFF:

@@ -10,6 +10,7 @@ from xinyi.config import Settings
 from xinyi.db import Database
 from xinyi.deps import Deps
 from xinyi.kv import make_kv
+from xinyi.notify import make_sender
 from xinyi.pii import BlindIndex, FieldCipher
 from xinyi.realname import make_verifier
 from xinyi.scoring.service import recompute_subjects
@@ -33,5 +34,6 @@ def build_deps(settings: Settings) -> Deps:
         ),
         limiter=RateLimiter(settings.redis_url),
         verifier=make_verifier(settings.realname_verifier),
+        sender=make_sender(settings.message_sender or "log"),
         rescore=recompute_subjects,
     )

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import dataclasses
+
+import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
@@ -9,11 +12,13 @@ from tests.factories import (
     count,
     login,
     random_phone,
+    recording_sender,
     register_citizen,
     staff_headers,
     valid_id_number,
 )
 from xinyi.auth.models import Account, AuthSession
+from xinyi.citizens.models import Citizen
 
 
 def test_register_returns_masked_identity(client: FlaskClient) -> None:
@@ -58,14 +63,74 @@ def test_second_account_for_same_id_number_is_refused(app, client: FlaskClient) 
     assert count(app, Account) == before
 
 
-def test_second_account_for_same_phone_is_refused(app, client: FlaskClient) -> None:  # type: ignore[no-untyped-def]
+def test_a_phone_in_use_gets_a_new_accounts_answer_and_its_owner_an_sms(  # type: ignore[no-untyped-def]
+        app, client: FlaskClient, caplog: pytest.LogCaptureFixture) -> None:
+    """Registration must not tell an anonymous caller whether a phone has an account: the
+    answer looks like a new account's, nothing is stored, and the phone's owner is told."""
+    sent = recording_sender(app)
     citizen = register_citizen(client)
-    before = count(app, Account)
-    resp = client.post("/v1/auth/register", json={
+    before = (count(app, Account), count(app, Citizen))
+    fresh = client.post("/v1/auth/register", json={
+        "phone": random_phone(), "password": PASSWORD, "name": "李四",
+        "id_number": valid_id_number(13)})
+    probe = client.post("/v1/auth/register", json={
         "phone": citizen["phone"], "password": PASSWORD, "name": "李四",
         "id_number": valid_id_number(12)})
-    assert resp.status_code == 409 and resp.get_json()["code"] == "phone_taken"
+    assert probe.status_code == fresh.status_code == 201
+    assert set(probe.get_json()) == set(fresh.get_json())
+    assert probe.get_json()["id"] != citizen["id"]
+    assert (count(app, Account), count(app, Citizen)) == (before[0] + 1, before[1] + 1)
+    assert [(to.value, m.template) for to, m in sent] == [(citizen["phone"],
+                                                           "registration_attempt")]
+    # The probe cannot log in with the password it chose, and the owner still can.
+    assert client.post("/v1/auth/login", json={
+        "phone": citizen["phone"], "password": PASSWORD + "x"}).status_code == 401
+    assert login(client, citizen["phone"])["access_token"]
+    assert citizen["phone"] not in caplog.text
+
+
+def test_an_id_number_in_use_is_refused_and_logged_without_it(  # type: ignore[no-untyped-def]
+        app, client: FlaskClient, caplog: pytest.LogCaptureFixture) -> None:
+    id_number = valid_id_number(15)
+    register_citizen(client, id_number=id_number)
+    before = count(app, Account)
+    resp = client.post("/v1/auth/register", json={
+        "phone": random_phone(), "password": PASSWORD, "name": "李四", "id_number": id_number})
+    assert resp.status_code == 409 and resp.get_json()["code"] == "id_number_taken"
     assert count(app, Account) == before
+    assert any(getattr(r, "event", None) == "registration_id_number_taken"
+               for r in caplog.records)
+    assert id_number not in caplog.text
+
+
+def test_registration_is_rate_limited_per_address_and_per_phone(  # type: ignore[no-untyped-def]
+        app, client: FlaskClient) -> None:
+    deps = app.extensions["xinyi"]
+    deps.settings = dataclasses.replace(deps.settings, register_limit_per_address="4/hour",
+                                        register_limit_per_phone="2/hour")
+    phone = random_phone()
+    answers = [client.post("/v1/auth/register", json={
+        "phone": phone, "password": PASSWORD, "name": "李四",
+        "id_number": valid_id_number()}).status_code for _ in range(3)]
+    assert answers == [201, 201, 429]  # the third try of one phone, from any address
+    others = [client.post("/v1/auth/register", json={
+        "phone": random_phone(), "password": PASSWORD, "name": "李四",
+        "id_number": valid_id_number()}) for _ in range(2)]
+    assert [r.status_code for r in others] == [201, 429]  # the fifth from this address
+    assert others[1].get_json()["code"] == "rate_limited"
+    assert int(others[1].headers["Retry-After"]) > 0
+    # Another address may still register.
+    assert client.post("/v1/auth/register", environ_base={"REMOTE_ADDR": "10.0.0.9"}, json={
+        "phone": random_phone(), "password": PASSWORD, "name": "李四",
+        "id_number": valid_id_number()}).status_code == 201
+
+
+def test_a_registration_with_several_bad_fields_names_each(client: FlaskClient) -> None:
+    resp = client.post("/v1/auth/register", json={
+        "phone": "12", "password": "short", "name": "李四", "id_number": "110101199003071234"})
+    assert resp.status_code == 422
+    assert sorted(e["field"] for e in resp.get_json()["errors"]) == [
+        "id_number", "password", "phone"]
 
 
 def test_same_phone_in_fullwidth_digits_is_not_a_second_account(app, client: FlaskClient) -> None:  # type: ignore[no-untyped-def]

@@ -39,6 +39,7 @@ def production_env(tmp_path: Path, **changes: str | None) -> dict[str, str]:
         "XINYI_BLIND_INDEX_KEY": b64key(),
         "XINYI_JWT_PRIVATE_KEY": pem(),
         "XINYI_REALNAME_VERIFIER": "dev",
+        "XINYI_MESSAGE_SENDER": "log",
     }
     env.update(changes)
     return {k: v for k, v in env.items() if v is not None}
@@ -52,7 +53,8 @@ def test_complete_production_settings_load(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("missing", ["XINYI_DATA_KEYS", "XINYI_BLIND_INDEX_KEY",
-                                     "XINYI_JWT_PRIVATE_KEY", "XINYI_REALNAME_VERIFIER"])
+                                     "XINYI_JWT_PRIVATE_KEY", "XINYI_REALNAME_VERIFIER",
+                                     "XINYI_MESSAGE_SENDER"])
 def test_production_refuses_to_start_without_each_key(tmp_path: Path, missing: str) -> None:
     env = production_env(tmp_path, **{missing: None})
     if missing == "XINYI_DATA_KEYS":
@@ -202,6 +204,7 @@ def test_validate_refuses_settings_without_a_signing_key() -> None:
     ("XINYI_JWT_PRIVATE_KEY", "s3cret, not a key"),
     ("XINYI_JWT_PRIVATE_KEY", "密钥 s3cret"),
     ("XINYI_REALNAME_VERIFIER", "nosuch"),
+    ("XINYI_MESSAGE_SENDER", "nosuch"),
 ])
 def test_unreadable_settings_are_refused_by_name_without_their_value(
         tmp_path: Path, name: str, value: str) -> None:

@@ -11,7 +11,7 @@ from flask_smorest import Blueprint
 from xinyi.auth.routes import blp as auth_blp
 from xinyi.citizens import service
 from xinyi.citizens.schemas import ProfileOut, RegisterIn
-from xinyi.web import db, deps, principal, public, requires
+from xinyi.web import client_address, db, deps, principal, public, requires
 
 blp = Blueprint("me", __name__, url_prefix="/v1/me", description="The citizen's own data")
 
@@ -21,8 +21,11 @@ blp = Blueprint("me", __name__, url_prefix="/v1/me", description="The citizen's 
 @auth_blp.arguments(RegisterIn)
 @auth_blp.response(201, ProfileOut)
 def register(body: dict[str, Any]) -> service.Profile:
-    """Register a citizen with real name and ID number (实名注册)."""
-    return service.register(db(), deps(), **body)
+    """Register a citizen with real name and ID number (实名注册). Rate-limited per client
+    address and per phone. A phone number already in use gets the same answer as a new
+    account (its owner is told by SMS): registration never reveals whether a phone has an
+    account. An ID number already registered is refused with 409 `id_number_taken`."""
+    return service.register(db(), deps(), **body, client_address=client_address())
 
 
 @blp.route("", methods=["GET"])

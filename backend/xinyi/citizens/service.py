@@ -16,6 +16,7 @@ from xinyi.auth.service import PhoneTaken, password_problems
 from xinyi.citizens.models import Citizen
 from xinyi.deps import Deps
 from xinyi.errors import Conflict, NotFound, ValidationFailed
+from xinyi.notify import Message
 from xinyi.pii import IdNumber, InvalidIdentifier, PhoneNumber, mask_name
 from xinyi.subjects.service import ensure_subject
 from xinyi.timeutil import china_today
@@ -45,53 +46,89 @@ class Profile:
     realname_verified_at: datetime
 
 
-def _field_error(field: str, message: str) -> ValidationFailed:
-    return ValidationFailed.at(field, message, detail=f"{field}: {message}")
-
-
-def register(session: Session, deps: Deps, *, phone: str, password: str, name: str,
-             id_number: str) -> Profile:
+def _checked(deps: Deps, *, phone: str, password: str, name: str,
+             id_number: str) -> tuple[PhoneNumber, IdNumber, str]:
+    """Every field judged, and every bad one named in one refusal."""
+    problems: list[tuple[str, str]] = []
+    parsed_phone = parsed_id = None
     try:
         parsed_phone = PhoneNumber.parse(phone)
     except InvalidIdentifier as exc:
-        raise _field_error("phone", str(exc)) from None
+        problems.append(("phone", str(exc)))
     try:
         parsed_id = IdNumber.parse(id_number, today=deps.clock().date())
     except InvalidIdentifier as exc:
-        raise _field_error("id_number", str(exc)) from None
+        problems.append(("id_number", str(exc)))
     name = name.strip()
     if not _NAME.fullmatch(name):
-        raise _field_error("name", "must be 1 to 64 letters or Chinese characters")
-    if problems := password_problems(password):
-        raise _field_error("password", "; ".join(problems))
+        problems.append(("name", "must be 1 to 64 letters or Chinese characters"))
+    if weak := password_problems(password):
+        problems.append(("password", "; ".join(weak)))
+    if problems or parsed_phone is None or parsed_id is None:
+        detail = "; ".join(f"{field}: {message}" for field, message in problems)
+        raise ValidationFailed.at(*problems[0], *problems[1:], detail=detail)
+    return parsed_phone, parsed_id, name
+
+
+def register(session: Session, deps: Deps, *, phone: str, password: str, name: str,
+             id_number: str, client_address: str) -> Profile:
+    """Register a citizen (实名注册). An ID number already registered is refused (its owner
+    must learn that an account exists for it); a phone number already in use is answered as
+    if the account were made, and its owner is told by SMS, so that registration tells nobody
+    whether a phone number has an account."""
+    limits = deps.settings
+    deps.limiter.hit(limits.register_limit_per_address, "register-addr", client_address)
+    parsed_phone, parsed_id, name = _checked(deps, phone=phone, password=password, name=name,
+                                             id_number=id_number)
+    deps.limiter.hit(limits.register_limit_per_phone, "register-phone",
+                     deps.bidx(parsed_phone.value, kind="phone").hex()[:32])
     if not deps.verifier.verify(parsed_id, name):
         raise RealNameMismatch()
 
     id_bidx = deps.bidx(parsed_id.value, kind="id_number")
-    if auth.phone_taken(session, deps, parsed_phone):
-        raise PhoneTaken()
     if session.scalar(select(Citizen.account_id).where(Citizen.id_number_bidx == id_bidx)):
+        log.info("registration refused: ID number registered",
+                 extra={"event": "registration_id_number_taken"})
         raise IdNumberTaken()
+    if auth.phone_taken(session, deps, parsed_phone):
+        return _phone_in_use(deps, parsed_phone, parsed_id, name, password)
     now = deps.clock()
     # Lost a race with a concurrent registration of the same phone or ID number: the same
     # answer as a sequential duplicate (create_account raises PhoneTaken for the phone).
-    with unique_or(session, lambda: _taken(session, deps, parsed_phone)):
-        account_id = auth.create_account(session, deps, role="citizen", phone=parsed_phone,
-                                         password=password, now=now)
-        citizen = Citizen(
-            account_id=account_id, realname_verified_at=now,
-            id_number_enc=deps.cipher.encrypt(parsed_id.value, context="citizens.id_number"),
-            id_number_bidx=id_bidx,
-            name_enc=deps.cipher.encrypt(name, context="citizens.name"),
-        )
-        session.add(citizen)
-        # The citizen becomes a subject now, so a score, a pseudonym and an access log can
-        # attach even before any record arrives.
-        bidx = ensure_subject(session, deps, parsed_id, now)
+    try:
+        with unique_or(session, lambda: _taken(session, deps, parsed_phone)):
+            account_id = auth.create_account(session, deps, role="citizen",
+                                             phone=parsed_phone, password=password, now=now)
+            citizen = Citizen(
+                account_id=account_id, realname_verified_at=now,
+                id_number_enc=deps.cipher.encrypt(parsed_id.value,
+                                                  context="citizens.id_number"),
+                id_number_bidx=id_bidx,
+                name_enc=deps.cipher.encrypt(name, context="citizens.name"),
+            )
+            session.add(citizen)
+            # The citizen becomes a subject now, so a score, a pseudonym and an access log
+            # can attach even before any record arrives.
+            bidx = ensure_subject(session, deps, parsed_id, now)
+    except PhoneTaken:
+        return _phone_in_use(deps, parsed_phone, parsed_id, name, password, hashed=True)
     deps.rescore(session, [bidx], now=now, today=china_today(now))
     log.info("citizen registered", extra={"event": "citizen_registered",
                                           "account_id": str(account_id)})
     return _profile(session, deps, citizen)
+
+
+def _phone_in_use(deps: Deps, phone: PhoneNumber, id_number: IdNumber, name: str,
+                  password: str, *, hashed: bool = False) -> Profile:
+    """The answer a new account would get, with nothing stored; the phone's owner is told."""
+    if not hashed:
+        deps.passwords.hash(password)  # as long as a real registration takes
+    deps.sender.send_sms(phone, Message("registration_attempt", {}))
+    log.info("registration for a phone in use: owner notified",
+             extra={"event": "registration_phone_in_use"})
+    now = deps.clock()
+    return Profile(id=uuid.uuid4(), phone=phone.masked(), name=mask_name(name),
+                   id_number=id_number.masked(), created_at=now, realname_verified_at=now)
 
 
 def _taken(session: Session, deps: Deps, phone: PhoneNumber) -> Conflict:

@@ -1,0 +1,57 @@
+"""Messages to people (SMS and push) behind a port: the app factory chooses the sender.
+
+A message names a *template* and its parameters; the sender renders and delivers it. Nothing
+here logs a number or a text: the development sender records only that a message went out and
+which template it used. Registration warns a phone's owner through it; benefit sessions and
+repairs use it for their notices.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from xinyi.pii import PhoneNumber
+
+log = logging.getLogger(__name__)
+
+# What each template says, so every implementation renders the same message.
+TEMPLATES: Mapping[str, str] = {
+    "registration_attempt": (
+        "【信易+】有人尝试用您的手机号注册信易+账号。如果是您本人，请直接登录；"
+        "如忘记密码请在应用内找回。如非本人操作，请忽略本短信。"),
+}
+
+
+@dataclass(frozen=True)
+class Message:
+    template: str
+    params: Mapping[str, str]
+
+    def text(self) -> str:
+        return TEMPLATES[self.template].format(**self.params)
+
+
+class Sender(Protocol):
+    def send_sms(self, to: PhoneNumber, message: Message) -> None: ...
+
+
+class LogOnlySender:
+    """Development: delivers nothing, and logs only that a message of a template went out."""
+
+    def send_sms(self, to: PhoneNumber, message: Message) -> None:
+        del to  # never logged
+        message.text()  # a template that cannot render fails here, as a real sender would
+        log.info("message sent", extra={"event": "message_sent", "channel": "sms",
+                                        "template": message.template})
+
+
+SENDERS = ("log",)
+
+
+def make_sender(kind: str) -> Sender:
+    if kind == "log":
+        return LogOnlySender()
+    raise ValueError(f"unknown message sender {kind!r}")
