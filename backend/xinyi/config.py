@@ -97,7 +97,11 @@ class Settings:
     realname_verifier: str = "dev"
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 64 * 1024
-    login_limit_per_phone: str = "5/5minute"
+    # Login attempts: tight per (phone, address), so that guessing from one address cannot
+    # lock the owner out elsewhere; loose per phone, against a broad attack from many
+    # addresses; and per address, against one address trying many phones.
+    login_limit_per_phone_address: str = "5/5minute"
+    login_limit_per_phone: str = "50/15minute"
     login_limit_per_address: str = "30/5minute"
     max_body_bytes: int = 1024 * 1024
     trust_proxy_hops: int = 0
