@@ -99,7 +99,11 @@ class Settings:
     message_sender: str = "log"
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 64 * 1024
-    login_limit_per_phone: str = "5/5minute"
+    # Login attempts: tight per (phone, address), so that guessing from one address cannot
+    # lock the owner out elsewhere; loose per phone, against a broad attack from many
+    # addresses; and per address, against one address trying many phones.
+    login_limit_per_phone_address: str = "5/5minute"
+    login_limit_per_phone: str = "50/15minute"
     login_limit_per_address: str = "30/5minute"
     register_limit_per_address: str = "10/hour"
     register_limit_per_phone: str = "3/hour"

@@ -126,6 +126,18 @@ class RateLimited(DomainError):
         self.retry_after = retry_after
 
 
+class ServiceUnavailable(DomainError):
+    """A store the request needs (Redis) is unreachable. Nothing was done, so the whole
+    request may be retried; refusing is the safe side (no rate limit means no login)."""
+
+    status = 503
+    code = "service_unavailable"
+    title = "A service this request needs is unavailable, try again shortly"
+
+    def __init__(self, retry_after: int = 5) -> None:
+        super().__init__(headers={"Retry-After": str(retry_after)})
+
+
 _LOCATIONS = ("json", "query", "headers", "form", "files", "view_args")
 
 

@@ -74,8 +74,14 @@ def login(session: Session, deps: Deps, *, phone: str, password: str,
         phone_key = deps.bidx(parsed.value, kind="phone")
     except InvalidIdentifier:
         parsed, phone_key = None, _sha256(phone)
-    # Keyed by the blind index, never by the phone number itself.
-    deps.limiter.hit(limits.login_limit_per_phone, "login-phone", phone_key.hex()[:32])
+    # Keyed by the blind index, never by the phone number itself. Tight per address, so that
+    # guesses from one address do not lock the owner out of another; loose per phone, so
+    # that only an attack from many addresses does. A refused hit is not counted: a stopped
+    # address spends none of the phone's budget.
+    phone_id = phone_key.hex()[:32]
+    deps.limiter.hit(limits.login_limit_per_phone_address, "login-phone-addr", phone_id,
+                     client_address)
+    deps.limiter.hit(limits.login_limit_per_phone, "login-phone", phone_id)
     account = None
     if parsed is not None:
         account = session.scalar(select(Account).where(Account.phone_bidx == phone_key))
