@@ -29,8 +29,10 @@ from tests.factories import (
     count,
     login,
     make_settings,
+    random_phone,
     register_citizen,
     staff_headers,
+    valid_id_number,
 )
 from xinyi.audit.models import AccessLogEntry
 from xinyi.auth.models import Account, AuthSession
@@ -145,6 +147,9 @@ def test_redis_down_answers_503_writes_nothing_and_recovers(
     _refused_quickly_with_one_line(caplog, lambda: _verify(client, partner, by_qr["qr_payload"]))
     _refused_quickly_with_one_line(caplog, lambda: _verify(client, partner,
                                                            by_code["short_code"]))
+    _refused_quickly_with_one_line(caplog, lambda: client.post("/v1/auth/register", json={
+        "phone": random_phone(), "password": PASSWORD, "name": "李四",
+        "id_number": valid_id_number()}))
     assert _rows(app) == before
 
     own_redis.start()  # empty: what the dead one held (the short codes) is gone with it
