@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from xinyi.partner_kinds import PARTNER_KINDS
 from xinyi.scoring.defaults import (
     CATALOGUE_FIELDS,
     catalogue_item_problems,
@@ -169,9 +170,13 @@ def test_the_default_benefits_are_present_and_money_is_integer_fen() -> None:
         "bike.deposit_free": ("bike", {"deposit_waived_fen"}),
         "hospital.pay_later": ("hospital", {"credit_line_fen"}),
         "hotel.deposit_free": ("hotel", {"deposit_waived_fen"}),
+        "scenic.discount": ("scenic", {"max_discount_fen"}),
+        "campus.sport_venue": ("campus", {"deposit_waived_fen"}),
+        "gov.green_channel": ("government", {"clean_years"}),
     }
     for code, (kind, keys) in expected.items():
         assert rules[code].partner_kind == kind
+        assert kind in PARTNER_KINDS, code  # a partner the admin API can create offers it
         assert keys <= set(rules[code].limits), code
     assert 6 <= len(rules) <= 8
     for rule in BENEFITS:

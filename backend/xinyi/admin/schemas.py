@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from xinyi.auth.accounts import PARTNER_KINDS
+from xinyi.partner_kinds import PARTNER_KINDS
 from xinyi.schemas import StrictSchema
 
 

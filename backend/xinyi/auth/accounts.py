@@ -20,12 +20,11 @@ from xinyi.auth.passwords import password_problems
 from xinyi.auth.service import PhoneTaken, create_account, is_key_id, new_api_key, phone_taken
 from xinyi.deps import Deps
 from xinyi.errors import Conflict, NotFound, ValidationFailed
+from xinyi.partner_kinds import PARTNER_KINDS
 from xinyi.pii import InvalidIdentifier, PhoneNumber
 
 log = logging.getLogger(__name__)
 
-PARTNER_KINDS = ("library", "bike", "hospital", "hotel", "scenic", "campus", "government",
-                 "other")
 MAX_LIVE_KEYS = 2
 
 

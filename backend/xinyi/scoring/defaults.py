@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from importlib import resources
 from typing import Final, TypeGuard
 
+from xinyi.partner_kinds import PARTNER_KINDS
 from xinyi.scoring.rules import SCORE_MAX, SCORE_MIN, BenefitRule, Polarity, Severity
 
 CATALOGUE_FIELDS: Final = frozenset(
@@ -152,5 +153,8 @@ def load_default_benefits() -> list[BenefitRule]:
             raise ValueError(f"benefit rule {code!r}: names must be non-empty strings")
         if not _is_int(min_score) or not isinstance(limits, dict):
             raise ValueError(f"benefit rule {code!r}: min_score must be int, limits an object")
+        if kind not in PARTNER_KINDS:
+            raise ValueError(f"benefit rule {code!r}: partner_kind must be one of "
+                             f"{', '.join(PARTNER_KINDS)} (no partner could verify it)")
         rules.append(BenefitRule(code, kind, name_zh, name_en, min_score, limits))
     return rules

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from xinyi.db import Base, utcnow
+from xinyi.partner_kinds import kind_is_known
 
 
 class CreditScore(Base):
@@ -24,6 +25,8 @@ class BenefitRuleRow(Base):
     """A benefit (信用惠民) granted from ``min_score`` up; it cannot express a refusal (R6)."""
 
     __tablename__ = "benefit_rules"
+    # A rule for a kind no partner can have could never be verified.
+    __table_args__ = (CheckConstraint(kind_is_known("partner_kind"), name="partner_kind_known"),)
 
     code: Mapped[str] = mapped_column(String(64), primary_key=True)
     partner_kind: Mapped[str] = mapped_column(String(32))

@@ -1,13 +1,16 @@
 from __future__ import annotations
 
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
+
+from xinyi.partner_kinds import PARTNER_KINDS
 
 
 class BenefitRuleOut(Schema):
     code = fields.String(required=True)
     qr_code = fields.String(required=True, metadata={
         "description": "Stands for this benefit in the QR credential's `ben` claim"})
-    partner_kind = fields.String(required=True)
+    partner_kind = fields.String(required=True, validate=validate.OneOf(PARTNER_KINDS), metadata={
+        "description": "The kind of partner that offers it (as in `POST /v1/admin/partners`)"})
     name_zh = fields.String(required=True)
     name_en = fields.String(required=True)
     min_score = fields.Integer(required=True, metadata={
