@@ -182,7 +182,7 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
     for blp in (ops_blp, auth_blp, me_blp, records.me_blp, scoring_blp, records.catalog_blp,
                 records.provider_blp, credentials.me_blp, credentials.partner_blp,
                 credentials.jwks_blp, admin_blp, records.admin_blp, consents.me_blp,
-                consents.partner_blp, queries_blp):
+                consents.partner_blp, consents.directory_blp, queries_blp):
         api.register_blueprint(blp)
     _install_hooks(app)
     return app

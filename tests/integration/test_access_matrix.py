@@ -53,6 +53,7 @@ MATRIX: dict[str, str | frozenset[str]] = {
     # Public reference data and the credential verification key.
     "GET /v1/catalog": PUBLIC,
     "GET /v1/benefits": PUBLIC,
+    "GET /v1/partners": PUBLIC,
     "GET /.well-known/jwks.json": PUBLIC,
     # The citizen's own data.
     "GET /v1/me": frozenset({"citizen"}),

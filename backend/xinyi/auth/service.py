@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import ScalarSelect
 
@@ -250,6 +250,18 @@ def client_refs(session: Session, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, C
         return {}
     return {c.id: _ref(c) for c in session.scalars(
         select(ApiClient).where(ApiClient.id.in_(wanted)))}
+
+
+def active_partners(session: Session, *, page: int,
+                    page_size: int) -> tuple[list[ClientRef], int]:
+    """One page of the partners not disabled, by name, and how many there are: the public
+    partner directory lists them (names and kinds only; keys stay here)."""
+    live = (ApiClient.type == "partner", ApiClient.disabled_at.is_(None))
+    total = session.scalar(select(func.count()).select_from(ApiClient).where(*live)) or 0
+    partners = session.scalars(
+        select(ApiClient).where(*live).order_by(ApiClient.name, ApiClient.id)
+        .limit(page_size).offset((page - 1) * page_size))
+    return [_ref(c) for c in partners], total
 
 
 def client_name_of(client_id: Any) -> ScalarSelect[str]:

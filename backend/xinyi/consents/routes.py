@@ -5,25 +5,28 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
-from xinyi.consents import service
+from xinyi.consents import directory, service
 from xinyi.consents.schemas import (
     CitizenConsentRequestOut,
     ConsentGrantIn,
     ConsentOut,
     ConsentRequestIn,
     ConsentsArgs,
+    DirectoryPartnerOut,
     PartnerConsentRequestOut,
     ReportArgs,
     ReportOut,
 )
 from xinyi.consents.views import CitizenRequestView, ConsentView, PartnerRequestView
 from xinyi.schemas import PageArgs, page_of, page_schema
-from xinyi.web import db, deps, principal, requires
+from xinyi.web import db, deps, principal, public, requires
 
 partner_blp = Blueprint("partner_consents", __name__, url_prefix="/v1/partner",
                         description="Consent requests and consented reports (授权查询)")
 me_blp = Blueprint("me_consents", __name__, url_prefix="/v1/me",
                    description="The citizen's consents: requests to decide, grants, revocations")
+directory_blp = Blueprint("partner_directory", __name__, url_prefix="/v1",
+                          description="The public partner directory (合作机构名录)")
 
 
 @partner_blp.route("/consent-requests", methods=["POST"])
@@ -104,3 +107,14 @@ def grant(body: dict[str, Any]) -> ConsentView:
 def revoke(consent_id: uuid.UUID) -> ConsentView:
     """Revoke a consent at once: the partner's next read is refused."""
     return service.revoke(db(), deps(), principal().id, consent_id)
+
+
+@directory_blp.route("/partners", methods=["GET"])
+@public
+@directory_blp.arguments(PageArgs, location="query")
+@directory_blp.response(200, page_schema(DirectoryPartnerOut))
+def partners(args: dict[str, Any]) -> dict[str, Any]:
+    """Active partners by name, with the benefits they offer and the consent scopes they may
+    ask for: choose one here to grant a consent (`POST /v1/me/consents`)."""
+    items, total = directory.partner_directory(db(), **args)
+    return page_of(items, total, args)

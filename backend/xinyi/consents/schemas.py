@@ -8,6 +8,7 @@ from xinyi.consents.models import (
     REQUEST_STATUSES,
     SCOPES,
 )
+from xinyi.partner_kinds import PARTNER_KINDS
 from xinyi.records.schemas import POLARITIES, SEVERITIES
 from xinyi.schemas import PageArgs, StrictSchema
 
@@ -66,7 +67,8 @@ class CitizenConsentRequestOut(Schema):
 
 
 class ConsentGrantIn(StrictSchema):
-    partner_id = fields.UUID(required=True)
+    partner_id = fields.UUID(required=True, metadata={
+        "description": "The partner's `id` in the partner directory, `GET /v1/partners`"})
     scope = fields.String(required=True, validate=validate.OneOf(SCOPES), metadata=_SCOPE)
     purpose = fields.String(required=True, validate=_PURPOSE)
     expires_in = fields.Integer(required=True, strict=True, validate=_EXPIRES_IN,
@@ -123,3 +125,22 @@ class ReportOut(Schema):
         "description": "Active negative records inside their display period"})
     records = fields.List(fields.Nested(ReportRecordOut), metadata={
         "description": "Only with `report.full`"})
+
+
+class DirectoryBenefitOut(Schema):
+    code = fields.String(required=True)
+    name_zh = fields.String(required=True)
+    name_en = fields.String(required=True)
+
+
+class DirectoryPartnerOut(Schema):
+    """A partner as the public directory shows it: nothing about its keys or its contacts."""
+
+    id = fields.UUID(required=True, metadata={
+        "description": "The `partner_id` to grant a consent to (`POST /v1/me/consents`)"})
+    name = fields.String(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(PARTNER_KINDS))
+    benefits = fields.List(fields.Nested(DirectoryBenefitOut), required=True, metadata={
+        "description": "The benefits its kind offers; thresholds are in `GET /v1/benefits`"})
+    scopes = fields.List(fields.String(validate=validate.OneOf(SCOPES)), required=True,
+                         metadata={"description": "The consent scopes it may ask you for"})
