@@ -77,3 +77,15 @@ def test_scores_recompute_keys_rotate_and_audit_verify(database: str, tmp_path: 
     assert idn not in out
     deps.db.engine.dispose()
     engine.dispose()
+
+
+def test_seed_demo_prints_each_login_and_its_keys_only_once(database: str) -> None:
+    code, first = run("seed-demo")
+    assert code == 0, first
+    code, second = run("seed-demo")
+    assert code == 0, second
+    logins = [line for line in first.splitlines() if "password" in line]
+    assert len(logins) == 6
+    assert logins == [line for line in second.splitlines() if "password" in line]
+    assert "xyk_" in first and "xyk_" not in second
+    assert second.count("printed at first seeding") == first.count("(shown once)") == 10
