@@ -218,6 +218,38 @@ def test_short_code_verifies_once(app: Flask, client: FlaskClient) -> None:
     assert verify(client, library, cred["qr_payload"]).get_json()["code"] == "credential_used"
 
 
+def test_a_short_code_typed_in_groups_verifies_once(app: Flask, client: FlaskClient) -> None:
+    me = citizen(client)
+    library = partner(app, client)
+    [cred] = issue(client, me)
+    code = cred["short_code"]
+    spaced = " ".join(code[i:i + 3] for i in range(0, 18, 3))
+    hyphens = "-".join(code[i:i + 6] for i in range(0, 18, 6))
+    first = verify(client, library, spaced, key="typed-1")
+    assert first.status_code == 200, first.get_json()
+    # A retry spelling the same code otherwise is the same request, not a reused key.
+    retry = verify(client, library, hyphens, key="typed-1")
+    assert retry.status_code == 200 and retry.get_json() == first.get_json()
+    assert verify(client, library, code).get_json()["code"] == "credential_used"
+    assert count(app, AccessLogEntry) == 1
+
+
+@pytest.mark.parametrize("spelling", ["double", "leading", "dots", "ideographic", "tab"])
+def test_a_short_code_with_other_characters_is_refused(app: Flask, client: FlaskClient,
+                                                       spelling: str) -> None:
+    me = citizen(client)
+    library = partner(app, client)
+    [cred] = issue(client, me)
+    code = cred["short_code"]
+    groups = [code[i:i + 3] for i in range(0, 18, 3)]
+    typed = {"double": "  ".join(groups), "leading": " " + code, "dots": ".".join(groups),
+             "ideographic": "\u3000".join(groups), "tab": "\t".join(groups)}[spelling]
+    resp = verify(client, library, typed)
+    assert resp.status_code == 422 and resp.get_json()["code"] == "credential_invalid"
+    assert count(app, AccessLogEntry) == 0
+    assert verify(client, library, code).status_code == 200
+
+
 def test_guessed_short_codes_are_refused_and_rate_limited(app: Flask,
                                                          client: FlaskClient) -> None:
     library = partner(app, client)

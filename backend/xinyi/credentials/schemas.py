@@ -29,7 +29,10 @@ class JwksOut(Schema):
 
 class VerifyIn(StrictSchema):
     credential = fields.String(required=True, validate=validate.Length(min=1, max=8192),
-                               metadata={"description": "The QR payload (XY1:…) or short code"})
+                               metadata={"description": (
+                                   "The QR payload (XY1:…) or the 18-digit short code; one "
+                                   "space or hyphen between groups of digits is allowed "
+                                   "(`123 456 789 012 345 678`)")})
     benefit = fields.String(required=True, validate=validate.Length(min=1, max=64))
 
 
