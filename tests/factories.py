@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import os
+import re
 import secrets
 import uuid
 from pathlib import Path
@@ -148,3 +149,12 @@ def count(app: Flask, model: Any, *where: ColumnElement[bool]) -> int:
     test can prove a request wrote nothing, or exactly what it should."""
     with app.extensions["xinyi"].db.session() as s:
         return int(s.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+_PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```$", re.DOTALL | re.MULTILINE)
+
+
+def python_blocks(document: Path) -> list[str]:
+    """The ```python code blocks of a Markdown file, in order: documentation whose code is
+    run by a test cannot drift from what the code does."""
+    return _PYTHON_BLOCK.findall(document.read_text(encoding="utf-8"))

@@ -28,6 +28,7 @@ PAIRS = [
     (record_views.Statistics, record_routes.StatsOut),
     (audit_service.Actor, audit_schemas.ActorOut),
     (audit_service.Query, audit_schemas.QueryOut),
+    (audit_service.ChainHead, audit_schemas.ChainHeadOut),
 ]
 
 
