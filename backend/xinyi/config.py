@@ -101,6 +101,9 @@ class Settings:
     login_limit_per_address: str = "30/5minute"
     max_body_bytes: int = 1024 * 1024
     trust_proxy_hops: int = 0
+    # Where clients reach this service (``https://api.xinyi.example.cn``): absolute links in
+    # public documents use it; unset, they follow the request's host.
+    public_url: str | None = None
     instance_path: str = "instance"
     log_level: str = "INFO"
 
@@ -139,12 +142,27 @@ class Settings:
                 "XINYI_DATABASE_URL is not a database URL this service can use") from None
         if self.redis_url and _redis_scheme(self.redis_url) not in ("redis", "rediss", "unix"):
             raise ConfigError("XINYI_REDIS_URL must be a redis://, rediss:// or unix:// URL")
+        if self.public_url is not None:
+            _check_public_url(self.public_url, https=self.is_production)
         from xinyi.realname import make_verifier
 
         try:
             make_verifier(self.realname_verifier)
         except ValueError:
             raise ConfigError("XINYI_REALNAME_VERIFIER names no known verifier") from None
+
+
+def _check_public_url(url: str, *, https: bool) -> None:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        parts = None
+    schemes = ("https",) if https else ("http", "https")
+    if (parts is None or parts.scheme not in schemes or not parts.hostname
+            or parts.query or parts.fragment or parts.username or parts.password):
+        raise ConfigError(f"XINYI_PUBLIC_URL must be an {' or '.join(schemes)} URL such as "
+                          "https://api.xinyi.example.cn, without query or user")
 
 
 def _generated_secrets(instance: Path) -> dict[str, str]:
@@ -226,6 +244,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                                   "" if mode == "production" else "dev"),
         trust_proxy_hops=_whole(env.get("XINYI_TRUST_PROXY_HOPS", "0"),
                                 "XINYI_TRUST_PROXY_HOPS"),
+        public_url=env.get("XINYI_PUBLIC_URL") or None,
         instance_path=str(instance),
         log_level=env.get("XINYI_LOG_LEVEL", "INFO"),
     )

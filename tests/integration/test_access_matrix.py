@@ -55,6 +55,7 @@ MATRIX: dict[str, str | frozenset[str]] = {
     "GET /v1/catalog": PUBLIC,
     "GET /v1/benefits": PUBLIC,
     "GET /.well-known/jwks.json": PUBLIC,
+    "GET /.well-known/xinyi-configuration": PUBLIC,
     # The citizen's own data.
     "GET /v1/me": frozenset({"citizen"}),
     "GET /v1/me/credit": frozenset({"citizen"}),

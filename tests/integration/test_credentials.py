@@ -131,6 +131,32 @@ def test_jwks_document_is_dumped_by_its_schema_and_cacheable(
     assert body["keys"] and all(k["kty"] == "OKP" and k["kid"] for k in body["keys"])
 
 
+def test_the_configuration_names_the_issuer_credentials_carry_and_where_their_keys_are(
+        app: Flask, client: FlaskClient) -> None:
+    [cred] = issue(client, citizen(client))
+    resp = client.get("/.well-known/xinyi-configuration")
+    assert resp.status_code == 200 and resp.mimetype == "application/json"
+    assert resp.headers["Cache-Control"] == "public, max-age=3600"
+    body = resp.get_json()
+    payload = cred["qr_payload"].split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert body == {"issuer": claims["iss"], "jwks_uri": "http://localhost/.well-known/jwks.json",
+                    "credential_algorithms": ["EdDSA"], "credential_prefix": "XY1:"}
+    assert body["issuer"] == app.extensions["xinyi"].settings.credential_issuer
+    assert cred["qr_payload"].startswith(body["credential_prefix"])
+    keys = client.get(body["jwks_uri"].removeprefix("http://localhost")).get_json()["keys"]
+    assert any(k["alg"] in body["credential_algorithms"] for k in keys)
+
+
+def test_the_configuration_links_the_public_url_when_one_is_set(app: Flask,
+                                                                client: FlaskClient) -> None:
+    deps = app.extensions["xinyi"]
+    deps.settings = deps.settings.with_overrides(public_url="https://api.xinyi.example.cn/")
+    body = client.get("/.well-known/xinyi-configuration",
+                      headers={"Host": "evil.example"}).get_json()
+    assert body["jwks_uri"] == "https://api.xinyi.example.cn/.well-known/jwks.json"
+
+
 def test_png_decodes_independently_and_verifies_against_published_jwks(
         client: FlaskClient) -> None:
     import zxingcpp

@@ -53,6 +53,7 @@ __all__ = [
     "CredentialUnknownKey",
     "IssuedCredential",
     "VerifiedClaims",
+    "VerifierConfiguration",
     "is_short_code",
     "issue",
     "issue_batch",
@@ -88,6 +89,17 @@ _GROUPED_SHORT_CODE = re.compile(r"[0-9]+(?:[ -][0-9]+)*")
 MAX_TYPED_SHORT_CODE: Final = 2 * SHORT_CODE_DIGITS - 1
 
 
+
+
+@dataclass(frozen=True)
+class VerifierConfiguration:
+    """``ConfigurationOut``: what an offline verifier must know to check a credential
+    (``GET /.well-known/xinyi-configuration``): the ``iss`` it carries and where the keys are."""
+
+    issuer: str
+    jwks_uri: str
+    credential_algorithms: tuple[str, ...] = (ALGORITHM,)
+    credential_prefix: str = PREFIX
 
 
 # --------------------------------------------------------------------------- issuing
