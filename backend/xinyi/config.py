@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import os
 import secrets
 import tempfile
@@ -50,6 +51,16 @@ def _whole(text: str, name: str) -> int:
         return int(text)
     except ValueError:
         raise ConfigError(f"{name} must be a whole number") from None
+
+
+def _seconds(text: str, name: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds") from None
+    if not math.isfinite(value):
+        raise ConfigError(f"{name} must be a number of seconds")
+    return value
 
 
 def _ed25519_pem(pem: bytes) -> bool:
@@ -95,6 +106,13 @@ class Settings:
     refresh_token_days: int = 30
     webhook_allow_private: bool = False
     realname_verifier: str = "dev"
+    # The ``http`` verifier's endpoint and contract: see xinyi.realname.
+    realname_url: str = ""
+    realname_api_key: str = field(default="", repr=False)
+    realname_timeout_seconds: float = 3.0
+    realname_retries: int = 2
+    realname_breaker_failures: int = 5
+    realname_breaker_seconds: float = 30.0
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 64 * 1024
     login_limit_per_phone: str = "5/5minute"
@@ -147,9 +165,9 @@ class Settings:
         from xinyi.realname import make_verifier
 
         try:
-            make_verifier(self.realname_verifier)
-        except ValueError:
-            raise ConfigError("XINYI_REALNAME_VERIFIER names no known verifier") from None
+            make_verifier(self)
+        except ValueError as exc:  # its message names the setting, never a value
+            raise ConfigError(str(exc)) from None
 
 
 def _check_public_url(url: str, *, https: bool) -> None:
@@ -242,6 +260,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         webhook_allow_private=env.get("XINYI_WEBHOOK_ALLOW_PRIVATE", "") in ("1", "true", "yes"),
         realname_verifier=env.get("XINYI_REALNAME_VERIFIER",
                                   "" if mode == "production" else "dev"),
+        realname_url=env.get("XINYI_REALNAME_URL", ""),
+        realname_api_key=env.get("XINYI_REALNAME_API_KEY", ""),
+        realname_timeout_seconds=_seconds(env.get("XINYI_REALNAME_TIMEOUT_SECONDS", "3"),
+                                          "XINYI_REALNAME_TIMEOUT_SECONDS"),
+        realname_retries=_whole(env.get("XINYI_REALNAME_RETRIES", "2"),
+                                "XINYI_REALNAME_RETRIES"),
+        realname_breaker_failures=_whole(env.get("XINYI_REALNAME_BREAKER_FAILURES", "5"),
+                                         "XINYI_REALNAME_BREAKER_FAILURES"),
+        realname_breaker_seconds=_seconds(env.get("XINYI_REALNAME_BREAKER_SECONDS", "30"),
+                                          "XINYI_REALNAME_BREAKER_SECONDS"),
         trust_proxy_hops=_whole(env.get("XINYI_TRUST_PROXY_HOPS", "0"),
                                 "XINYI_TRUST_PROXY_HOPS"),
         public_url=env.get("XINYI_PUBLIC_URL") or None,

@@ -32,6 +32,6 @@ def build_deps(settings: Settings) -> Deps:
             ttl_seconds=settings.access_token_seconds,
         ),
         limiter=RateLimiter(settings.redis_url),
-        verifier=make_verifier(settings.realname_verifier),
+        verifier=make_verifier(settings),
         rescore=recompute_subjects,
     )
