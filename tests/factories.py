@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import os
+import re
 import secrets
 import uuid
 from pathlib import Path
@@ -169,3 +170,12 @@ def recording_sender(app: Flask) -> list[tuple[Any, Any]]:
     sender = RecordingSender()
     app.extensions["xinyi"].sender = sender
     return sender.sent
+
+
+_PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```$", re.DOTALL | re.MULTILINE)
+
+
+def python_blocks(document: Path) -> list[str]:
+    """The ```python code blocks of a Markdown file, in order: documentation whose code is
+    run by a test cannot drift from what the code does."""
+    return _PYTHON_BLOCK.findall(document.read_text(encoding="utf-8"))

@@ -14,7 +14,7 @@ from flask_smorest.spec import prepare_response
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from xinyi import __version__
+from xinyi import __version__, apidocs
 from xinyi.config import Settings, load_settings
 from xinyi.deps import Deps
 from xinyi.errors import PROBLEM_MIME, DomainError, field_errors, problem
@@ -102,8 +102,7 @@ def _install_hooks(app: Flask) -> None:
         h.setdefault("Referrer-Policy", "no-referrer")
         h.setdefault("Cross-Origin-Resource-Policy", "same-origin")
         if request.path.startswith("/docs"):
-            h.setdefault("Content-Security-Policy",
-                         "default-src 'self' https: 'unsafe-inline'; img-src 'self' data: https:")
+            h.setdefault("Content-Security-Policy", apidocs.CONTENT_SECURITY_POLICY)
         else:
             h.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
         # Personal data must never sit in a shared cache; public documents opt in explicitly.
@@ -149,9 +148,8 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
         OPENAPI_VERSION="3.1.0",
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
-        OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
         JSON_SORT_KEYS=False,
+        **apidocs.SETTINGS,
     )
     if settings.trust_proxy_hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trust_proxy_hops)  # type: ignore[method-assign]
@@ -184,5 +182,6 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
                 credentials.jwks_blp, admin_blp, records.admin_blp, consents.me_blp,
                 consents.partner_blp, consents.directory_blp, queries_blp):
         api.register_blueprint(blp)
+    apidocs.install(app)
     _install_hooks(app)
     return app

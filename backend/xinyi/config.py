@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import os
 import secrets
 import tempfile
@@ -50,6 +51,16 @@ def _whole(text: str, name: str) -> int:
         return int(text)
     except ValueError:
         raise ConfigError(f"{name} must be a whole number") from None
+
+
+def _seconds(text: str, name: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds") from None
+    if not math.isfinite(value):
+        raise ConfigError(f"{name} must be a number of seconds")
+    return value
 
 
 def _ed25519_pem(pem: bytes) -> bool:
@@ -97,6 +108,13 @@ class Settings:
     realname_verifier: str = "dev"
     # SMS / push sender (``notify.make_sender``); production must choose one explicitly.
     message_sender: str = "log"
+    # The ``http`` verifier's endpoint and contract: see xinyi.realname.
+    realname_url: str = ""
+    realname_api_key: str = field(default="", repr=False)
+    realname_timeout_seconds: float = 3.0
+    realname_retries: int = 2
+    realname_breaker_failures: int = 5
+    realname_breaker_seconds: float = 30.0
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 64 * 1024
     # Login attempts: tight per (phone, address), so that guessing from one address cannot
@@ -109,6 +127,9 @@ class Settings:
     register_limit_per_phone: str = "3/hour"
     max_body_bytes: int = 1024 * 1024
     trust_proxy_hops: int = 0
+    # Where clients reach this service (``https://api.xinyi.example.cn``): absolute links in
+    # public documents use it; unset, they follow the request's host.
+    public_url: str | None = None
     instance_path: str = "instance"
     log_level: str = "INFO"
 
@@ -149,16 +170,31 @@ class Settings:
                 "XINYI_DATABASE_URL is not a database URL this service can use") from None
         if self.redis_url and _redis_scheme(self.redis_url) not in ("redis", "rediss", "unix"):
             raise ConfigError("XINYI_REDIS_URL must be a redis://, rediss:// or unix:// URL")
+        if self.public_url is not None:
+            _check_public_url(self.public_url, https=self.is_production)
         from xinyi.realname import make_verifier
 
         try:
-            make_verifier(self.realname_verifier)
-        except ValueError:
-            raise ConfigError("XINYI_REALNAME_VERIFIER names no known verifier") from None
+            make_verifier(self)
+        except ValueError as exc:  # its message names the setting, never a value
+            raise ConfigError(str(exc)) from None
         from xinyi.notify import SENDERS
 
         if self.message_sender and self.message_sender not in SENDERS:
             raise ConfigError("XINYI_MESSAGE_SENDER names no known sender")
+
+
+def _check_public_url(url: str, *, https: bool) -> None:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        parts = None
+    schemes = ("https",) if https else ("http", "https")
+    if (parts is None or parts.scheme not in schemes or not parts.hostname
+            or parts.query or parts.fragment or parts.username or parts.password):
+        raise ConfigError(f"XINYI_PUBLIC_URL must be an {' or '.join(schemes)} URL such as "
+                          "https://api.xinyi.example.cn, without query or user")
 
 
 def _generated_secrets(instance: Path) -> dict[str, str]:
@@ -239,8 +275,19 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         realname_verifier=env.get("XINYI_REALNAME_VERIFIER",
                                   "" if mode == "production" else "dev"),
         message_sender=env.get("XINYI_MESSAGE_SENDER", "" if mode == "production" else "log"),
+        realname_url=env.get("XINYI_REALNAME_URL", ""),
+        realname_api_key=env.get("XINYI_REALNAME_API_KEY", ""),
+        realname_timeout_seconds=_seconds(env.get("XINYI_REALNAME_TIMEOUT_SECONDS", "3"),
+                                          "XINYI_REALNAME_TIMEOUT_SECONDS"),
+        realname_retries=_whole(env.get("XINYI_REALNAME_RETRIES", "2"),
+                                "XINYI_REALNAME_RETRIES"),
+        realname_breaker_failures=_whole(env.get("XINYI_REALNAME_BREAKER_FAILURES", "5"),
+                                         "XINYI_REALNAME_BREAKER_FAILURES"),
+        realname_breaker_seconds=_seconds(env.get("XINYI_REALNAME_BREAKER_SECONDS", "30"),
+                                          "XINYI_REALNAME_BREAKER_SECONDS"),
         trust_proxy_hops=_whole(env.get("XINYI_TRUST_PROXY_HOPS", "0"),
                                 "XINYI_TRUST_PROXY_HOPS"),
+        public_url=env.get("XINYI_PUBLIC_URL") or None,
         instance_path=str(instance),
         log_level=env.get("XINYI_LOG_LEVEL", "INFO"),
     )

@@ -33,7 +33,7 @@ def build_deps(settings: Settings) -> Deps:
             ttl_seconds=settings.access_token_seconds,
         ),
         limiter=RateLimiter(settings.redis_url),
-        verifier=make_verifier(settings.realname_verifier),
+        verifier=make_verifier(settings),
         sender=make_sender(settings.message_sender or "log"),
         rescore=recompute_subjects,
     )

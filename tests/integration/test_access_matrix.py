@@ -41,6 +41,7 @@ MATRIX: dict[str, str | frozenset[str]] = {
     # Documentation: served by flask-smorest, so these two carry no access declaration.
     "GET /openapi.json": PUBLIC,
     "GET /docs": PUBLIC,
+    "GET /docs/assets/<path:filename>": PUBLIC,
     # Operations.
     "GET /healthz": PUBLIC,
     "GET /readyz": PUBLIC,
@@ -55,6 +56,7 @@ MATRIX: dict[str, str | frozenset[str]] = {
     "GET /v1/benefits": PUBLIC,
     "GET /v1/partners": PUBLIC,
     "GET /.well-known/jwks.json": PUBLIC,
+    "GET /.well-known/xinyi-configuration": PUBLIC,
     # The citizen's own data.
     "GET /v1/me": frozenset({"citizen"}),
     "GET /v1/me/credit": frozenset({"citizen"}),
@@ -106,8 +108,9 @@ MATRIX: dict[str, str | frozenset[str]] = {
     "GET /v1/admin/stats": STAFF,
 }
 
-# Served by flask-smorest itself: the only views allowed to declare nothing.
-DOCS = frozenset({"GET /openapi.json", "GET /docs"})
+# Served by flask-smorest itself, and the Swagger UI's files: the only views allowed to
+# declare nothing.
+DOCS = frozenset({"GET /openapi.json", "GET /docs", "GET /docs/assets/<path:filename>"})
 
 _PARAM = re.compile(r"<(?:(?P<conv>\w+)(?:\((?P<args>[^)]*)\))?:)?(?P<name>\w+)>")
 

@@ -131,6 +131,32 @@ def test_jwks_document_is_dumped_by_its_schema_and_cacheable(
     assert body["keys"] and all(k["kty"] == "OKP" and k["kid"] for k in body["keys"])
 
 
+def test_the_configuration_names_the_issuer_credentials_carry_and_where_their_keys_are(
+        app: Flask, client: FlaskClient) -> None:
+    [cred] = issue(client, citizen(client))
+    resp = client.get("/.well-known/xinyi-configuration")
+    assert resp.status_code == 200 and resp.mimetype == "application/json"
+    assert resp.headers["Cache-Control"] == "public, max-age=3600"
+    body = resp.get_json()
+    payload = cred["qr_payload"].split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert body == {"issuer": claims["iss"], "jwks_uri": "http://localhost/.well-known/jwks.json",
+                    "credential_algorithms": ["EdDSA"], "credential_prefix": "XY1:"}
+    assert body["issuer"] == app.extensions["xinyi"].settings.credential_issuer
+    assert cred["qr_payload"].startswith(body["credential_prefix"])
+    keys = client.get(body["jwks_uri"].removeprefix("http://localhost")).get_json()["keys"]
+    assert any(k["alg"] in body["credential_algorithms"] for k in keys)
+
+
+def test_the_configuration_links_the_public_url_when_one_is_set(app: Flask,
+                                                                client: FlaskClient) -> None:
+    deps = app.extensions["xinyi"]
+    deps.settings = deps.settings.with_overrides(public_url="https://api.xinyi.example.cn/")
+    body = client.get("/.well-known/xinyi-configuration",
+                      headers={"Host": "evil.example"}).get_json()
+    assert body["jwks_uri"] == "https://api.xinyi.example.cn/.well-known/jwks.json"
+
+
 def test_png_decodes_independently_and_verifies_against_published_jwks(
         client: FlaskClient) -> None:
     import zxingcpp
@@ -216,6 +242,38 @@ def test_short_code_verifies_once(app: Flask, client: FlaskClient) -> None:
     [cred] = issue(client, me)
     assert verify(client, library, cred["short_code"]).status_code == 200
     assert verify(client, library, cred["qr_payload"]).get_json()["code"] == "credential_used"
+
+
+def test_a_short_code_typed_in_groups_verifies_once(app: Flask, client: FlaskClient) -> None:
+    me = citizen(client)
+    library = partner(app, client)
+    [cred] = issue(client, me)
+    code = cred["short_code"]
+    spaced = " ".join(code[i:i + 3] for i in range(0, 18, 3))
+    hyphens = "-".join(code[i:i + 6] for i in range(0, 18, 6))
+    first = verify(client, library, spaced, key="typed-1")
+    assert first.status_code == 200, first.get_json()
+    # A retry spelling the same code otherwise is the same request, not a reused key.
+    retry = verify(client, library, hyphens, key="typed-1")
+    assert retry.status_code == 200 and retry.get_json() == first.get_json()
+    assert verify(client, library, code).get_json()["code"] == "credential_used"
+    assert count(app, AccessLogEntry) == 1
+
+
+@pytest.mark.parametrize("spelling", ["double", "leading", "dots", "ideographic", "tab"])
+def test_a_short_code_with_other_characters_is_refused(app: Flask, client: FlaskClient,
+                                                       spelling: str) -> None:
+    me = citizen(client)
+    library = partner(app, client)
+    [cred] = issue(client, me)
+    code = cred["short_code"]
+    groups = [code[i:i + 3] for i in range(0, 18, 3)]
+    typed = {"double": "  ".join(groups), "leading": " " + code, "dots": ".".join(groups),
+             "ideographic": "\u3000".join(groups), "tab": "\t".join(groups)}[spelling]
+    resp = verify(client, library, typed)
+    assert resp.status_code == 422 and resp.get_json()["code"] == "credential_invalid"
+    assert count(app, AccessLogEntry) == 0
+    assert verify(client, library, code).status_code == 200
 
 
 def test_guessed_short_codes_are_refused_and_rate_limited(app: Flask,

@@ -64,6 +64,13 @@ def test_production_refuses_to_start_without_each_key(tmp_path: Path, missing: s
     assert not (tmp_path / "instance").exists(), "production must never generate keys"
 
 
+def test_the_public_url_is_read_when_set(tmp_path: Path) -> None:
+    assert load_settings(production_env(tmp_path)).public_url is None
+    settings = load_settings(production_env(tmp_path,
+                                            XINYI_PUBLIC_URL="https://api.xinyi.example.cn"))
+    assert settings.public_url == "https://api.xinyi.example.cn"
+
+
 def test_production_refuses_to_start_without_redis(tmp_path: Path) -> None:
     for value in (None, ""):
         with pytest.raises(ConfigError, match="XINYI_REDIS_URL"):
@@ -205,6 +212,11 @@ def test_validate_refuses_settings_without_a_signing_key() -> None:
     ("XINYI_JWT_PRIVATE_KEY", "密钥 s3cret"),
     ("XINYI_REALNAME_VERIFIER", "nosuch"),
     ("XINYI_MESSAGE_SENDER", "nosuch"),
+    ("XINYI_PUBLIC_URL", "http://api.xinyi.example.cn"),  # production: https only
+    ("XINYI_PUBLIC_URL", "https://xinyi:s3cret@api.xinyi.example.cn"),
+    ("XINYI_PUBLIC_URL", "https://api.xinyi.example.cn/?key=s3cret"),
+    ("XINYI_PUBLIC_URL", "https://api.xinyi.example.cn:s3cret/"),
+    ("XINYI_PUBLIC_URL", "api.xinyi.example.cn s3cret"),
 ])
 def test_unreadable_settings_are_refused_by_name_without_their_value(
         tmp_path: Path, name: str, value: str) -> None:

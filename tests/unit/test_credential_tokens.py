@@ -34,6 +34,7 @@ from xinyi.credentials.tokens import (
     is_short_code,
     issue,
     issue_batch,
+    normalize_short_code,
     verify,
 )
 from xinyi.jwk import SigningKey, jwks, keys_from_jwks, public_key_from_jwk
@@ -589,3 +590,49 @@ def test_is_short_code_accepts() -> None:
     assert is_short_code("000000000000000000")
     assert is_short_code("123456789012345678")
     assert not is_short_code(123456789012345678)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "123456789012345678",
+        "123 456 789 012 345 678",
+        "123456-789012-345678",
+        "1234 5678 9012 3456 78",
+        "123-456 789-012 345-678",
+        "1-2-3-4-5-6-7-8-9-0-1-2-3-4-5-6-7-8",
+    ],
+)
+def test_a_short_code_typed_in_groups_is_normalized(typed: str) -> None:
+    assert normalize_short_code(typed) == "123456789012345678"
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "123  456 789 012 345 678",  # two separators in a row
+        " 123 456 789 012 345 678",  # leading space
+        "123 456 789 012 345 678 ",  # trailing space
+        "-123456789012345678",
+        "123\t456 789 012 345 678",  # tab
+        "123\n456789012345678",
+        "123.456.789.012.345.678",
+        "123_456_789_012_345_678",
+        "123\u3000456 789 012 345 678",  # ideographic space
+        "123\u2010456789012345678",  # Unicode hyphen
+        "１２３ ４５６ ７８９ ０１２ ３４５ ６７８",  # full-width digits
+        "123 456 789 012 345 67",  # 17 digits
+        "123 456 789 012 345 6789",  # 19 digits
+        "1" * 18 + "-" * 17,
+        "1-" * 40 + "1",
+        "",
+        "XY1:123456789012345678",
+    ],
+)
+def test_anything_else_is_not_a_short_code(typed: str) -> None:
+    assert normalize_short_code(typed) is None
+
+
+def test_a_typed_short_code_is_bounded_before_it_is_matched() -> None:
+    assert normalize_short_code("1 " * 5000) is None
+    assert normalize_short_code(123456789012345678) is None  # type: ignore[arg-type]

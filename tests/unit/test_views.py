@@ -12,6 +12,8 @@ from xinyi.audit import schemas as audit_schemas
 from xinyi.audit import service as audit_service
 from xinyi.consents import schemas as consent_schemas
 from xinyi.consents import views as consent_views
+from xinyi.credentials import schemas as credential_schemas
+from xinyi.credentials import tokens as credential_tokens
 from xinyi.records import routes as record_routes
 from xinyi.records import schemas as record_schemas
 from xinyi.records import views as record_views
@@ -28,6 +30,8 @@ PAIRS = [
     (record_views.Statistics, record_routes.StatsOut),
     (audit_service.Actor, audit_schemas.ActorOut),
     (audit_service.Query, audit_schemas.QueryOut),
+    (audit_service.ChainHead, audit_schemas.ChainHeadOut),
+    (credential_tokens.VerifierConfiguration, credential_schemas.ConfigurationOut),
 ]
 
 

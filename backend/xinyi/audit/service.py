@@ -172,15 +172,30 @@ def partner_actor(session: Session, partner_id: uuid.UUID) -> tuple[str, str]:
     return str(partner_id), client_name(session, partner_id) or "unknown"
 
 
+@dataclass(frozen=True)
+class ChainHead:
+    """``ChainHeadOut``: the last entry of a citizen's chain, in the form the hash formula
+    uses (hex), so that the citizen can check a copy of their log against it."""
+
+    subject: str
+    seq: int
+    hash: str
+
+
 def entries_for(session: Session, bidx: bytes, *, page: int,
-                page_size: int) -> tuple[list[AccessLogEntry], int]:
-    """The citizen's own log, newest first."""
-    where = AccessLogEntry.subject_bidx == bidx
-    total = session.scalar(select(func.count()).select_from(AccessLogEntry).where(where)) or 0
-    rows = session.scalars(select(AccessLogEntry).where(where)
+                page_size: int) -> tuple[list[AccessLogEntry], int, ChainHead]:
+    """The citizen's own log, newest first, and the head of its chain.
+
+    The head is read first and the page stops at it: an entry appended meanwhile by another
+    transaction shows on the next read, so a page and its head always agree.
+    """
+    head = read_head(session, bidx)
+    where = (AccessLogEntry.subject_bidx == bidx, AccessLogEntry.seq <= head.seq)
+    total = session.scalar(select(func.count()).select_from(AccessLogEntry).where(*where)) or 0
+    rows = session.scalars(select(AccessLogEntry).where(*where)
                            .order_by(AccessLogEntry.seq.desc())
                            .limit(page_size).offset((page - 1) * page_size))
-    return list(rows), total
+    return list(rows), total, ChainHead(bidx.hex(), head.seq, head.hash.hex())
 
 
 @dataclass(frozen=True)
@@ -226,7 +241,7 @@ def verify_chains(session: Session, *, batch: int = 10_000) -> tuple[int, ChainP
 
 @dataclass(frozen=True)
 class Actor:
-    """``ActorOut``: who read, as the citizen is shown it (never the actor's internal id)."""
+    """``ActorOut``: who read, as the citizen is shown it."""
 
     type: str
     name: str
@@ -244,13 +259,19 @@ class Query:
     scope: str
     consent_id: uuid.UUID | None
     purpose: str
+    # What the citizen needs to recompute the entry's hash (docs/access-log.md): the reader's
+    # id as the entry recorded it, and both hashes in hex.
+    actor_id: str
+    prev_hash: str
+    hash: str
 
 
 def describe(entry: AccessLogEntry) -> Query:
     return Query(id=entry.id, seq=entry.seq, at=entry.created_at,
                  who=Actor(type=entry.actor_type, name=entry.actor_name),
                  action=entry.action, scope=entry.scope, consent_id=entry.consent_id,
-                 purpose=entry.purpose)
+                 purpose=entry.purpose, actor_id=entry.actor_id,
+                 prev_hash=entry.prev_hash.hex(), hash=entry.hash.hex())
 
 
 def reads_per_day(session: Session, since: datetime) -> list[tuple[date, int]]:

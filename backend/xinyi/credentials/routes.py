@@ -2,12 +2,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response
+from flask import Response, request, url_for
 from flask_smorest import Blueprint
 
 from xinyi import jwk
 from xinyi.credentials import service, verification
 from xinyi.credentials.schemas import (
+    ConfigurationOut,
     CredentialsOut,
     IdempotencyHeaders,
     IssueIn,
@@ -15,7 +16,7 @@ from xinyi.credentials.schemas import (
     VerificationOut,
     VerifyIn,
 )
-from xinyi.credentials.tokens import IssuedCredential
+from xinyi.credentials.tokens import IssuedCredential, VerifierConfiguration
 from xinyi.signing import service as signing
 from xinyi.web import db, deps, principal, public, requires
 
@@ -23,7 +24,8 @@ me_blp = Blueprint("credentials", __name__, url_prefix="/v1/me/credentials",
                    description="The citizen's QR credentials (诚信卡)")
 partner_blp = Blueprint("verifications", __name__, url_prefix="/v1/partner",
                         description="Partners verify credentials")
-jwks_blp = Blueprint("jwks", __name__, description="Public keys for offline verification")
+jwks_blp = Blueprint("jwks", __name__,
+                     description="Public keys and configuration for offline verification")
 
 
 @me_blp.route("", methods=["POST"])
@@ -76,3 +78,17 @@ def jwks() -> tuple[dict[str, list[dict[str, str]]], dict[str, str]]:
     return jwk.jwks(signing.public_jwks(db(), deps().clock(),
                                        retired_grace=service.RETIRED_KEY_GRACE)), {
         "Cache-Control": "public, max-age=300"}
+
+
+@jwks_blp.route("/.well-known/xinyi-configuration", methods=["GET"])
+@public
+@jwks_blp.response(200, ConfigurationOut)
+def configuration() -> tuple[VerifierConfiguration, dict[str, str]]:
+    """What an offline verifier needs: the credentials' issuer (`iss`), the absolute URL of
+    their keys, their algorithm and prefix. The partner SDK starts from this document."""
+    settings = deps().settings
+    base = settings.public_url or request.host_url
+    jwks_uri = base.rstrip("/") + url_for("jwks.jwks")
+    # Changes only with a redeployment: caches may keep it for an hour.
+    return VerifierConfiguration(issuer=settings.credential_issuer, jwks_uri=jwks_uri), {
+        "Cache-Control": "public, max-age=3600"}

@@ -27,9 +27,25 @@ class JwksOut(Schema):
                        required=True)
 
 
+class ConfigurationOut(Schema):
+    """What an offline verifier needs, so that no partner has to guess the issuer."""
+
+    issuer = fields.String(required=True, metadata={
+        "description": "The `iss` claim every credential of this deployment carries"})
+    jwks_uri = fields.String(required=True, metadata={
+        "description": "Absolute URL of the credential keys (RFC 7517 JWKS)"})
+    credential_algorithms = fields.List(fields.String(), required=True, metadata={
+        "description": "JWS algorithms of the credentials (only `EdDSA`, Ed25519)"})
+    credential_prefix = fields.String(required=True, metadata={
+        "description": "What every QR payload starts with, before the compact JWS"})
+
+
 class VerifyIn(StrictSchema):
     credential = fields.String(required=True, validate=validate.Length(min=1, max=8192),
-                               metadata={"description": "The QR payload (XY1:…) or short code"})
+                               metadata={"description": (
+                                   "The QR payload (XY1:…) or the 18-digit short code; one "
+                                   "space or hyphen between groups of digits is allowed "
+                                   "(`123 456 789 012 345 678`)")})
     benefit = fields.String(required=True, validate=validate.Length(min=1, max=64))
 
 

@@ -53,10 +53,12 @@ __all__ = [
     "CredentialUnknownKey",
     "IssuedCredential",
     "VerifiedClaims",
+    "VerifierConfiguration",
     "is_short_code",
     "issue",
     "issue_batch",
     "new_short_code",
+    "normalize_short_code",
     "verify",
 ]
 
@@ -81,8 +83,23 @@ _SUB_BYTES: Final = 8
 _SIGNATURE_B64_LEN: Final = 86  # 64-byte Ed25519 signature, base64url without padding
 _COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 _SHORT_CODE = re.compile(r"[0-9]{18}")
+# As people type a code they read in groups: digits, one space or hyphen between groups.
+_GROUPED_SHORT_CODE = re.compile(r"[0-9]+(?:[ -][0-9]+)*")
+# 18 digits with a separator between every two of them: nothing longer can be a short code.
+MAX_TYPED_SHORT_CODE: Final = 2 * SHORT_CODE_DIGITS - 1
 
 
+
+
+@dataclass(frozen=True)
+class VerifierConfiguration:
+    """``ConfigurationOut``: what an offline verifier must know to check a credential
+    (``GET /.well-known/xinyi-configuration``): the ``iss`` it carries and where the keys are."""
+
+    issuer: str
+    jwks_uri: str
+    credential_algorithms: tuple[str, ...] = (ALGORITHM,)
+    credential_prefix: str = PREFIX
 
 
 # --------------------------------------------------------------------------- issuing
@@ -150,6 +167,22 @@ def new_short_code() -> str:
 def is_short_code(value: str) -> bool:
     """Exactly 18 ASCII digits."""
     return isinstance(value, str) and _SHORT_CODE.fullmatch(value) is not None
+
+
+def normalize_short_code(value: str) -> str | None:
+    """The 18 digits of a short code as a person types it, or ``None`` if it is not one.
+
+    People read 18 digits in groups (``123 456 789 012 345 678``, ``123456-789012-345678``),
+    so a single space or hyphen between groups is dropped; nothing else is allowed (no
+    leading or trailing space, no other character, no two separators in a row), and the
+    length is checked before the pattern so that no large input is ever scanned.
+    """
+    if not isinstance(value, str) or len(value) > MAX_TYPED_SHORT_CODE:
+        return None
+    if _GROUPED_SHORT_CODE.fullmatch(value) is None:
+        return None
+    digits = value.replace(" ", "").replace("-", "")
+    return digits if is_short_code(digits) else None
 
 
 def _issue_one(

@@ -261,6 +261,9 @@ def _decide_and_record(session: Session, deps: Deps, partner: Principal, held: _
 def verify(session: Session, deps: Deps, partner: Principal, *, credential: str, benefit: str,
            idempotency_key: str | None = None) -> dict[str, Any]:
     now = deps.clock()
+    # A short code typed in groups is the same code: one spelling for the lookup, the rate
+    # limit and the Idempotency-Key's fingerprint.
+    credential = tokens.normalize_short_code(credential) or credential
     replay = _previous(session, partner, idempotency_key, benefit, credential)
     if replay is not None:
         return replay

@@ -1,23 +1,32 @@
 """xinyi+ (信易+) partner SDK.
 
-* :func:`verify_offline` — check a scanned ``XY1:`` QR credential with the public keys from
-  ``GET /.well-known/jwks.json``, without calling the API.
+* :class:`OfflineVerifier` — verify scanned ``XY1:`` QR credentials offline: it reads the
+  deployment's ``/.well-known/xinyi-configuration`` (issuer, keys), keeps the keys fresh and
+  remembers used credentials. Start here.
+* :func:`discover` — read that configuration yourself.
+* :func:`verify_offline` — the check itself, with keys you manage (``GET
+  /.well-known/jwks.json``).
 * :class:`SeenJtiCache` — the local memory that makes a credential single-use offline.
 * :func:`verify_webhook` — check the Standard Webhooks signature of a delivery.
 """
 
 from .credential import VerifiedCredential, verify_offline
-from .errors import CredentialError, WebhookError
+from .discovery import Configuration, OfflineVerifier, discover
+from .errors import CredentialError, DiscoveryError, WebhookError
 from .seen import SeenJtiCache
 from .webhook import verify_webhook
 
 __all__ = [
+    "Configuration",
     "CredentialError",
+    "DiscoveryError",
+    "OfflineVerifier",
     "SeenJtiCache",
     "VerifiedCredential",
     "WebhookError",
+    "discover",
     "verify_offline",
     "verify_webhook",
 ]
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -145,6 +145,17 @@ def _to_datetime(value: int) -> datetime:
         raise CredentialError("credential_invalid", "time claim out of range") from None
 
 
+def _wrong_issuer(expected: str | None) -> CredentialError:
+    # The expected issuer is this verifier's own setting, so it may be named; what the token
+    # says is not repeated (nothing read from a refused credential reaches a log).
+    return CredentialError(
+        "credential_invalid",
+        f"the credential's iss is not {expected!r}, the issuer this verifier expects; "
+        "GET /.well-known/xinyi-configuration names the deployment's issuer",
+        reason="issuer",
+    )
+
+
 def _aware(now: datetime | None) -> datetime:
     if now is None:
         return datetime.now(UTC)
@@ -203,8 +214,10 @@ def verify_offline(
     time window ``[iat - leeway, exp + leeway)`` at ``now``, and — if ``seen`` is given — that
     the ``jti`` was not accepted before (it is then remembered until ``exp + leeway``).
 
-    ``jwks`` is the parsed ``/.well-known/jwks.json`` document. Raises :class:`CredentialError`;
-    on ``code == "unknown_key"`` refresh the JWKS (keys rotate) and retry once.
+    ``jwks`` is the parsed ``/.well-known/jwks.json`` document. Raises :class:`CredentialError`
+    whose ``reason`` names the check that failed (``format``, ``unknown_key``, ``signature``,
+    ``issuer``, ``expired``, ``not_yet_valid``, ``replay``); on ``code == "unknown_key"``
+    refresh the JWKS (keys rotate) and retry once. :class:`OfflineVerifier` does all of that.
     """
     if isinstance(leeway_seconds, bool) or not isinstance(leeway_seconds, int):
         raise TypeError("leeway_seconds must be an int")
@@ -242,17 +255,19 @@ def verify_offline(
             },
         )
     except jwt.InvalidSignatureError:
-        raise CredentialError("credential_invalid", "bad signature") from None
+        raise CredentialError(
+            "credential_invalid", "the signature does not match the key named by kid",
+            reason="signature") from None
     except jwt.MissingRequiredClaimError as exc:
         raise CredentialError("credential_invalid", f"missing claim {exc.claim!r}") from None
     except jwt.InvalidIssuerError:
-        raise CredentialError("credential_invalid", "wrong issuer") from None
+        raise _wrong_issuer(issuer) from None
     except (jwt.PyJWTError, ValueError, TypeError):
         raise CredentialError("credential_invalid", "malformed token") from None
 
     iss = _text_claim(claims, "iss")
     if issuer is not None and iss != issuer:  # exact, whatever the PyJWT version does
-        raise CredentialError("credential_invalid", "wrong issuer")
+        raise _wrong_issuer(issuer)
     subject = _text_claim(claims, "sub")
     jti = _text_claim(claims, "jti")
     tier = _text_claim(claims, "tier")
