@@ -23,6 +23,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, select, text
 
 from tests.factories import api_client_headers, count, staff_headers, valid_id_number
+from tests.integration.test_records import push
 from xinyi.auth.models import ApiClient, CatalogueGrant
 from xinyi.cli import alembic_config
 from xinyi.deps import Deps
@@ -45,14 +46,6 @@ def library_provider(app: Flask, client: FlaskClient
     headers, created = api_client_headers(client, operator, "providers",
                                           catalogue_codes=LIBRARY_ITEMS)
     return headers, created, operator
-
-
-def push(client: FlaskClient, headers: dict[str, str], *items: dict[str, Any]) -> list[Any]:
-    resp = client.post("/v1/provider/records:batch", json={"records": list(items)},
-                       headers=headers)
-    assert resp.status_code == 200, resp.get_json()
-    results: list[Any] = resp.get_json()["results"]
-    return results
 
 
 # ---- granting -----------------------------------------------------------------------------
