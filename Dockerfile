@@ -17,6 +17,8 @@ WORKDIR /app
 COPY --from=build /opt/venv /opt/venv
 COPY --chown=xinyi alembic.ini ./
 COPY --chown=xinyi migrations ./migrations
+# `xinyi db roles` (the compose stack's migrate step) applies the app role's privileges.
+COPY --chown=xinyi docs/sql ./docs/sql
 USER xinyi
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)" || exit 1

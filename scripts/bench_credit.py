@@ -65,8 +65,8 @@ def main() -> None:
         with deps.db.session() as session:
             create_staff(session, deps, phone="13900000001", password=password, role="operator")
         operator = login("13900000001")
-        created = client.post("/v1/admin/providers", json={"name": "基准数据源"},
-                              headers=operator).get_json()
+        created = client.post("/v1/admin/providers", headers=operator, json={
+            "name": "基准数据源", "catalogue_codes": ["*"]}).get_json()
         provider = {"Authorization": f"Bearer {created['api_key']['api_key']}"}
 
         body = "11010119850615123"

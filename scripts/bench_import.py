@@ -106,6 +106,8 @@ def create_provider(url: str) -> uuid.UUID:
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO api_clients (id, type, name, created_at) "
                           "VALUES (:id, 'provider', 'bench provider', now())"), {"id": provider})
+        conn.execute(text("INSERT INTO provider_catalogue_grants (client_id, catalogue_code, "
+                          "granted_at) VALUES (:id, '*', now())"), {"id": provider})
     engine.dispose()
     return provider
 

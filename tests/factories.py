@@ -132,10 +132,14 @@ def staff_headers(app: Flask, client: FlaskClient, role: str) -> dict[str, str]:
 
 
 def api_client_headers(client: FlaskClient, operator: dict[str, str], collection: str,
-                       kind: str | None = "library") -> tuple[dict[str, str], dict[str, Any]]:
+                       kind: str | None = "library", catalogue_codes: tuple[str, ...] = ("*",)
+                       ) -> tuple[dict[str, str], dict[str, Any]]:
+    """A new partner, org or provider (granted ``catalogue_codes``) and its key's headers."""
     body: dict[str, Any] = {"name": f"测试 {uuid.uuid4().hex[:6]}"}
     if collection == "partners":
         body["kind"] = kind
+    if collection == "providers":
+        body["catalogue_codes"] = list(catalogue_codes)
     resp = client.post(f"/v1/admin/{collection}", json=body, headers=operator)
     assert resp.status_code == 201, resp.get_json()
     created: dict[str, Any] = resp.get_json()

@@ -118,10 +118,19 @@ def alembic_config(url: str | None = None) -> Any:
     return cfg
 
 
+_APP_ROLE = click.option(
+    "--app-role", envvar="XINYI_APP_DB_ROLE", default="xinyi_app", show_default=True,
+    help="The role the API and worker connect as (env XINYI_APP_DB_ROLE); its password, "
+         "needed to create it or change it, comes from XINYI_APP_DB_PASSWORD only.")
+
+
 @db.command("upgrade")
 @click.option("--revision", default="head", show_default=True)
-def db_upgrade(revision: str) -> None:
-    """Apply migrations (alembic upgrade)."""
+@click.option("--apply-roles", is_flag=True,
+              help="Then apply the app role's privileges, as `xinyi db roles` does.")
+@_APP_ROLE
+def db_upgrade(revision: str, apply_roles: bool, app_role: str) -> None:
+    """Apply migrations (alembic upgrade), as the database's owner role."""
     from alembic import command
 
     settings = _settings()
@@ -130,6 +139,35 @@ def db_upgrade(revision: str) -> None:
             parents=True, exist_ok=True)
     command.upgrade(alembic_config(settings.database_url), revision)
     click.echo(f"database at {revision}")
+    if apply_roles:
+        _apply_roles(settings.database_url, app_role)
+
+
+@db.command("roles")
+@_APP_ROLE
+def db_roles(app_role: str) -> None:
+    """Create or update the least-privilege app role and grant it what the app needs (no DDL,
+    the access log append-only: docs/sql/production_roles.sql). Run as the owner role, after
+    every upgrade; safe to repeat."""
+    _apply_roles(_settings().database_url, app_role)
+
+
+def _apply_roles(url: str, role: str) -> None:
+    from xinyi.db import make_engine
+    from xinyi.dbroles import RolesError, apply_roles
+
+    sql = (ROOT / "docs" / "sql" / "production_roles.sql").read_text(encoding="utf-8")
+    password = os.environ.get("XINYI_APP_DB_PASSWORD") or None
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            done = apply_roles(conn, sql, role=role, password=password)
+    except RolesError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        engine.dispose()
+    how = "created" if done.created else "updated" if done.password_set else "kept"
+    click.echo(f"role {done.role} {how}; {done.statements} privilege statements applied")
 
 
 @main.group()

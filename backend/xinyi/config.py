@@ -71,6 +71,12 @@ def _ed25519_pem(pem: bytes) -> bool:
     return isinstance(key, Ed25519PrivateKey)
 
 
+def _pem(text: str) -> bytes:
+    r"""A PEM from the environment. One line with "\n" for its line breaks works too (a PEM
+    never holds a backslash), as env files without multi-line values must write it."""
+    return text.replace(r"\n", "\n").encode()
+
+
 def _redis_scheme(url: str) -> str:
     try:
         return urlsplit(url).scheme
@@ -140,27 +146,35 @@ class Settings:
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)
 
+    def missing(self) -> list[str]:
+        """The required settings that are not set at all, by their variable names."""
+        required: list[tuple[str, object]] = [
+            ("XINYI_DATA_KEYS", self.data_keys), ("XINYI_BLIND_INDEX_KEY", self.blind_index_key),
+            ("XINYI_JWT_PRIVATE_KEY", self.jwt_private_key_pem)]
+        if self.is_production:  # the dev verifier accepts any name: production chooses one
+            required += [("XINYI_REDIS_URL", self.redis_url),
+                         ("XINYI_REALNAME_VERIFIER", self.realname_verifier),
+                         ("XINYI_MESSAGE_SENDER", self.message_sender)]
+        return [name for name, value in required if not value]
+
     def validate(self) -> None:
         if self.env not in ENVIRONMENTS:
             raise ConfigError(f"XINYI_ENV must be one of {', '.join(ENVIRONMENTS)}")
+        # Every unset one named at once: a first deployment learns all it lacks in one go
+        # (and not, for missing keys, that XINYI_DATA_KEY_CURRENT names a key that is absent).
+        if missing := self.missing():
+            where = " in production" if self.is_production else ""
+            raise ConfigError(f"missing setting{'s' if len(missing) > 1 else ''}{where}: "
+                              f"{', '.join(missing)} (.env.example lists each, with the "
+                              "command that generates it)")
         if self.data_key_current not in self.data_keys:
             raise ConfigError("XINYI_DATA_KEY_CURRENT names a key that XINYI_DATA_KEYS lacks")
         if len(self.blind_index_key) != 32:
             raise ConfigError("XINYI_BLIND_INDEX_KEY must be 32 bytes (base64)")
-        if not self.jwt_private_key_pem:
-            raise ConfigError("XINYI_JWT_PRIVATE_KEY is required")
         if not _ed25519_pem(self.jwt_private_key_pem):
             raise ConfigError("XINYI_JWT_PRIVATE_KEY must be an Ed25519 private key (PKCS#8 PEM)")
-        if self.is_production:
-            if not self.redis_url:
-                raise ConfigError("production requires XINYI_REDIS_URL")
-            if not self.database_url.startswith("postgresql"):
-                raise ConfigError("production requires a PostgreSQL XINYI_DATABASE_URL")
-            if not self.realname_verifier:
-                # The dev verifier accepts any name: production must choose one on purpose.
-                raise ConfigError("production requires XINYI_REALNAME_VERIFIER")
-            if not self.message_sender:
-                raise ConfigError("production requires XINYI_MESSAGE_SENDER")
+        if self.is_production and not self.database_url.startswith("postgresql"):
+            raise ConfigError("production requires a PostgreSQL XINYI_DATABASE_URL")
         # Checked here, so a bad value is a one-line refusal (never echoing a URL's password)
         # rather than a traceback from whichever component first reads it.
         try:
@@ -269,7 +283,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         blind_index_key=_decode_key(env["XINYI_BLIND_INDEX_KEY"], "XINYI_BLIND_INDEX_KEY")
         if env.get("XINYI_BLIND_INDEX_KEY")
         else b"",
-        jwt_private_key_pem=env.get("XINYI_JWT_PRIVATE_KEY", "").encode(),
+        jwt_private_key_pem=_pem(env.get("XINYI_JWT_PRIVATE_KEY", "")),
         jwt_issuer=env.get("XINYI_JWT_ISSUER", Settings.jwt_issuer),
         webhook_allow_private=env.get("XINYI_WEBHOOK_ALLOW_PRIVATE", "") in ("1", "true", "yes"),
         realname_verifier=env.get("XINYI_REALNAME_VERIFIER",

@@ -76,6 +76,27 @@ class ValidationFailed(DomainError):
                                    for f, m in [(field, message), *more]])
 
 
+class MalformedJson(DomainError):
+    """A body sent as JSON that does not parse. The detail says where (line and column), in
+    the decoder's own fixed words; it never repeats the body."""
+
+    status = 400
+    code = "malformed_request"
+    title = "The request body is not valid JSON"
+
+
+class NotJson(DomainError):
+    """A body sent without a JSON content type: without this, the schema would see no body
+    and call every field missing."""
+
+    status = 415
+    code = "unsupported_media_type"
+    title = "Send Content-Type: application/json"
+
+    def __init__(self) -> None:
+        super().__init__("This endpoint takes a JSON body: send Content-Type: application/json")
+
+
 class Unauthorized(DomainError):
     status = 401
     code = "unauthorized"

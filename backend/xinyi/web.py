@@ -14,13 +14,14 @@ from typing import Any, TypeVar, cast
 import flask
 from flask import current_app, g, request
 from flask_smorest.arguments import ArgumentsMixin
+from marshmallow import missing
 from sqlalchemy.orm import Session
-from webargs.flaskparser import FlaskParser
+from webargs.flaskparser import FlaskParser, is_json_request
 
 from xinyi.auth import service as auth_service
 from xinyi.auth.principal import Principal
 from xinyi.deps import Deps
-from xinyi.errors import DomainError, Forbidden
+from xinyi.errors import DomainError, Forbidden, MalformedJson, NotJson
 from xinyi.uow import UnitOfWork
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -28,23 +29,36 @@ ACCESS_ATTR = "_xinyi_access"
 
 
 class _Parser(FlaskParser):
-    """JSON nested too deeply or with a number too long for the decoder is malformed input
-    (400), not a 500; unknown query parameters are an error like unknown body fields (the
-    schema's ``unknown``)."""
+    """A JSON body that does not parse is a 400 saying where (never echoing the body); JSON
+    nested too deeply or with a number too long for the decoder too, not a 500. A body sent
+    without a JSON content type is a 415 saying so, not "missing" for every field. Unknown
+    query parameters are an error like unknown body fields (the schema's ``unknown``)."""
 
     DEFAULT_UNKNOWN_BY_LOCATION: dict[str, str | None] = {  # noqa: RUF012 - webargs API
         **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": None, "querystring": None}
 
     def _raw_load_json(self, req: flask.Request) -> Any:
+        body = req.get_data(cache=True)
+        if not body:  # no body at all: the schema's defaults or its "missing" apply
+            return missing
+        if not is_json_request(req):
+            raise NotJson()
         try:
-            return super()._raw_load_json(req)
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise MalformedJson(f"The body is not UTF-8: byte {exc.start + 1} cannot be "
+                                "decoded") from None
+        try:
+            return json.loads(text)
         except RecursionError:
-            raise json.JSONDecodeError("JSON nested too deeply", "-", 0) from None
-        except json.JSONDecodeError:
-            raise
+            raise MalformedJson("The JSON is nested too deeply") from None
+        except json.JSONDecodeError as exc:
+            # The decoder's messages are fixed phrases ("Expecting value"); none quotes input.
+            raise MalformedJson(f"The body is not valid JSON: {exc.msg} at line {exc.lineno}, "
+                                f"column {exc.colno}") from None
         except ValueError:
             # An integer literal past Python's int-conversion limit (4300 digits).
-            raise json.JSONDecodeError("JSON number too long", "-", 0) from None
+            raise MalformedJson("A number in the JSON body is too long") from None
 
 
 # Every blueprint's @arguments binds this parser when its module is imported, and every

@@ -84,8 +84,8 @@ def test_citizen_journey_from_record_to_verified_benefit(server: str) -> None:
     op = http.post(f"{server}/v1/auth/login", json={
         "phone": os.environ["XINYI_E2E_OPERATOR_PHONE"], "password": "operator-pass-1"}).json()
     operator = {"Authorization": f"Bearer {op['access_token']}"}
-    provider = http.post(f"{server}/v1/admin/providers", json={"name": "市交通局"},
-                         headers=operator).json()["api_key"]["api_key"]
+    provider = http.post(f"{server}/v1/admin/providers", headers=operator, json={
+        "name": "市交通局", "catalogue_codes": ["*"]}).json()["api_key"]["api_key"]
     library = http.post(f"{server}/v1/admin/partners", json={"name": "市图书馆", "kind": "library"},
                         headers=operator).json()["api_key"]["api_key"]
     SENSITIVE_VALUES.update([provider, library, op["access_token"]])

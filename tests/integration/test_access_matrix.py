@@ -100,6 +100,7 @@ MATRIX: dict[str, str | frozenset[str]] = {
     "POST /v1/admin/providers/<uuid:client_id>/keys": OPERATOR,
     "DELETE /v1/admin/providers/<uuid:client_id>/keys/<string:key_id>": OPERATOR,
     "PUT /v1/admin/providers/<uuid:client_id>/status": OPERATOR,
+    "PUT /v1/admin/providers/<uuid:client_id>/catalogue": OPERATOR,
     "PUT /v1/admin/accounts/<uuid:account_id>/status": OPERATOR,
     "GET /v1/admin/catalogue": STAFF,
     "POST /v1/admin/catalogue": OPERATOR,

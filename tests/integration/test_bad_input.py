@@ -131,7 +131,8 @@ def test_bad_input_is_a_named_4xx_problem_and_writes_nothing(
             resp = post(data=body, content_type=content_type)
             assert 400 <= resp.status_code < 500, content_type
             assert_problem(resp)
-        assert_problem(post(data=target.valid()), 422, "validation_error")  # a real form post
+        # A real form post too: this API takes JSON only.
+        assert_problem(post(data=target.valid()), 415, "unsupported_media_type")
 
     with subtests.test("unknown field"):
         problem = assert_problem(post(json={**target.valid(), "surprise": 1}), 422,
@@ -179,6 +180,42 @@ def test_json_integer_too_long_to_convert_is_malformed_not_a_server_error(
                            content_type="application/json")
         assert_problem(resp, 400, "malformed_request")
     assert counts(app, (Account, AuthSession)) == before
+
+
+@pytest.mark.parametrize(("body", "where"), [
+    (b'{"phone": }', "Expecting value at line 1, column 11"),
+    (b'{\n  "phone": "13800138000",\n  "password" "hunter2-secret"\n}',
+     "Expecting ':' delimiter at line 3, column 14"),
+    (b'{"password": "hunter2-secret",}', "line 1, column 31"),
+    (b'{"password": "hunter2-\xff"}', "byte 23"),
+])
+def test_malformed_json_names_the_position_of_the_error_and_never_echoes_the_body(
+        app: Flask, client: FlaskClient, body: bytes, where: str) -> None:
+    before = counts(app, (Account, AuthSession))
+    resp = client.post("/v1/auth/login", data=body, content_type="application/json")
+    problem = assert_problem(resp, 400, "malformed_request")
+    assert where in problem["detail"], problem
+    text = resp.get_data(as_text=True)
+    assert "hunter2" not in text and "13800138000" not in text
+    assert "The browser (or proxy)" not in text
+    assert counts(app, (Account, AuthSession)) == before
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain"])
+def test_json_without_a_json_content_type_is_told_to_send_one(
+        app: Flask, client: FlaskClient, content_type: str | None) -> None:
+    before = counts(app, (Account, Citizen))
+    resp = client.post("/v1/auth/register", data=json.dumps(registration()),
+                       content_type=content_type)
+    problem = assert_problem(resp, 415, "unsupported_media_type")
+    assert "send Content-Type: application/json" in problem["detail"]
+    assert "errors" not in problem  # not "missing data" for every field
+    assert counts(app, (Account, Citizen)) == before
+
+
+def test_no_body_at_all_still_names_the_missing_fields(client: FlaskClient) -> None:
+    problem = assert_problem(client.post("/v1/auth/login"), 422, "validation_error")
+    assert named_fields(problem) == {"phone", "password"}
 
 
 UNICODE_NAMES = {

@@ -45,6 +45,9 @@ def test_scores_recompute_keys_rotate_and_audit_verify(database: str, tmp_path: 
         conn.execute(text("INSERT INTO api_clients (id, type, name, created_at) "
                           "VALUES (:id, 'provider', 'p', '2026-01-01 00:00:00')"),
                      {"id": provider.hex})
+        conn.execute(text("INSERT INTO provider_catalogue_grants (client_id, catalogue_code, "
+                          "granted_at) VALUES (:id, '*', '2026-01-01 00:00:00')"),
+                     {"id": provider.hex})
     idn = valid_id_number(5901)
     day = (datetime.now(UTC) - timedelta(days=3)).date().isoformat()
     path = tmp_path / "r.csv"

@@ -539,6 +539,9 @@ def test_cli_imports_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         conn.execute(text("INSERT INTO api_clients (id, type, name, created_at) "
                           "VALUES (:id, 'provider', 'p', '2026-01-01 00:00:00')"),
                      {"id": provider.hex})
+        conn.execute(text("INSERT INTO provider_catalogue_grants (client_id, catalogue_code, "
+                          "granted_at) VALUES (:id, '*', '2026-01-01 00:00:00')"),
+                     {"id": provider.hex})
     engine.dispose()
     for name, value in (("XINYI_DATABASE_URL", url), ("XINYI_INSTANCE_PATH", str(tmp_path)),
                         ("XINYI_ENV", "development")):

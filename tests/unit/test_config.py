@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import secrets
 import stat
 from pathlib import Path
@@ -69,6 +70,49 @@ def test_the_public_url_is_read_when_set(tmp_path: Path) -> None:
     settings = load_settings(production_env(tmp_path,
                                             XINYI_PUBLIC_URL="https://api.xinyi.example.cn"))
     assert settings.public_url == "https://api.xinyi.example.cn"
+
+
+@pytest.mark.parametrize("missing", ["XINYI_DATA_KEYS", "XINYI_BLIND_INDEX_KEY",
+                                     "XINYI_JWT_PRIVATE_KEY", "XINYI_REDIS_URL",
+                                     "XINYI_REALNAME_VERIFIER", "XINYI_MESSAGE_SENDER"])
+def test_a_missing_setting_is_named_not_a_misleading_one(tmp_path: Path, missing: str) -> None:
+    """Without XINYI_DATA_KEYS the refusal used to be about XINYI_DATA_KEY_CURRENT; an env file
+    that sets only XINYI_DATA_KEY_CURRENT (as .env.example does) must not change that."""
+    with pytest.raises(ConfigError) as refused:
+        load_settings(production_env(tmp_path, **{missing: None, "XINYI_DATA_KEY_CURRENT": "1"}))
+    assert str(refused.value).startswith(f"missing setting in production: {missing} ")
+    assert ".env.example" in str(refused.value)
+
+
+def test_every_missing_setting_is_named_at_once(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_settings({"XINYI_ENV": "production",
+                       "XINYI_DATABASE_URL": "postgresql+psycopg://xinyi_app@db/xinyi"})
+    assert str(refused.value).startswith(
+        "missing settings in production: XINYI_DATA_KEYS, XINYI_BLIND_INDEX_KEY, "
+        "XINYI_JWT_PRIVATE_KEY, XINYI_REDIS_URL, XINYI_REALNAME_VERIFIER, "
+        "XINYI_MESSAGE_SENDER ")
+
+
+def test_the_env_example_and_the_compose_file_carry_every_required_setting() -> None:
+    root = Path(__file__).resolve().parents[2]
+    example = (root / ".env.example").read_text(encoding="utf-8")
+    compose = (root / "docker-compose.yml").read_text(encoding="utf-8")
+    required = Settings(env="production", realname_verifier="", message_sender="").missing()
+    assert len(required) == 6
+    for name in required:  # each given to the app's containers ...
+        assert re.search(rf"^  {name}: ", compose, re.MULTILINE), name
+    from_env = set(re.findall(r"\$\{(\w+)", compose))  # ... and each taken from .env listed
+    assert {"POSTGRES_PASSWORD", "XINYI_APP_DB_PASSWORD", "XINYI_DATA_KEYS"} <= from_env
+    for name in from_env:
+        assert re.search(rf"^(# )?{name}=", example, re.MULTILINE), name
+
+
+def test_a_pem_on_one_line_with_escaped_line_breaks_is_read(tmp_path: Path) -> None:
+    one_line = pem().strip().replace("\n", "\\n")
+    assert "\n" not in one_line
+    settings = load_settings(production_env(tmp_path, XINYI_JWT_PRIVATE_KEY=one_line))
+    assert settings.jwt_private_key_pem.startswith(b"-----BEGIN PRIVATE KEY-----\n")
 
 
 def test_production_refuses_to_start_without_redis(tmp_path: Path) -> None:

@@ -3,7 +3,18 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from xinyi.partner_kinds import PARTNER_KINDS
-from xinyi.schemas import StrictSchema
+from xinyi.schemas import FullMatch, StrictSchema
+
+_CATALOGUE_CODES = {
+    "description": 'Codes of the catalogue items this data provider may push records of; '
+                   '["*"] grants every item, present and future. Each code must exist.'}
+
+
+def _catalogue_codes() -> fields.List[str]:
+    code = fields.String(validate=[validate.Length(min=1, max=64), FullMatch(
+        r"^(\*|[a-z0-9_]+(\.[a-z0-9_]+)+)$", error='must be a catalogue code or "*"')])
+    return fields.List(code, validate=validate.Length(min=1, max=1000),
+                       metadata=_CATALOGUE_CODES, required=True)
 
 
 class ClientCreate(StrictSchema):
@@ -12,6 +23,14 @@ class ClientCreate(StrictSchema):
         validate.Regexp(r"\s*\S", error="must not be blank")])  # the service strips it
     kind = fields.String(validate=validate.OneOf(PARTNER_KINDS),
                          metadata={"description": "Required for partners"})
+
+
+class ProviderCreate(ClientCreate):
+    catalogue_codes = _catalogue_codes()
+
+
+class CatalogueGrantIn(StrictSchema):
+    catalogue_codes = _catalogue_codes()
 
 
 class IssuedKeyOut(Schema):
@@ -39,6 +58,14 @@ class ClientOut(Schema):
 
 class ClientCreatedOut(ClientOut):
     api_key = fields.Nested(IssuedKeyOut, required=True)
+
+
+class ProviderOut(ClientOut):
+    catalogue_codes = fields.List(fields.String(), required=True, metadata=_CATALOGUE_CODES)
+
+
+class ProviderCreatedOut(ProviderOut, ClientCreatedOut):
+    pass
 
 
 class DisableIn(StrictSchema):

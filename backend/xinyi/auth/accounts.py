@@ -9,13 +9,22 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from xinyi.auth.models import STAFF_ROLES, Account, ApiClient, ApiKey, AuthSession
+from xinyi.auth.models import (
+    ALL_CATALOGUE,
+    STAFF_ROLES,
+    Account,
+    ApiClient,
+    ApiKey,
+    AuthSession,
+    CatalogueGrant,
+)
 from xinyi.auth.passwords import password_problems
 from xinyi.auth.service import PhoneTaken, create_account, is_key_id, new_api_key, phone_taken
 from xinyi.deps import Deps
@@ -50,6 +59,12 @@ class ClientView:
     disabled_at: datetime | None
     keys: list[ApiKey]
     api_key: IssuedKey | None = None
+    catalogue_codes: list[str] | None = None  # a data provider's grants, "*" for all
+
+
+# The catalogue's codes, asked only when a provider's grants are checked: the catalogue belongs
+# to the records domain, which depends on this one, so the caller looks them up.
+KnownCodes = Callable[[], Collection[str]]
 
 
 def create_staff(session: Session, deps: Deps, *, phone: str, password: str, role: str) -> Account:
@@ -85,8 +100,56 @@ def set_account_disabled(session: Session, deps: Deps, account_id: uuid.UUID,
 def _view(session: Session, client: ApiClient, issued: IssuedKey | None = None) -> ClientView:
     keys = list(session.scalars(
         select(ApiKey).where(ApiKey.client_id == client.id).order_by(ApiKey.created_at)))
+    codes = None if client.type != "provider" else _granted(session, client.id)
     return ClientView(client.id, client.type, client.name, client.kind, client.created_at,
-                      client.disabled_at, keys, issued)
+                      client.disabled_at, keys, issued, codes)
+
+
+def _granted(session: Session, client_id: uuid.UUID) -> list[str]:
+    return list(session.scalars(select(CatalogueGrant.catalogue_code)
+                                .where(CatalogueGrant.client_id == client_id)
+                                .order_by(CatalogueGrant.catalogue_code)))
+
+
+def _checked_codes(codes: Sequence[str], known: KnownCodes) -> list[str]:
+    """The grant as stored (sorted, each code once), or every problem with it named."""
+    wanted = sorted(set(codes))
+    if not wanted:
+        raise ValidationFailed.at("catalogue_codes", "must name at least one catalogue item",
+                                  detail=f'Grant catalogue items by code, or "{ALL_CATALOGUE}"'
+                                         " for every item")
+    if ALL_CATALOGUE in wanted:
+        if len(wanted) > 1:
+            raise ValidationFailed.at(
+                "catalogue_codes", f'"{ALL_CATALOGUE}" grants every item and stands alone',
+                detail=f'Send either "{ALL_CATALOGUE}" or the codes of the items granted')
+        return wanted
+    catalogue = known()
+    unknown = [(i, code) for i, code in enumerate(codes) if code not in catalogue]
+    if unknown:
+        # Codes are tame identifiers (the schema allows nothing else), never personal data.
+        named = ", ".join(sorted({code for _, code in unknown}))
+        first, *more = [(f"catalogue_codes.{i}", "no catalogue item has this code")
+                        for i, _ in unknown]
+        raise ValidationFailed.at(*first, *more, detail=f"No catalogue item has the code {named}")
+    return wanted
+
+
+def _grant(session: Session, deps: Deps, client_id: uuid.UUID, codes: list[str]) -> None:
+    """Make ``codes`` the provider's grants, and log what changed (codes and ids only)."""
+    before = set(_granted(session, client_id))
+    added, removed = sorted(set(codes) - before), sorted(before - set(codes))
+    if removed:
+        session.execute(delete(CatalogueGrant).where(
+            CatalogueGrant.client_id == client_id, CatalogueGrant.catalogue_code.in_(removed)))
+    now = deps.clock()
+    session.add_all([CatalogueGrant(client_id=client_id, catalogue_code=code, granted_at=now)
+                     for code in added])
+    session.flush()
+    if added or removed:
+        log.info("provider catalogue changed", extra={
+            "event": "provider_catalogue_changed", "client_id": str(client_id),
+            "granted": added, "revoked": removed})
 
 
 def _check_kind(client_type: str, kind: str | None) -> None:
@@ -96,8 +159,15 @@ def _check_kind(client_type: str, kind: str | None) -> None:
 
 
 def create_client(session: Session, deps: Deps, *, client_type: str, name: str,
-                  kind: str | None) -> ClientView:
+                  kind: str | None, catalogue_codes: Sequence[str] | None = None,
+                  known_codes: KnownCodes = frozenset) -> ClientView:
+    """A new principal with its first key; a data provider also with the catalogue items it
+    may push (required: ``["*"]`` grants all of them, explicitly)."""
     _check_kind(client_type, kind)
+    if (client_type == "provider") != (catalogue_codes is not None):
+        raise ValidationFailed.at("catalogue_codes", "required for data providers, and only "
+                                  "for them", detail="catalogue_codes is for data providers")
+    codes = None if catalogue_codes is None else _checked_codes(catalogue_codes, known_codes)
     now = deps.clock()
     client = ApiClient(id=uuid.uuid4(), type=client_type, name=name.strip(), kind=kind,
                        created_at=now)
@@ -107,6 +177,8 @@ def create_client(session: Session, deps: Deps, *, client_type: str, name: str,
     session.flush()
     log.info("api client created", extra={"event": "client_created", "client_id": str(client.id),
                                           "client_type": client_type})
+    if codes is not None:
+        _grant(session, deps, client.id, codes)
     return _view(session, client, IssuedKey(key.id, plaintext, key.created_at))
 
 
@@ -165,4 +237,16 @@ def set_client_disabled(session: Session, deps: Deps, client_type: str, client_i
     client = _client(session, client_type, client_id)
     client.disabled_at = deps.clock() if disabled else None
     session.flush()
+    return _view(session, client)
+
+
+def set_catalogue(session: Session, deps: Deps, client_id: uuid.UUID,
+                  catalogue_codes: Sequence[str], known_codes: KnownCodes) -> ClientView:
+    """Replace a data provider's grants. Records it pushed before keep standing; from the next
+    item on, only the items granted now are accepted."""
+    client = _client(session, "provider", client_id)
+    codes = _checked_codes(catalogue_codes, known_codes)
+    # One change at a time per provider: two at once would both add a code and collide.
+    session.execute(select(ApiClient.id).where(ApiClient.id == client.id).with_for_update())
+    _grant(session, deps, client.id, codes)
     return _view(session, client)

@@ -13,6 +13,7 @@ from xinyi.db import Base, new_id, utcnow
 ROLES = ("citizen", "operator", "reviewer", "auditor")
 STAFF_ROLES = ("operator", "reviewer", "auditor")
 CLIENT_TYPES = ("partner", "org", "provider")
+ALL_CATALOGUE = "*"  # a grant of every catalogue item, present and future, made explicitly
 
 
 class Account(Base):
@@ -90,3 +91,16 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None]
 
     client: Mapped[ApiClient] = relationship(lazy="joined", innerjoin=True)
+
+
+class CatalogueGrant(Base):
+    """A catalogue item a data provider may push records of; :data:`ALL_CATALOGUE` grants
+    every item. A provider without a grant may push nothing (fail closed)."""
+
+    __tablename__ = "provider_catalogue_grants"
+
+    client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("api_clients.id"), primary_key=True)
+    # No foreign key to the catalogue: it belongs to the records domain, and "*" is no item.
+    # Codes are checked against the catalogue when granted; items are never deleted.
+    catalogue_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    granted_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -17,7 +17,15 @@ from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import ScalarSelect
 
-from xinyi.auth.models import Account, ApiClient, ApiKey, AuthSession, RefreshToken
+from xinyi.auth.models import (
+    ALL_CATALOGUE,
+    Account,
+    ApiClient,
+    ApiKey,
+    AuthSession,
+    CatalogueGrant,
+    RefreshToken,
+)
 from xinyi.auth.passwords import password_problems as password_problems  # for other domains
 from xinyi.auth.principal import Principal
 from xinyi.auth.tokens import TokenRejected
@@ -220,6 +228,27 @@ def provider_disabled(session: Session, client_id: uuid.UUID) -> bool | None:
 
 
 # ---- what other domains may know of an API-key principal ---------------------------------
+
+@dataclass(frozen=True)
+class AuthorisedItems:
+    """The catalogue items a data provider may push records of: ask ``code in items``.
+
+    The records domain checks every pushed or imported record against it; the grants
+    themselves are kept here, with the provider (``PUT /v1/admin/providers/{id}/catalogue``).
+    """
+
+    codes: frozenset[str]
+
+    def __contains__(self, code: object) -> bool:
+        return ALL_CATALOGUE in self.codes or code in self.codes
+
+
+def authorised_items(session: Session, client_id: uuid.UUID) -> AuthorisedItems:
+    """What the data provider ``client_id`` may push; nothing for a provider without grants
+    or an id that is no provider (fail closed)."""
+    return AuthorisedItems(frozenset(session.scalars(
+        select(CatalogueGrant.catalogue_code).where(CatalogueGrant.client_id == client_id))))
+
 
 @dataclass(frozen=True)
 class ClientRef:

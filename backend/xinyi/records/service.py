@@ -6,7 +6,7 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from xinyi.auth.principal import Principal
+from xinyi.auth.service import authorised_items
 from xinyi.deps import Deps
 from xinyi.errors import Conflict, DomainError, NotFound, ValidationFailed, field_errors
 from xinyi.outbox.service import emit
@@ -40,6 +41,15 @@ class DuplicateReference(Conflict):
 class UnknownCatalogueCode(ValidationFailed):
     code = "unknown_catalogue_code"
     title = "No catalogue item has this code"
+
+
+class CatalogueItemNotAuthorised(ValidationFailed):
+    code = "catalogue_item_not_authorised"
+    title = "This data provider is not authorised for this catalogue item"
+
+
+NOT_AUTHORISED = ("the credit office has not authorised this data provider for this "
+                  "catalogue item (each provider pushes only the items it is granted)")
 
 
 @dataclass(frozen=True)
@@ -126,6 +136,7 @@ def submit_batch(session: Session, deps: Deps, provider: Principal,
     now = deps.clock()
     today = china_today(now)
     catalogue = _catalogue(session)
+    authorised = authorised_items(session, provider.id)
     results: list[ItemResult] = []
     for raw in items:
         ref = raw.get("ref") if isinstance(raw, dict) else None
@@ -133,7 +144,8 @@ def submit_batch(session: Session, deps: Deps, provider: Principal,
             ref = None
         try:
             with session.begin_nested():
-                results.append(_submit_one(session, deps, provider, raw, catalogue, now, today))
+                results.append(_submit_one(session, deps, provider, raw, catalogue, authorised,
+                                           now, today))
         except DomainError as err:
             results.append(ItemResult(ref, "rejected", problem=_problem(err)))
     created = sum(r.status == "created" for r in results)
@@ -157,16 +169,23 @@ def load_item(raw: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
+def _check_authorised(cat: CatalogueItem, authorised: Container[str]) -> None:
+    if cat.code not in authorised:
+        raise _field("catalogue_code", NOT_AUTHORISED, CatalogueItemNotAuthorised)
+
+
 def validate_item(raw: Any, catalogue: Mapping[str, CatalogueItem], today: date,
                   parse_id: Callable[[str, date], IdNumber] = _parse_id_number,
-                  load: Callable[[dict[str, Any]], dict[str, Any]] = load_item,
+                  load: Callable[[dict[str, Any]], dict[str, Any]] = load_item, *,
+                  authorised: Container[str],
                   ) -> tuple[dict[str, Any], IdNumber, CatalogueItem]:
     """Every check a pushed record gets, in order, with the errors the batch API reports.
 
     Pure (no database, no clock): the batch API and ``xinyi import-records`` both call it, so
     the two cannot accept different records. ``parse_id`` and ``load`` must accept exactly
     what :meth:`IdNumber.parse` and :func:`load_item` accept (the importer passes faster
-    equivalents, each held to the original by a test).
+    equivalents, each held to the original by a test). ``authorised`` holds the codes the
+    provider may push (``auth.service.authorised_items``).
     Returns the loaded fields, the ID number and the catalogue item.
     """
     if not isinstance(raw, dict):
@@ -179,14 +198,15 @@ def validate_item(raw: Any, catalogue: Mapping[str, CatalogueItem], today: date,
     cat = catalogue.get(item["catalogue_code"])
     if cat is None:
         raise _field("catalogue_code", "no catalogue item has this code", UnknownCatalogueCode)
+    _check_authorised(cat, authorised)
     _check_date(item["occurred_at"], today)
     return item, id_number, cat
 
 
 def _submit_one(session: Session, deps: Deps, provider: Principal, raw: Any,
-                catalogue: Mapping[str, CatalogueItem], now: datetime,
-                today: date) -> ItemResult:
-    item, id_number, cat = validate_item(raw, catalogue, today)
+                catalogue: Mapping[str, CatalogueItem], authorised: Container[str],
+                now: datetime, today: date) -> ItemResult:
+    item, id_number, cat = validate_item(raw, catalogue, today, authorised=authorised)
     bidx = subject_bidx(deps, id_number)
     digest = _content_hash(bidx, item)
     existing = session.scalar(select(CreditRecord).where(
@@ -238,6 +258,8 @@ def correct_record(session: Session, deps: Deps, provider: Principal, record_id:
     cat = session.get(CatalogueItem, changes.get("catalogue_code", record.catalogue_code))
     if cat is None:
         raise _field("catalogue_code", "no catalogue item has this code", UnknownCatalogueCode)
+    if cat.code != record.catalogue_code:  # a correction cannot reach an item not granted
+        _check_authorised(cat, authorised_items(session, provider.id))
     if "occurred_at" in changes:
         _check_date(changes["occurred_at"], today)
         record.occurred_on = changes["occurred_at"]
@@ -353,6 +375,11 @@ def black_listed(subject: Any) -> ColumnElement[bool]:
 def catalogue_by_code(session: Session) -> dict[str, CatalogueItem]:
     """Every catalogue item by its code: what pushed records are checked against."""
     return _catalogue(session)
+
+
+def catalogue_codes(session: Session) -> frozenset[str]:
+    """The code of every catalogue item (what a provider may be granted)."""
+    return frozenset(session.scalars(select(CatalogueItem.code)))
 
 
 def list_of(item: CatalogueItem) -> str | None:

@@ -12,7 +12,7 @@ import queue
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Container, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -89,9 +89,10 @@ class Preparer:
 
     def __init__(self, deps: Deps, catalogue: Mapping[str, CatalogueItem], today: date,
                  for_copy: bool, provider_id: uuid.UUID | None = None,
-                 now: datetime | None = None) -> None:
+                 now: datetime | None = None, authorised: Container[str] = ()) -> None:
         self._deps = deps
         self._catalogue = catalogue
+        self._authorised = authorised  # the provider's catalogue grants: none unless given
         self._today = today
         self._for_copy = for_copy
         # COPY text of what every new record, list entry and event of this import shares.
@@ -155,7 +156,8 @@ class Preparer:
             return
         try:
             item, id_number, cat = validate_item(raw, self._catalogue, self._today,
-                                                 self._parse_id, self._load)
+                                                 self._parse_id, self._load,
+                                                 authorised=self._authorised)
         except DomainError as err:
             chunk.reject(line, safe_ref(raw), err)
             return

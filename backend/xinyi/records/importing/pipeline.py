@@ -24,7 +24,7 @@ from typing import IO, Any
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
-from xinyi.auth.service import provider_disabled
+from xinyi.auth.service import AuthorisedItems, authorised_items, provider_disabled
 from xinyi.deps import Deps
 from xinyi.errors import NotFound, ValidationFailed
 from xinyi.records.importing.chunks import Chunk, Preparer, Reader
@@ -68,12 +68,14 @@ class ImportSummary:
                 f"in {self.seconds:.1f} s ({self.rows_per_second:,.0f} rows/s)")
 
 
-def _check_provider(session: Session, provider_id: uuid.UUID) -> None:
+def _check_provider(session: Session, provider_id: uuid.UUID) -> AuthorisedItems:
+    """The provider's catalogue grants, if it exists and is enabled."""
     disabled = provider_disabled(session, provider_id)
     if disabled is None:
         raise NotFound("No data provider has this id")
     if disabled:
         raise ProviderDisabled()
+    return authorised_items(session, provider_id)
 
 
 def import_records(sessions: sessionmaker[Session], deps: Deps, provider_id: uuid.UUID,
@@ -99,13 +101,13 @@ def import_records(sessions: sessionmaker[Session], deps: Deps, provider_id: uui
     now = deps.clock()
     today = china_today(now)
     with UnitOfWork(sessions) as uow:  # reads only
-        _check_provider(uow.session, provider_id)
+        authorised = _check_provider(uow.session, provider_id)
         catalogue = catalogue_by_code(uow.session)
         for item in catalogue.values():  # plain loaded values: the reader thread reads them
             uow.session.expunge(item)
     postgres = bind.dialect.name == "postgresql"
     preparer = Preparer(deps, catalogue, today, for_copy=postgres, provider_id=provider_id,
-                        now=now)
+                        now=now, authorised=authorised)
     writer = (DirectWriter(deps, provider_id, now, catalogue, preparer.go) if postgres else
               StagedWriter(deps, provider_id, now, catalogue, preparer.go, postgres=False))
     summary = ImportSummary()
