@@ -105,8 +105,10 @@ class _Seeder:
                    f"POST /v1/admin/{client_type}s/{existing.id}/keys")
             client_id = existing.id
         else:
+            # The demo provider pushes the demo records of several catalogue items.
+            grants = ["*"] if client_type == "provider" else None
             view = create_client(self.session, self.deps, client_type=client_type,
-                                 name=name, kind=kind)
+                                 name=name, kind=kind, catalogue_codes=grants)
             assert view.api_key is not None
             key, client_id = f"api key {view.api_key.api_key} (shown once)", view.id
         label = f"{client_type} {kind}" if kind else client_type
