@@ -18,7 +18,7 @@ from xinyi import __version__
 from xinyi.config import Settings, load_settings
 from xinyi.deps import Deps
 from xinyi.errors import PROBLEM_MIME, DomainError, field_errors, problem
-from xinyi.logs import configure_logging, request_id
+from xinyi.logs import configure_logging, failure, request_id
 from xinyi.schemas import ProblemSchema
 from xinyi.wiring import build_deps
 
@@ -133,7 +133,10 @@ def _install_hooks(app: Flask) -> None:
     def _unexpected(err: Exception) -> Response:
         if isinstance(err, HTTPException):
             return problem_response(http_problem(err))
-        log.exception("unhandled error", extra={"event": "unhandled"})
+        # Type, causes and frames only (see logs.failure); the request id joins the record,
+        # and the client gets it in X-Request-Id to quote.
+        log.error("unhandled error %s", type(err).__name__,
+                  extra={"event": "unhandled", **failure(err)})
         return problem_response(http_problem(InternalServerError()))
 
 

@@ -67,6 +67,7 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
     from gunicorn.app.base import BaseApplication
 
     from xinyi.app import create_app
+    from xinyi.gunicorn_log import RedactingLogger
 
     settings = _settings()
     if settings.redis_url is None and workers > 1:
@@ -95,6 +96,7 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("threads", threads)
             self.cfg.set("accesslog", None)
+            self.cfg.set("logger_class", RedactingLogger)
             self.cfg.set("timeout", 30)
 
         def load(self) -> Any:
