@@ -58,9 +58,13 @@ def http_problem(error: HTTPException) -> DomainError:
             422: "validation_error"}.get(status, "http_error")
     if status == 400 and messages:
         code = "malformed_request"
+    # werkzeug's own headers stay (Allow on a 405, RFC 9110 §15.5.6), not its HTML type.
+    headers = {name: value for name, value in error.get_headers()
+               if name.lower() != "content-type"}
+    headers.update(data.get("headers") or {})
     err = DomainError(error.description if status < 500 else "Internal error",
                       errors=field_errors(messages) if isinstance(messages, dict) else None,
-                      headers=data.get("headers"))
+                      headers=headers)
     err.status, err.code, err.title = status, code, error.name  # type: ignore[misc]
     if status == 422:
         err.detail = "Some fields are not valid: " + ", ".join(

@@ -241,6 +241,19 @@ def test_unknown_route_and_method_are_problem_documents(client: FlaskClient) -> 
     assert_problem(client.get("/v1/me"), 401, "unauthorized")
 
 
+@pytest.mark.parametrize(("method", "path", "allowed"), [
+    ("put", "/v1/me", {"GET", "HEAD", "OPTIONS"}),
+    ("delete", "/healthz", {"GET", "HEAD", "OPTIONS"}),
+    ("get", "/v1/auth/login", {"POST", "OPTIONS"}),
+])
+def test_method_not_allowed_says_which_methods_are(client: FlaskClient, method: str, path: str,
+                                                   allowed: set[str]) -> None:
+    """RFC 9110 §15.5.6: a 405 carries Allow."""
+    resp = getattr(client, method)(path)
+    assert_problem(resp, 405, "method_not_allowed")
+    assert {m.strip() for m in resp.headers["Allow"].split(",")} == allowed
+
+
 def test_security_headers_on_a_normal_response(client: FlaskClient) -> None:
     resp = client.get("/v1/me", headers=citizen_headers(client))
     assert resp.status_code == 200
