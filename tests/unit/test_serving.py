@@ -12,7 +12,7 @@ import pytest
 from gunicorn.config import Config
 
 from tests.factories import SENSITIVE_VALUES, random_phone
-from xinyi.gunicorn_log import RedactingLogger
+from xinyi.serving import RedactingLogger
 
 TOKEN = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ1bml0In0.c2lnbmF0dXJlLXVuaXQtdGVzdA"
 
