@@ -7,6 +7,7 @@ import secrets
 import time
 from typing import Any
 
+from apispec import BasePlugin
 from apispec.core import APISpec
 from flask import Flask, Response, g, request
 from flask_smorest import Api
@@ -47,6 +48,17 @@ class XinyiApi(Api):  # type: ignore[misc]
 
     def handle_http_exception(self, error: HTTPException) -> Response:
         return problem_response(http_problem(error))
+
+
+class _SchemaExtras(BasePlugin):
+    """Adds a schema's ``JSON_SCHEMA_EXTRA`` (see StrictSchema) to its component."""
+
+    def schema_helper(self, name: str, definition: dict[str, Any],
+                      **kwargs: Any) -> dict[str, Any] | None:
+        schema = kwargs.get("schema")
+        extra = getattr(schema if isinstance(schema, type) else type(schema),
+                        "JSON_SCHEMA_EXTRA", None)
+        return dict(extra) if extra else None
 
 
 def http_problem(error: HTTPException) -> DomainError:
@@ -163,7 +175,9 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
     if settings.trust_proxy_hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trust_proxy_hops)  # type: ignore[method-assign]
     app.extensions["xinyi"] = deps or build_deps(settings)
+    # Extra plugins run after marshmallow's, which builds the schema _SchemaExtras extends.
     api = XinyiApi(app, spec_kwargs={
+        "extra_plugins": [_SchemaExtras()],
         "info": {"description": "Citizen honesty-card backend. Errors are RFC 9457 problem "
                                "details with a stable `code`."},
     })

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from types import MappingProxyType
+from typing import Any, ClassVar
 
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
 
@@ -38,8 +39,18 @@ class FullMatch(validate.Regexp):
         return value
 
 
+# A body that must hold at least one field: a patch whose service refuses "nothing to change".
+NON_EMPTY: Mapping[str, Any] = MappingProxyType({"minProperties": 1})
+
+
 class StrictSchema(Schema):
-    """Every request schema: unknown fields are an error, never silently dropped."""
+    """Every request schema: unknown fields are an error, never silently dropped.
+
+    ``JSON_SCHEMA_EXTRA`` holds what the schema's fields cannot say in the OpenAPI document
+    but the server enforces, e.g. NON_EMPTY (the app adds it to the schema's component).
+    """
+
+    JSON_SCHEMA_EXTRA: ClassVar[Mapping[str, Any]] = {}
 
     class Meta:
         unknown = RAISE

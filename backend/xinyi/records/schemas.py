@@ -10,7 +10,7 @@ from xinyi.records.models import OCCUPATIONS, POLARITIES, SEVERITIES
 
 # The vocabulary of a record, for the schemas of the domains that show records.
 __all__ = ["OCCUPATIONS", "POLARITIES", "SEVERITIES"]
-from xinyi.schemas import FullMatch, PageArgs, ProblemSchema, StrictSchema
+from xinyi.schemas import NON_EMPTY, FullMatch, PageArgs, ProblemSchema, StrictSchema
 from xinyi.timeutil import CHINA
 
 REF = FullMatch(r"^[A-Za-z0-9._:/-]{1,128}$",
@@ -88,6 +88,8 @@ class RecordBatchOut(Schema):
 
 
 class RecordPatchIn(StrictSchema):
+    JSON_SCHEMA_EXTRA = NON_EMPTY
+
     catalogue_code = fields.String(validate=validate.Length(min=1, max=64))
     occurred_at = OccurredAt(metadata={"type": "string", "format": "date"})
     summary = fields.String(validate=validate.Length(min=1, max=500))
@@ -155,6 +157,8 @@ class CatalogueItemSchema(StrictSchema):
 
 class CatalogueItemPatch(CatalogueItemSchema):
     """Partial update: use with ``partial=True``; the code never changes."""
+
+    JSON_SCHEMA_EXTRA = NON_EMPTY
 
     class Meta(StrictSchema.Meta):
         exclude = ("code",)
