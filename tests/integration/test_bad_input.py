@@ -68,7 +68,8 @@ def make_target(name: str, app: Flask, client: FlaskClient) -> Target:
                       ("phone", "password"),
                       {"phone": 13800138000, "password": True}, (Account, AuthSession))
     return Target("/v1/admin/partners", staff_headers(app, client, "operator"), partner,
-                  ("name", "kind"), ("name",), {"name": 42, "kind": ["hospital"]}, (ApiClient,))
+                  ("name", "kind"), ("name", "kind"), {"name": 42, "kind": ["hospital"]},
+                  (ApiClient,))
 
 
 def counts(app: Flask, models: tuple[Any, ...]) -> dict[str, int]:

@@ -14,6 +14,7 @@ from xinyi.admin.schemas import (
     ClientOut,
     DisableIn,
     IssuedKeyOut,
+    PartnerCreate,
 )
 from xinyi.schemas import PageArgs, page_of, page_schema
 from xinyi.web import db, deps, requires
@@ -30,7 +31,7 @@ def _register(collection: str, client_type: str) -> None:
     @blp.route(f"/{collection}", methods=["POST"], endpoint=f"create_{name}")
     @requires("operator")
     @blp.doc(summary=f"Create a {client_type}; the response carries its one-time API key")
-    @blp.arguments(ClientCreate)
+    @blp.arguments(PartnerCreate if client_type == "partner" else ClientCreate)
     @blp.response(201, ClientCreatedOut)
     def create(body: dict[str, Any]) -> service.ClientView:
         return service.create_client(db(), deps(), client_type=client_type,

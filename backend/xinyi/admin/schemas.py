@@ -3,7 +3,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from xinyi.admin.service import PARTNER_KINDS
-from xinyi.schemas import StrictSchema
+from xinyi.schemas import JsonBoolean, StrictSchema
 
 
 class ClientCreate(StrictSchema):
@@ -12,6 +12,12 @@ class ClientCreate(StrictSchema):
         validate.Regexp(r"\s*\S", error="must not be blank")])  # the service strips it
     kind = fields.String(validate=validate.OneOf(PARTNER_KINDS),
                          metadata={"description": "Required for partners"})
+
+
+class PartnerCreate(ClientCreate):
+    """A partner's kind decides which benefits it may verify: it is required."""
+
+    kind = fields.String(required=True, validate=validate.OneOf(PARTNER_KINDS))
 
 
 class IssuedKeyOut(Schema):
@@ -42,4 +48,4 @@ class ClientCreatedOut(ClientOut):
 
 
 class DisableIn(StrictSchema):
-    disabled = fields.Boolean(required=True)
+    disabled = JsonBoolean(required=True)

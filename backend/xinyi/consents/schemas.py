@@ -9,7 +9,7 @@ from xinyi.consents.models import (
     SCOPES,
 )
 from xinyi.records.schemas import POLARITIES, SEVERITIES
-from xinyi.schemas import PageArgs, StrictSchema
+from xinyi.schemas import PageArgs, StrictSchema, WholeNumber
 
 CONSENT_STATUSES = ("live", "expired", "revoked")
 
@@ -28,8 +28,7 @@ class ConsentRequestIn(StrictSchema):
     scope = fields.String(required=True, validate=validate.OneOf(SCOPES), metadata=_SCOPE)
     purpose = fields.String(required=True, validate=_PURPOSE, metadata={
         "description": "Why you need the report; shown to the citizen and in their query log"})
-    expires_in = fields.Integer(required=True, strict=True, validate=_EXPIRES_IN,
-                                metadata=_EXPIRES_IN_DOC)
+    expires_in = WholeNumber(required=True, validate=_EXPIRES_IN, metadata=_EXPIRES_IN_DOC)
 
 
 class PartnerConsentRequestOut(Schema):
@@ -69,8 +68,7 @@ class ConsentGrantIn(StrictSchema):
     partner_id = fields.UUID(required=True)
     scope = fields.String(required=True, validate=validate.OneOf(SCOPES), metadata=_SCOPE)
     purpose = fields.String(required=True, validate=_PURPOSE)
-    expires_in = fields.Integer(required=True, strict=True, validate=_EXPIRES_IN,
-                                metadata=_EXPIRES_IN_DOC)
+    expires_in = WholeNumber(required=True, validate=_EXPIRES_IN, metadata=_EXPIRES_IN_DOC)
 
 
 class ConsentOut(Schema):
