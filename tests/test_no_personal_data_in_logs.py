@@ -1,4 +1,8 @@
-"""Runs last (see conftest): scans every log record the suite produced for personal data."""
+"""Runs last (see conftest): scans every log record the suite produced for personal data.
+
+That is the in-process records (before redaction) and, through tests/servers.py, everything
+each live `xinyi serve` wrote: gunicorn's own error log and the app's logs as deployed.
+"""
 
 from __future__ import annotations
 
@@ -14,12 +18,18 @@ PATTERNS = {
     "jwt": re.compile(r"eyJ[\w-]{5,}\.eyJ[\w-]{5,}\.[\w-]+"),
     "api key or refresh token": re.compile(r"xy[kr]_[\w-]{8,}"),
     "webhook secret": re.compile(r"whsec_[\w+/=]{8,}"),
+    "password hash": re.compile(r"\$argon2(?:id|i|d)\$"),
 }
 
 
 def test_no_personal_data_in_logs() -> None:
     assert len(CAPTURED_LOGS) > 20, "the suite should have produced logs to scan"
     assert any('"event": "login"' in entry for entry in CAPTURED_LOGS)
+    # The paths the issue found leaking must be among what is scanned.
+    assert any('"event": "unhandled"' in entry for entry in CAPTURED_LOGS), "no unhandled error"
+    assert any("Booting worker" in entry for entry in CAPTURED_LOGS), "no gunicorn log"
+    assert any("Invalid request from" in entry for entry in CAPTURED_LOGS), \
+        "no malformed request in gunicorn's log"
     assert len(SENSITIVE_VALUES) > 10
     leaks = []
     for entry in CAPTURED_LOGS:

@@ -7,6 +7,7 @@ import secrets
 import time
 from typing import Any
 
+from apispec import BasePlugin
 from apispec.core import APISpec
 from flask import Flask, Response, g, request
 from flask_smorest import Api
@@ -18,7 +19,7 @@ from xinyi import __version__, apidocs
 from xinyi.config import Settings, load_settings
 from xinyi.deps import Deps
 from xinyi.errors import PROBLEM_MIME, DomainError, field_errors, problem
-from xinyi.logs import configure_logging, request_id
+from xinyi.logs import configure_logging, failure, request_id
 from xinyi.schemas import ProblemSchema
 from xinyi.wiring import build_deps
 
@@ -49,6 +50,17 @@ class XinyiApi(Api):  # type: ignore[misc]
         return problem_response(http_problem(error))
 
 
+class _SchemaExtras(BasePlugin):
+    """Adds a schema's ``JSON_SCHEMA_EXTRA`` (see StrictSchema) to its component."""
+
+    def schema_helper(self, name: str, definition: dict[str, Any],
+                      **kwargs: Any) -> dict[str, Any] | None:
+        schema = kwargs.get("schema")
+        extra = getattr(schema if isinstance(schema, type) else type(schema),
+                        "JSON_SCHEMA_EXTRA", None)
+        return dict(extra) if extra else None
+
+
 def http_problem(error: HTTPException) -> DomainError:
     status = error.code or 500
     data = getattr(error, "data", None) or {}
@@ -58,9 +70,13 @@ def http_problem(error: HTTPException) -> DomainError:
             422: "validation_error"}.get(status, "http_error")
     if status == 400 and messages:
         code = "malformed_request"
+    # werkzeug's own headers stay (Allow on a 405, RFC 9110 §15.5.6), not its HTML type.
+    headers = {name: value for name, value in error.get_headers()
+               if name.lower() != "content-type"}
+    headers.update(data.get("headers") or {})
     err = DomainError(error.description if status < 500 else "Internal error",
                       errors=field_errors(messages) if isinstance(messages, dict) else None,
-                      headers=data.get("headers"))
+                      headers=headers)
     err.status, err.code, err.title = status, code, error.name  # type: ignore[misc]
     if status == 422:
         err.detail = "Some fields are not valid: " + ", ".join(
@@ -132,7 +148,10 @@ def _install_hooks(app: Flask) -> None:
     def _unexpected(err: Exception) -> Response:
         if isinstance(err, HTTPException):
             return problem_response(http_problem(err))
-        log.exception("unhandled error", extra={"event": "unhandled"})
+        # Type, causes and frames only (see logs.failure); the request id joins the record,
+        # and the client gets it in X-Request-Id to quote.
+        log.error("unhandled error %s", type(err).__name__,
+                  extra={"event": "unhandled", **failure(err)})
         return problem_response(http_problem(InternalServerError()))
 
 
@@ -154,7 +173,9 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
     if settings.trust_proxy_hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trust_proxy_hops)  # type: ignore[method-assign]
     app.extensions["xinyi"] = deps or build_deps(settings)
+    # Extra plugins run after marshmallow's, which builds the schema _SchemaExtras extends.
     api = XinyiApi(app, spec_kwargs={
+        "extra_plugins": [_SchemaExtras()],
         "info": {"description": "Citizen honesty-card backend. Errors are RFC 9457 problem "
                                "details with a stable `code`."},
     })

@@ -67,6 +67,7 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
     from gunicorn.app.base import BaseApplication
 
     from xinyi.app import create_app
+    from xinyi.serving import RedactingLogger, finish_unread_bodies
 
     settings = _settings()
     if settings.redis_url is None and workers > 1:
@@ -95,10 +96,13 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("threads", threads)
             self.cfg.set("accesslog", None)
+            self.cfg.set("logger_class", RedactingLogger)
             self.cfg.set("timeout", 30)
 
         def load(self) -> Any:
-            return create_app(settings)
+            # A body up to twice the limit is read to its end even when refused, so that a
+            # client sending all of it before reading the answer gets the 413.
+            return finish_unread_bodies(create_app(settings), 2 * settings.max_body_bytes)
 
     _App().run()
 

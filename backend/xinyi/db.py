@@ -59,6 +59,9 @@ CONNECT_TIMEOUT_SECONDS = 5
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
+    # A failed statement's error text must not quote its values (password hashes, encrypted
+    # phones): the statement stays, its "[parameters: …]" does not.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if url.startswith("sqlite"):

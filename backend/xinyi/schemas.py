@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from types import MappingProxyType
+from typing import Any, ClassVar
 
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
 
@@ -38,8 +39,42 @@ class FullMatch(validate.Regexp):
         return value
 
 
+class WholeNumber(fields.Integer):
+    """A JSON integer as JSON Schema (and so the OpenAPI document) defines one: 9 and 9.0
+    alike, since JSON has one number type; never a string, a fraction or a boolean."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strict=True, **kwargs)
+
+    def _validated(self, value: Any) -> int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        return super()._validated(value)
+
+
+class JsonBoolean(fields.Boolean):
+    """A JSON ``true`` or ``false`` and nothing else: marshmallow's Boolean also takes 0, 1,
+    "yes", "off"…, which the document's ``type: boolean`` does not allow."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None,
+                     **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+# A body that must hold at least one field: a patch whose service refuses "nothing to change".
+NON_EMPTY: Mapping[str, Any] = MappingProxyType({"minProperties": 1})
+
+
 class StrictSchema(Schema):
-    """Every request schema: unknown fields are an error, never silently dropped."""
+    """Every request schema: unknown fields are an error, never silently dropped.
+
+    ``JSON_SCHEMA_EXTRA`` holds what the schema's fields cannot say in the OpenAPI document
+    but the server enforces, e.g. NON_EMPTY (the app adds it to the schema's component).
+    """
+
+    JSON_SCHEMA_EXTRA: ClassVar[Mapping[str, Any]] = {}
 
     class Meta:
         unknown = RAISE

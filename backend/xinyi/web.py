@@ -38,6 +38,11 @@ class _Parser(FlaskParser):
         **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": None, "querystring": None}
 
     def _raw_load_json(self, req: flask.Request) -> Any:
+        if req.content_length is None and req.max_content_length is not None:
+            # A body without a length (chunked) is read up to the limit and cut there: a read
+            # past it tells a body too large (413) from one that is not JSON.
+            req.get_data(cache=True)
+            req.stream.read(1)
         body = req.get_data(cache=True)
         if not body:  # no body at all: the schema's defaults or its "missing" apply
             return missing

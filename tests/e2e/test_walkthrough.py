@@ -3,80 +3,28 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from datetime import date, timedelta
-from pathlib import Path
 
 import pytest
 import requests
-from sqlalchemy import text
 
-from tests.factories import (
-    SENSITIVE_VALUES,
-    TEST_DATABASE_URL,
-    TEST_REDIS_URL,
-    random_phone,
-    valid_id_number,
-)
-from xinyi.db import make_engine
+from tests.factories import SENSITIVE_VALUES, TEST_REDIS_URL, random_phone, valid_id_number
+from tests.servers import live_server
 
 pytestmark = pytest.mark.e2e
-XINYI = str(Path(sys.executable).with_name("xinyi"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    base, _, name = TEST_DATABASE_URL.rpartition("/")
-    db_name = f"{name}_e2e"
-    admin = make_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{db_name}"'))
     redis_url = TEST_REDIS_URL.rsplit("/", 1)[0] + "/10"
-    env = {**os.environ, "XINYI_ENV": "development",
-           "XINYI_INSTANCE_PATH": str(tmp_path_factory.mktemp("instance")),
-           "XINYI_DATABASE_URL": f"{base}/{db_name}", "XINYI_REDIS_URL": redis_url}
-    subprocess.run([XINYI, "db", "upgrade"], env=env, check=True, capture_output=True)
-    operator_phone = random_phone()
-    subprocess.run([XINYI, "staff", "create", "--phone", operator_phone, "--password",
-                    "operator-pass-1", "--role", "operator"], env=env, check=True,
-                   capture_output=True)
-    port = _free_port()
-    proc = subprocess.Popen([XINYI, "serve", "--port", str(port), "--workers", "2"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90  # a loaded 2-core machine boots gunicorn slowly
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited: {proc.stderr.read()[-2000:]!r}"
-                            if proc.stderr else "server exited")
-            try:
-                if requests.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("server did not become ready in 90 s")
-            time.sleep(0.2)
+    with live_server(tmp_path_factory.mktemp("instance"), postgres_suffix="e2e",
+                     redis_url=redis_url, workers=2) as live:
+        operator_phone = random_phone()
+        live.xinyi("staff", "create", "--phone", operator_phone, "--password",
+                   "operator-pass-1", "--role", "operator")
         os.environ["XINYI_E2E_OPERATOR_PHONE"] = operator_phone
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
-        admin.dispose()
+        yield live.url
 
 
 def test_citizen_journey_from_record_to_verified_benefit(server: str) -> None:

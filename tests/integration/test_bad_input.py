@@ -68,7 +68,8 @@ def make_target(name: str, app: Flask, client: FlaskClient) -> Target:
                       ("phone", "password"),
                       {"phone": 13800138000, "password": True}, (Account, AuthSession))
     return Target("/v1/admin/partners", staff_headers(app, client, "operator"), partner,
-                  ("name", "kind"), ("name",), {"name": 42, "kind": ["hospital"]}, (ApiClient,))
+                  ("name", "kind"), ("name", "kind"), {"name": 42, "kind": ["hospital"]},
+                  (ApiClient,))
 
 
 def counts(app: Flask, models: tuple[Any, ...]) -> dict[str, int]:
@@ -276,6 +277,19 @@ def test_unknown_route_and_method_are_problem_documents(client: FlaskClient) -> 
     assert_problem(client.get("/v1/does-not-exist"), 404, "not_found")
     assert_problem(client.delete("/v1/auth/login"), 405, "method_not_allowed")
     assert_problem(client.get("/v1/me"), 401, "unauthorized")
+
+
+@pytest.mark.parametrize(("method", "path", "allowed"), [
+    ("put", "/v1/me", {"GET", "HEAD", "OPTIONS"}),
+    ("delete", "/healthz", {"GET", "HEAD", "OPTIONS"}),
+    ("get", "/v1/auth/login", {"POST", "OPTIONS"}),
+])
+def test_method_not_allowed_says_which_methods_are(client: FlaskClient, method: str, path: str,
+                                                   allowed: set[str]) -> None:
+    """RFC 9110 §15.5.6: a 405 carries Allow."""
+    resp = getattr(client, method)(path)
+    assert_problem(resp, 405, "method_not_allowed")
+    assert {m.strip() for m in resp.headers["Allow"].split(",")} == allowed
 
 
 def test_security_headers_on_a_normal_response(client: FlaskClient) -> None:

@@ -90,6 +90,15 @@ def test_prefetch_gives_consecutive_windows_and_count_is_bounded(client: FlaskCl
         assert resp.status_code == 422 and resp.get_json()["errors"][0]["field"] == "count"
 
 
+def test_no_body_issues_one_credential_as_documented(client: FlaskClient) -> None:
+    from xinyi.cli import build_openapi
+
+    body = build_openapi()["paths"]["/v1/me/credentials"]["post"]["requestBody"]
+    assert body.get("required") is False
+    resp = client.post("/v1/me/credentials", headers=citizen(client))
+    assert resp.status_code == 201 and len(resp.get_json()["items"]) == 1
+
+
 def test_every_prefetched_short_code_is_stored_until_its_own_window_ends(
         app: Flask, client: FlaskClient) -> None:
     from xinyi.credentials.service import short_code_key

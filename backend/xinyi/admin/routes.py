@@ -18,6 +18,7 @@ from xinyi.admin.schemas import (
     ClientOut,
     DisableIn,
     IssuedKeyOut,
+    PartnerCreate,
     ProviderCreate,
     ProviderCreatedOut,
     ProviderOut,
@@ -40,7 +41,8 @@ class Schemas(NamedTuple):
 
 COLLECTIONS = {"partners": "partner", "orgs": "org", "providers": "provider"}
 CLIENT_SCHEMAS = Schemas(ClientCreate, ClientCreatedOut, ClientOut)
-SCHEMAS = {"provider": Schemas(ProviderCreate, ProviderCreatedOut, ProviderOut)}
+SCHEMAS = {"provider": Schemas(ProviderCreate, ProviderCreatedOut, ProviderOut),
+           "partner": Schemas(PartnerCreate, ClientCreatedOut, ClientOut)}
 
 
 def _known_codes() -> Collection[str]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from xinyi.partner_kinds import PARTNER_KINDS
-from xinyi.schemas import FullMatch, StrictSchema
+from xinyi.schemas import FullMatch, JsonBoolean, StrictSchema
 
 _CATALOGUE_CODES = {
     "description": 'Codes of the catalogue items this data provider may push records of; '
@@ -31,6 +31,12 @@ class ProviderCreate(ClientCreate):
 
 class CatalogueGrantIn(StrictSchema):
     catalogue_codes = _catalogue_codes()
+
+
+class PartnerCreate(ClientCreate):
+    """A partner's kind decides which benefits it may verify: it is required."""
+
+    kind = fields.String(required=True, validate=validate.OneOf(PARTNER_KINDS))
 
 
 class IssuedKeyOut(Schema):
@@ -69,4 +75,4 @@ class ProviderCreatedOut(ProviderOut, ClientCreatedOut):
 
 
 class DisableIn(StrictSchema):
-    disabled = fields.Boolean(required=True)
+    disabled = JsonBoolean(required=True)

@@ -10,7 +10,7 @@ from xinyi.consents.models import (
 )
 from xinyi.partner_kinds import PARTNER_KINDS
 from xinyi.records.schemas import POLARITIES, SEVERITIES
-from xinyi.schemas import PageArgs, StrictSchema
+from xinyi.schemas import PageArgs, StrictSchema, WholeNumber
 
 CONSENT_STATUSES = ("live", "expired", "revoked")
 
@@ -29,8 +29,7 @@ class ConsentRequestIn(StrictSchema):
     scope = fields.String(required=True, validate=validate.OneOf(SCOPES), metadata=_SCOPE)
     purpose = fields.String(required=True, validate=_PURPOSE, metadata={
         "description": "Why you need the report; shown to the citizen and in their query log"})
-    expires_in = fields.Integer(required=True, strict=True, validate=_EXPIRES_IN,
-                                metadata=_EXPIRES_IN_DOC)
+    expires_in = WholeNumber(required=True, validate=_EXPIRES_IN, metadata=_EXPIRES_IN_DOC)
 
 
 class PartnerConsentRequestOut(Schema):
@@ -71,8 +70,7 @@ class ConsentGrantIn(StrictSchema):
         "description": "The partner's `id` in the partner directory, `GET /v1/partners`"})
     scope = fields.String(required=True, validate=validate.OneOf(SCOPES), metadata=_SCOPE)
     purpose = fields.String(required=True, validate=_PURPOSE)
-    expires_in = fields.Integer(required=True, strict=True, validate=_EXPIRES_IN,
-                                metadata=_EXPIRES_IN_DOC)
+    expires_in = WholeNumber(required=True, validate=_EXPIRES_IN, metadata=_EXPIRES_IN_DOC)
 
 
 class ConsentOut(Schema):

@@ -30,7 +30,7 @@ jwks_blp = Blueprint("jwks", __name__,
 
 @me_blp.route("", methods=["POST"])
 @requires("citizen")
-@me_blp.arguments(IssueIn)
+@me_blp.arguments(IssueIn, required=False)  # no body: {"count": 1}
 @me_blp.response(201, CredentialsOut)
 def issue(body: dict[str, Any]) -> dict[str, list[IssuedCredential]]:
     """Issue 1-15 credentials with consecutive 2-minute windows."""

@@ -2,12 +2,12 @@ from __future__ import annotations
 
 from marshmallow import EXCLUDE, Schema, fields, validate
 
-from xinyi.schemas import FullMatch, StrictSchema
+from xinyi.schemas import FullMatch, StrictSchema, WholeNumber
 
 
 class IssueIn(StrictSchema):
-    count = fields.Integer(load_default=1, strict=True, validate=validate.Range(1, 15),
-                           metadata={"description": "1-15 consecutive windows for offline use"})
+    count = WholeNumber(load_default=1, validate=validate.Range(1, 15),
+                        metadata={"description": "1-15 consecutive windows for offline use"})
 
 
 class CredentialOut(Schema):

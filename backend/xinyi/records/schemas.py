@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import date, datetime
+from types import MappingProxyType
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_dump, pre_load, validate
@@ -10,7 +12,15 @@ from xinyi.records.models import OCCUPATIONS, POLARITIES, SEVERITIES
 
 # The vocabulary of a record, for the schemas of the domains that show records.
 __all__ = ["OCCUPATIONS", "POLARITIES", "SEVERITIES"]
-from xinyi.schemas import FullMatch, PageArgs, ProblemSchema, StrictSchema
+from xinyi.schemas import (
+    NON_EMPTY,
+    FullMatch,
+    JsonBoolean,
+    PageArgs,
+    ProblemSchema,
+    StrictSchema,
+    WholeNumber,
+)
 from xinyi.timeutil import CHINA
 
 REF = FullMatch(r"^[A-Za-z0-9._:/-]{1,128}$",
@@ -88,6 +98,8 @@ class RecordBatchOut(Schema):
 
 
 class RecordPatchIn(StrictSchema):
+    JSON_SCHEMA_EXTRA = NON_EMPTY
+
     catalogue_code = fields.String(validate=validate.Length(min=1, max=64))
     occurred_at = OccurredAt(metadata={"type": "string", "format": "date"})
     summary = fields.String(validate=validate.Length(min=1, max=500))
@@ -136,7 +148,22 @@ def is_catalogue_code(value: str) -> bool:
     return len(value) <= 64 and CATALOGUE_CODE.fullmatch(value) is not None
 
 
+# What the service's item rules refuse, said in the document: the points' sign and the
+# severity follow the polarity, and a serious record is never repaired by volunteering.
+ITEM_RULES: Mapping[str, Any] = MappingProxyType({"oneOf": [
+    {"properties": {"polarity": {"const": "positive"}, "points": {"minimum": 1},
+                    "severity": {"type": "null"}}},
+    {"properties": {"polarity": {"const": "negative"}, "points": {"maximum": -1},
+                    "severity": {"enum": [s for s in SEVERITIES if s != "serious"]}}},
+    {"properties": {"polarity": {"const": "negative"}, "points": {"maximum": -1},
+                    "severity": {"const": "serious"},
+                    "repairable_by_volunteering": {"const": False}}},
+]})
+
+
 class CatalogueItemSchema(StrictSchema):
+    JSON_SCHEMA_EXTRA = ITEM_RULES
+
     code = fields.String(required=True, validate=[validate.Length(max=64), FullMatch(
         CATALOGUE_CODE.pattern.join("^$"), error="like domain.item, lower case")])
     name_zh = fields.String(required=True, validate=validate.Length(min=1, max=200))
@@ -144,17 +171,19 @@ class CatalogueItemSchema(StrictSchema):
     polarity = fields.String(required=True, validate=validate.OneOf(POLARITIES))
     severity = fields.String(required=True, allow_none=True, validate=validate.OneOf(SEVERITIES))
     domain = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    points = fields.Integer(required=True, strict=True, validate=validate.Range(-600, 600))
-    display_months = fields.Integer(required=True, strict=True, validate=validate.Range(1, 240))
-    repair_after_months = fields.Integer(required=True, allow_none=True, strict=True,
-                                         validate=validate.Range(0, 240))
-    repairable_by_volunteering = fields.Boolean(required=True)
+    points = WholeNumber(required=True, validate=validate.Range(-600, 600))
+    display_months = WholeNumber(required=True, validate=validate.Range(1, 240))
+    repair_after_months = WholeNumber(required=True, allow_none=True,
+                                      validate=validate.Range(0, 240))
+    repairable_by_volunteering = JsonBoolean(required=True)
     legal_basis = fields.String(required=True, allow_none=True,
                                 validate=validate.Length(max=2000))
 
 
 class CatalogueItemPatch(CatalogueItemSchema):
     """Partial update: use with ``partial=True``; the code never changes."""
+
+    JSON_SCHEMA_EXTRA = NON_EMPTY
 
     class Meta(StrictSchema.Meta):
         exclude = ("code",)
