@@ -64,7 +64,7 @@ def _body(size: int, chunked: bool) -> bytes | Iterator[bytes]:
     ("/v1/auth/login", JSON, 1100 * 1024, True, 413),
     ("/v1/me/credentials", JSON, 300 * 1024, False, 401),  # refused before the body is read
     ("/v1/me/credentials", JSON, 300 * 1024, True, 401),
-    ("/v1/auth/login", {"Content-Type": "text/plain"}, 300 * 1024, False, 422),  # not JSON
+    ("/v1/auth/login", {"Content-Type": "text/plain"}, 300 * 1024, False, 415),  # not JSON
 ])
 def test_an_answer_given_before_the_body_was_read_leaves_the_connection_usable(
         server: LiveServer, path: str, headers: dict[str, str], size: int, chunked: bool,

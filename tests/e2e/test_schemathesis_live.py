@@ -44,9 +44,12 @@ ALLOWANCES: list[tuple[str, dict[str, object]]] = [
      "left to the change that moves it to citizens/).",
      {"include-name": "POST /v1/auth/register",
       "checks": {"positive_data_acceptance": {"expected-statuses": REFUSALS_ALLOWED}}}),
-    ("A well-formed partner id or benefit code that names nothing is refused with 422 and its "
-     "own code (unknown_partner, unknown_benefit): which ids exist is data, not schema.",
-     {"include-name": ["POST /v1/me/consents", "POST /v1/partner/verifications"],
+    ("A well-formed partner id, benefit code or catalogue code that names nothing is refused "
+     "with 422 naming it (unknown_partner, unknown_benefit, a provider's catalogue_codes): "
+     "which ids exist is data, not schema.",
+     {"include-name": ["POST /v1/me/consents", "POST /v1/partner/verifications",
+                       "POST /v1/admin/providers",
+                       "PUT /v1/admin/providers/{client_id}/catalogue"],
       "checks": {"positive_data_acceptance": {"expected-statuses": REFUSALS_ALLOWED}}}),
     ("A batch checks each record on its own: invalid records come back rejected, one by one, "
      "in a 200 that still takes the valid ones (see the batch route's description).",
@@ -93,7 +96,7 @@ def _credentials(server: LiveServer) -> dict[str, str]:
     tokens = {"operator": _login(server, phone), "citizen": _citizen(server),
               "logout": _citizen(server)}
     for kind, body in (("partner", {"name": "模糊测试图书馆", "kind": "library"}),
-                       ("provider", {"name": "模糊测试数据源"})):
+                       ("provider", {"name": "模糊测试数据源", "catalogue_codes": ["*"]})):
         resp = requests.post(f"{server.url}/v1/admin/{kind}s", json=body, timeout=30,
                              headers={"Authorization": f"Bearer {tokens['operator']}"})
         assert resp.status_code == 201, resp.text
