@@ -17,7 +17,12 @@ from xinyi.consents.schemas import (
     ReportArgs,
     ReportOut,
 )
-from xinyi.consents.views import CitizenRequestView, ConsentView, PartnerRequestView
+from xinyi.consents.views import (
+    CitizenRequestView,
+    ConsentView,
+    PartnerRequestView,
+    ReportView,
+)
 from xinyi.schemas import PageArgs, page_of, page_schema
 from xinyi.web import db, deps, principal, public, requires
 
@@ -50,7 +55,7 @@ def get_consent_request(request_id: uuid.UUID) -> PartnerRequestView:
 @requires("partner")
 @partner_blp.arguments(ReportArgs, location="query")
 @partner_blp.response(200, ReportOut)
-def report(args: dict[str, Any], subject: str) -> dict[str, Any]:
+def report(args: dict[str, Any], subject: str) -> ReportView:
     """The citizen's report as far as your live consent allows; every read is registered in
     the citizen's query log."""
     return service.report(db(), deps(), principal(), subject, **args)

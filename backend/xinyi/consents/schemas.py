@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from typing import Any
+
+from marshmallow import Schema, fields, post_dump, validate
 
 from xinyi.consents.models import (
     MAX_DURATION_SECONDS,
@@ -123,6 +125,12 @@ class ReportOut(Schema):
         "description": "Active negative records inside their display period"})
     records = fields.List(fields.Nested(ReportRecordOut), metadata={
         "description": "Only with `report.full`"})
+
+    @post_dump
+    def _only_with_the_full_scope(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        if data.get("records") is None:
+            data.pop("records", None)
+        return data
 
 
 class DirectoryBenefitOut(Schema):

@@ -24,7 +24,14 @@ from xinyi.auth.principal import Principal
 from xinyi.auth.service import ClientRef, client_ref, client_refs
 from xinyi.citizens.service import citizen_bidx, citizen_id_number
 from xinyi.consents.models import Consent, ConsentRequest
-from xinyi.consents.views import CitizenRequestView, ConsentView, PartnerRequestView, PartnerView
+from xinyi.consents.views import (
+    CitizenRequestView,
+    ConsentView,
+    PartnerRequestView,
+    PartnerView,
+    ReportRecordView,
+    ReportView,
+)
 from xinyi.deps import Deps
 from xinyi.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from xinyi.outbox.service import emit
@@ -177,13 +184,13 @@ def _live_consent(session: Session, partner_id: uuid.UUID, bidx: bytes, now: dat
 
 
 def report(session: Session, deps: Deps, partner: Principal, subject: str,
-           scope: str | None = None) -> dict[str, Any]:
+           scope: str | None = None) -> ReportView:
     """What the partner's live consent allows (the widest if several are live), or exactly
     ``scope`` if the partner names one and a live consent covers it.
 
     The access-log entry is written in the same unit of work as the read, committed before the
-    report is handed back, so
-    there is no read without its registration; a refused read writes nothing.
+    report is handed back, so there is no read without its registration; a refused read writes
+    nothing.
     """
     now = deps.clock()
     bidx = _resolve(session, partner, subject)
@@ -195,20 +202,21 @@ def report(session: Session, deps: Deps, partner: Principal, subject: str,
     shown = [r for r in active_records(session, bidx)
              if rules.is_displayed(r.occurred_on, r.display_months, today)]
     explanation = rules.explain(shown, Decimal(0), today)
-    body: dict[str, Any] = {
-        "subject": subject, "scope": scope, "consent_id": consent.id,
-        "consent_expires_at": consent.expires_at, "generated_at": now,
-        "tier": explanation.tier, "score": explanation.score,
-        "positive_records": sum(r.polarity is rules.Polarity.POSITIVE for r in shown),
-        "negative_records": sum(r.polarity is rules.Polarity.NEGATIVE for r in shown),
-    }
+    records = None
     if scope == FULL:
-        body["records"] = [{
-            "catalogue_code": r.catalogue_code, "name_zh": r.name_zh, "name_en": r.name_en,
-            "polarity": r.polarity.value, "severity": r.severity.value if r.severity else None,
-            "occurred_at": r.occurred_on, "points": r.points, "display_until": r.display_until}
+        records = tuple(ReportRecordView(
+            catalogue_code=r.catalogue_code, name_zh=r.name_zh, name_en=r.name_en,
+            polarity=r.polarity.value, severity=r.severity.value if r.severity else None,
+            occurred_at=r.occurred_on, points=r.points, display_until=r.display_until)
             for r in sorted(shown, key=lambda r: (r.occurred_on, r.catalogue_code),
-                            reverse=True)]
+                            reverse=True))
+    body = ReportView(
+        subject=subject, scope=scope, consent_id=consent.id,
+        consent_expires_at=consent.expires_at, generated_at=now,
+        tier=explanation.tier, score=explanation.score,
+        positive_records=sum(r.polarity is rules.Polarity.POSITIVE for r in shown),
+        negative_records=sum(r.polarity is rules.Polarity.NEGATIVE for r in shown),
+        records=records)
     actor_id, actor_name = audit.partner_actor(session, partner.id)
     audit.append(session, audit.Access(
         subject_bidx=bidx, actor_type="partner", actor_id=actor_id, actor_name=actor_name,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 
 @dataclass(frozen=True)
@@ -66,3 +66,33 @@ class PartnerRequestView:
     expires_at: datetime
     decided_at: datetime | None
     consent_id: uuid.UUID | None
+
+
+@dataclass(frozen=True)
+class ReportRecordView:
+    """``ReportRecordOut``: a displayed record, as a full report shows it."""
+
+    catalogue_code: str
+    name_zh: str
+    name_en: str
+    polarity: str
+    severity: str | None
+    occurred_at: date
+    points: int
+    display_until: date
+
+
+@dataclass(frozen=True)
+class ReportView:
+    """``ReportOut``: what the consent's scope allows; ``records`` only with the full scope."""
+
+    subject: str
+    scope: str
+    consent_id: uuid.UUID
+    consent_expires_at: datetime
+    generated_at: datetime
+    tier: str
+    score: int
+    positive_records: int
+    negative_records: int
+    records: tuple[ReportRecordView, ...] | None = None

@@ -19,6 +19,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from xinyi.citizens.service import citizen_bidx, registered_at
 from xinyi.dbutil import insert_for, upsert
 from xinyi.records.service import active_records, black_listed, counted_points
 from xinyi.scoring import rules
@@ -143,21 +144,31 @@ def benefits_for(session: Session, score: int, records: list[rules.ActiveRecord]
 
 
 @dataclass(frozen=True)
+class Contribution:
+    """``ContributionOut``: what one displayed record adds to the score, named."""
+
+    record_id: str
+    catalogue_code: str
+    name_zh: str
+    name_en: str
+    points: int
+    display_until: date
+
+
+@dataclass(frozen=True)
 class CreditReport:
     score: int
     tier: str
     base: int
     hours_bonus: int
     computed_at: datetime
-    contributions: list[dict[str, Any]]
+    contributions: list[Contribution]
     benefits: list[BenefitView]
     next_steps: list[rules.NextStep]
 
 
 def credit_report(session: Session, account_id: uuid.UUID, *, now: datetime) -> CreditReport:
     """The citizen's score with every point explained (R6): base + Σ contributions + hours."""
-    from xinyi.citizens.service import citizen_bidx, registered_at
-
     today = china_today(now)
     bidx = citizen_bidx(session, account_id)
     records = active_records(session, bidx)
@@ -170,10 +181,10 @@ def credit_report(session: Session, account_id: uuid.UUID, *, now: datetime) -> 
     return CreditReport(
         score=explanation.score, tier=explanation.tier, base=rules.SCORE_BASE,
         hours_bonus=explanation.hours_bonus, computed_at=now,
-        contributions=[{
-            "record_id": c.record_id, "catalogue_code": c.catalogue_code, "points": c.points,
-            "display_until": c.display_until, "name_zh": names[c.record_id].name_zh,
-            "name_en": names[c.record_id].name_en} for c in explanation.contributions],
+        contributions=[Contribution(
+            record_id=c.record_id, catalogue_code=c.catalogue_code,
+            name_zh=names[c.record_id].name_zh, name_en=names[c.record_id].name_en,
+            points=c.points, display_until=c.display_until) for c in explanation.contributions],
         benefits=benefits_for(session, explanation.score, records, today=today,
                               history_start=china_today(known_since), bidx=bidx),
         next_steps=list(explanation.next_steps))
