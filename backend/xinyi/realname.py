@@ -53,10 +53,38 @@ from collections.abc import Callable
 from typing import Final, Protocol
 from urllib.parse import urlsplit
 
-from xinyi.config import Settings
 from xinyi.errors import DomainError
 from xinyi.logs import request_id
 from xinyi.pii import IdNumber
+
+
+class VerifierSettings(Protocol):
+    """What the verifiers read of the settings (``xinyi.config.Settings`` has them all); a
+    protocol, so that this port does not import the settings that check it."""
+
+    @property
+    def is_production(self) -> bool: ...
+
+    @property
+    def realname_verifier(self) -> str: ...
+
+    @property
+    def realname_url(self) -> str: ...
+
+    @property
+    def realname_api_key(self) -> str: ...
+
+    @property
+    def realname_timeout_seconds(self) -> float: ...
+
+    @property
+    def realname_retries(self) -> int: ...
+
+    @property
+    def realname_breaker_failures(self) -> int: ...
+
+    @property
+    def realname_breaker_seconds(self) -> float: ...
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +212,7 @@ class HttpRealNameVerifier:
         return f"HttpRealNameVerifier(host={self._host!r})"
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> HttpRealNameVerifier:
+    def from_settings(cls, settings: VerifierSettings) -> HttpRealNameVerifier:
         if not settings.realname_url:
             raise ValueError("XINYI_REALNAME_URL is required by the http real-name verifier")
         if settings.is_production and urlsplit(settings.realname_url).scheme != "https":
@@ -262,7 +290,7 @@ class HttpRealNameVerifier:
         return response.status, answer
 
 
-def make_verifier(settings: Settings) -> RealNameVerifier:
+def make_verifier(settings: VerifierSettings) -> RealNameVerifier:
     """The verifier ``XINYI_REALNAME_VERIFIER`` names; ValueError names a setting to fix
     (never its value)."""
     if settings.realname_verifier == "dev":
