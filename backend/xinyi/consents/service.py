@@ -38,7 +38,6 @@ from xinyi.outbox.service import emit
 from xinyi.records.service import active_records
 from xinyi.scoring import rules
 from xinyi.subjects import service as subjects
-from xinyi.subjects.models import Subject
 from xinyi.subjects.service import ensure_subject
 from xinyi.timeutil import china_today
 from xinyi.uow import unique_or
@@ -341,7 +340,7 @@ def _own_subject(session: Session, deps: Deps, account_id: uuid.UUID, now: datet
     """The citizen's subject, created if missing (an account older than subjects-at-registration):
     the partner's pseudonym and the access log both hang off it."""
     bidx = citizen_bidx(session, account_id)
-    if session.get(Subject, bidx) is not None:
+    if subjects.first_seen(session, bidx) is not None:
         return bidx
     return ensure_subject(session, deps, citizen_id_number(session, deps, account_id), now)
 

@@ -23,8 +23,10 @@ from xinyi.records.views import (
     RecordCount,
     Statistics,
 )
-from xinyi.subjects.models import Subject
+from xinyi.subjects.service import subjects_table
 from xinyi.timeutil import CHINA, china_today
+
+SUBJECTS = subjects_table()
 
 
 def citizen_records(session: Session, account_id: uuid.UUID, *, archived: bool, page: int,
@@ -61,8 +63,8 @@ def list_entries(session: Session, deps: Deps, reader: Principal, *, list_name: 
         where.append(ListEntry.left_at.is_(None))
     total = session.scalar(select(func.count()).select_from(ListEntry).where(*where)) or 0
     rows = session.execute(
-        select(ListEntry, Subject.id_number_enc)
-        .join(Subject, Subject.bidx == ListEntry.subject_bidx).where(*where)
+        select(ListEntry, SUBJECTS.c.id_number_enc)
+        .join(SUBJECTS, SUBJECTS.c.bidx == ListEntry.subject_bidx).where(*where)
         .order_by(ListEntry.entered_at.desc(), ListEntry.id)
         .limit(page_size).offset((page - 1) * page_size))
     shown = list(rows)
@@ -79,7 +81,7 @@ def list_entries(session: Session, deps: Deps, reader: Principal, *, list_name: 
 
 
 def statistics(session: Session, *, now: datetime, days: int = 30) -> Statistics:
-    covered = session.scalar(select(func.count()).select_from(Subject)) or 0
+    covered = session.scalar(select(func.count()).select_from(SUBJECTS)) or 0
     registered = registered_count(session)
     rows = session.execute(
         select(CatalogueItem.domain, CatalogueItem.severity, CatalogueItem.polarity,

@@ -24,7 +24,7 @@ from xinyi.dbutil import insert_for, upsert
 from xinyi.records.service import active_records, black_listed, counted_points
 from xinyi.scoring import rules
 from xinyi.scoring.models import BenefitRuleRow, CreditScore
-from xinyi.subjects.models import Subject
+from xinyi.subjects.service import first_seen, subjects_table
 from xinyi.timeutil import china_today
 
 
@@ -59,8 +59,10 @@ def recompute_all(session: Session, *, now: datetime, today: date) -> int:
             .group_by(counted.c.bidx).subquery())
     raw = (literal(rules.SCORE_BASE, Integer) + func.coalesce(sums.c.total, 0))
     score = _clamped(raw)
-    rows = (select(Subject.bidx, score, _tier(score), literal(now, CreditScore.computed_at.type))
-            .select_from(Subject).outerjoin(sums, sums.c.bidx == Subject.bidx))
+    subjects = subjects_table()
+    rows = (select(subjects.c.bidx, score, _tier(score),
+                   literal(now, CreditScore.computed_at.type))
+            .select_from(subjects).outerjoin(sums, sums.c.bidx == subjects.c.bidx))
     session.execute(delete(CreditScore))
     session.execute(insert(CreditScore).from_select(
         ["subject_bidx", "score", "tier", "computed_at"], rows))
@@ -76,8 +78,9 @@ def recompute_subjects(session: Session, bidxs: Sequence[bytes] | Select[Any], *
     column (the importer passes its staging table). It sums the same records as
     :func:`recompute_all` (a test holds them to it); returns the number of scores written.
     """
-    chosen = (select(Subject.bidx.label("bidx"))
-              .where(Subject.bidx.in_(bidxs if isinstance(bidxs, Select) else list(bidxs)))
+    subjects = subjects_table()
+    chosen = (select(subjects.c.bidx.label("bidx"))
+              .where(subjects.c.bidx.in_(bidxs if isinstance(bidxs, Select) else list(bidxs)))
               .subquery())
     counted = counted_points(today)
     score = _clamped(literal(rules.SCORE_BASE, Integer)
@@ -174,10 +177,8 @@ def credit_report(session: Session, account_id: uuid.UUID, *, now: datetime) -> 
     records = active_records(session, bidx)
     explanation = rules.explain(records, Decimal(0), today)
     names = {r.record_id: r for r in records}
-    subject = session.get(Subject, bidx)
     known_since = min(d for d in (
-        subject.first_seen_at if subject else None,
-        registered_at(session, account_id), now) if d is not None)
+        first_seen(session, bidx), registered_at(session, account_id), now) if d is not None)
     return CreditReport(
         score=explanation.score, tier=explanation.tier, base=rules.SCORE_BASE,
         hours_bonus=explanation.hours_bonus, computed_at=now,

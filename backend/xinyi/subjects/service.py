@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Exists, select
+from sqlalchemy import Exists, Table, select
 from sqlalchemy.orm import Session
 
 from xinyi.dbutil import upsert
@@ -74,3 +74,14 @@ def known_to(partner_id: Any, bidx: Any) -> Exists:
     """Query piece: whether the partner's pseudonym for the subject is already recorded."""
     return (select(Pseudonym.partner_id)
             .where(Pseudonym.partner_id == partner_id, Pseudonym.subject_bidx == bidx).exists())
+
+
+def subjects_table() -> Table:
+    """Query piece: the subjects table (``bidx``, ``id_number_enc``, ``first_seen_at``), for the
+    set-based work that joins or fills it (scores, the bulk import, the credit office's lists)."""
+    return Subject.__table__  # type: ignore[return-value]
+
+
+def first_seen(session: Session, bidx: bytes) -> datetime | None:
+    """When this subject was first known; None if it is not (yet) a subject."""
+    return session.scalar(select(Subject.first_seen_at).where(Subject.bidx == bidx))

@@ -47,7 +47,7 @@ from xinyi.records.importing.encoding import copy_block
 from xinyi.records.importing.source import Reject, reason, safe_ref
 from xinyi.records.models import CatalogueItem, CreditRecord, ListEntry
 from xinyi.records.service import DuplicateReference, list_of
-from xinyi.subjects.models import Subject
+from xinyi.subjects.service import subjects_table
 
 Written = tuple[int, int, list[Reject]]  # created, unchanged, duplicate-ref rejects
 
@@ -90,6 +90,8 @@ TOUCHED = Table(
     prefixes=["TEMPORARY"],
 )
 _TABLES = (STAGE, NEW_SUBJECTS, TOUCHED)
+
+SUBJECTS = subjects_table()
 
 
 class StagedWriter:
@@ -223,7 +225,7 @@ class StagedWriter:
             return
         conn = session.connection()
         s = STAGE.c
-        known = select(Subject.bidx).where(Subject.bidx == s.subject_bidx).exists()
+        known = select(SUBJECTS.c.bidx).where(SUBJECTS.c.bidx == s.subject_bidx).exists()
         used = select(CreditRecord.id).where(CreditRecord.provider_id == self.provider_id,
                                              CreditRecord.provider_ref == s.ref).exists()
         missing = [bytes(b) for b in conn.scalars(
@@ -240,7 +242,7 @@ class StagedWriter:
         self._empty(conn, NEW_SUBJECTS)
         self._fill(conn, NEW_SUBJECTS, rows, [f"\\\\x{bidx.hex()}\t\\\\x{enc.hex()}\n"
                                               for bidx, enc in rows] if self.postgres else None)
-        stmt: Any = insert_for(session, Subject.__table__)  # type: ignore[arg-type]
+        stmt: Any = insert_for(session, SUBJECTS)
         conn.execute(stmt.from_select(
             ["bidx", "id_number_enc", "first_seen_at"],
             select(NEW_SUBJECTS.c.bidx, NEW_SUBJECTS.c.id_number_enc, self._now())
