@@ -26,7 +26,7 @@ from xinyi.consents import service
 from xinyi.consents.models import Consent, ConsentRequest
 from xinyi.outbox.models import OutboxEvent
 from xinyi.pii import IdNumber, PhoneNumber, mask_id_number
-from xinyi.subjects.service import ensure_subject, remember
+from xinyi.subjects.service import ensure_subject, pseudonym, remember
 
 HOUR = 3600
 PURPOSE = "办理免押金借书：核实信用状况"
@@ -120,9 +120,15 @@ def written(app: Flask) -> dict[str, int]:
 def topics(app: Flask) -> list[tuple[str, dict[str, Any]]]:
     deps = app.extensions["xinyi"]
     with deps.db.session() as s:
-        return [(e.topic, e.payload) for e in s.scalars(
-            select(OutboxEvent).where(OutboxEvent.topic.like("consent.%"))
-            .order_by(OutboxEvent.created_at))]
+        events = s.scalars(select(OutboxEvent).where(OutboxEvent.topic.like("consent.%"))
+                           .order_by(OutboxEvent.created_at)).all()
+        # A consent event concerns its partner and names the citizen only by the routing
+        # column; what the partner will see is its own pseudonym of that citizen.
+        assert all(e.partner_id and e.subject_bidx and "subject" not in e.payload
+                   for e in events)
+        return [(e.topic, {**e.payload, "partner_id": str(e.partner_id),
+                           "subject": pseudonym(deps, e.partner_id, e.subject_bidx)})
+                for e in events if e.partner_id and e.subject_bidx]
 
 
 def refused(resp: Any, status: int, code: str) -> None:

@@ -275,11 +275,11 @@ def _decide(session: Session, request: ConsentRequest, status: str, now: datetim
 
 def _granted(session: Session, deps: Deps, consent: Consent, now: datetime) -> None:
     emit(session, "consent.granted", {
-        "consent_id": str(consent.id), "partner_id": str(consent.partner_id),
-        "subject": subjects.pseudonym(deps, consent.partner_id, consent.subject_bidx),
-        "scope": consent.scope, "granted_at": consent.granted_at.isoformat(),
+        "consent_id": str(consent.id), "scope": consent.scope,
+        "granted_at": consent.granted_at.isoformat(),
         "expires_at": consent.expires_at.isoformat(),
-        "request_id": str(consent.request_id) if consent.request_id else None}, now=now)
+        "request_id": str(consent.request_id) if consent.request_id else None},
+         now=now, partner_id=consent.partner_id, subject_bidx=consent.subject_bidx)
 
 
 def approve_request(session: Session, deps: Deps, account_id: uuid.UUID,
@@ -384,9 +384,8 @@ def revoke(session: Session, deps: Deps, account_id: uuid.UUID,
     if result.rowcount != 1:
         raise ConsentNotLive()
     emit(session, "consent.revoked", {
-        "consent_id": str(consent.id), "partner_id": str(consent.partner_id),
-        "subject": subjects.pseudonym(deps, consent.partner_id, consent.subject_bidx),
-        "scope": consent.scope, "revoked_at": now.isoformat()}, now=now)
+        "consent_id": str(consent.id), "scope": consent.scope, "revoked_at": now.isoformat()},
+         now=now, partner_id=consent.partner_id, subject_bidx=consent.subject_bidx)
     log.info("consent revoked", extra={"event": "consent_revoked",
                                        "consent_id": str(consent.id),
                                        "partner_id": str(consent.partner_id)})

@@ -108,7 +108,8 @@ def _enter_list(session: Session, record: CreditRecord, item: CatalogueItem,
                       catalogue_code=item.code, legal_basis=item.legal_basis, entered_at=now)
     session.add(entry)
     emit(session, "list.entered", {"list": listed, "record_id": str(record.id),
-                                   "catalogue_code": item.code}, now=now)
+                                   "catalogue_code": item.code},
+         now=now, subject_bidx=record.subject_bidx)
 
 
 def _leave_list(session: Session, record: CreditRecord, reason: str, now: datetime) -> None:
@@ -119,7 +120,7 @@ def _leave_list(session: Session, record: CreditRecord, reason: str, now: dateti
     entry.left_at, entry.left_reason = now, reason
     emit(session, "list.left", {"list": entry.list, "record_id": str(record.id),
                                 "catalogue_code": entry.catalogue_code, "reason": reason},
-         now=now)
+         now=now, subject_bidx=record.subject_bidx)
 
 
 def _problem(err: DomainError) -> dict[str, Any]:

@@ -204,7 +204,8 @@ class Preparer:
                     f"{entry_id:032x}\t\\\\x{bidx_text}\t{record_id:032x}\t{listed}\t"
                     f"{esc(cat.code)}\t{self._legal_basis[cat.code]}\t"
                     f"{self._now}\n",
-                    f"{event_id:032x}\tlist.entered\t{event}\t{self._now}\n"))
+                    f"{event_id:032x}\tlist.entered\t{event}\t\\\\x{bidx_text}\t"
+                    f"{self._now}\n"))
         else:
             chunk.rows.append((
                 line, uuid.UUID(int=record_id), bidx, ref, digest, cat.code,

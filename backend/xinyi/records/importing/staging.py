@@ -320,8 +320,9 @@ class StagedWriter:
             select(s.list_entry_id, s.subject_bidx, s.id, s.list, s.catalogue_code,
                    case(self._legal_basis, value=s.catalogue_code), now).where(listed)))
         conn.execute(insert(events_table()).from_select(
-            ["id", "topic", "payload", "created_at"],
-            select(s.event_id, literal("list.entered"), s.event_payload, now).where(listed)))
+            ["id", "topic", "payload", "subject_bidx", "created_at"],
+            select(s.event_id, literal("list.entered"), s.event_payload, s.subject_bidx,
+                   now).where(listed)))
 
     def recompute_scores(self, session: Session, today: date, created: int) -> int:
         """Scores of every subject the file named, set-based, once at the end."""

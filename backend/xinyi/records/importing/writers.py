@@ -157,7 +157,8 @@ class DirectWriter(StagedWriter):
             self._copy(conn, ListEntry.__tablename__,
                        ("id", "subject_bidx", "record_id", "list", "catalogue_code",
                         "legal_basis", "entered_at"), [entry for _, entry, _ in listed])
-            self._copy(conn, events_table().name, ("id", "topic", "payload", "created_at"),
+            self._copy(conn, events_table().name,
+                       ("id", "topic", "payload", "subject_bidx", "created_at"),
                        [event for _, _, event in listed])
         return len(records), unchanged, rejects
 
