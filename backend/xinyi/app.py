@@ -194,6 +194,7 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
     from xinyi.citizens.routes import blp as me_blp
     from xinyi.consents import routes as consents
     from xinyi.credentials import routes as credentials
+    from xinyi.notifications.routes import blp as notifications_blp
     from xinyi.ops.routes import blp as ops_blp
     from xinyi.records import routes as records
     from xinyi.scoring.routes import blp as scoring_blp
@@ -201,7 +202,7 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
     for blp in (ops_blp, auth_blp, me_blp, records.me_blp, scoring_blp, records.catalog_blp,
                 records.provider_blp, credentials.me_blp, credentials.partner_blp,
                 credentials.jwks_blp, admin_blp, records.admin_blp, consents.me_blp,
-                consents.partner_blp, consents.directory_blp, queries_blp):
+                consents.partner_blp, consents.directory_blp, queries_blp, notifications_blp):
         api.register_blueprint(blp)
     apidocs.install(app)
     _install_hooks(app)

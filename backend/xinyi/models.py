@@ -8,6 +8,7 @@ from xinyi.citizens import models as citizen_models
 from xinyi.consents import models as consent_models
 from xinyi.credentials import models as credential_models
 from xinyi.db import Base
+from xinyi.notifications import models as notification_models
 from xinyi.outbox import models as outbox_models
 from xinyi.records import models as record_models
 from xinyi.scoring import models as scoring_models
@@ -16,5 +17,5 @@ from xinyi.subjects import models as subject_models
 
 metadata = Base.metadata
 __all__ = ["audit_models", "auth_models", "citizen_models", "consent_models",
-           "credential_models", "metadata", "outbox_models", "record_models",
+           "credential_models", "metadata", "notification_models", "outbox_models", "record_models",
            "scoring_models", "signing_models", "subject_models"]

@@ -22,6 +22,12 @@ TEMPLATES: Mapping[str, str] = {
     "registration_attempt": (
         "【信易+】有人尝试用您的手机号注册信易+账号。如果是您本人，请直接登录；"
         "如忘记密码请在应用内找回。如非本人操作，请忽略本短信。"),
+    # Notices to the citizen's inbox (xinyi.notifications), some also by SMS.
+    "benefit_session_overdue": (
+        "【信易+】您在{partner}的{benefit}已于{due_date}到期，请尽快归还或结清。"),
+    "benefit_session_defaulted": (
+        "【信易+】{partner}报告您的{benefit}未履约（应付{amount_yuan}元）。请在{grace_until}前"
+        "结清，结清后不记入信用记录；逾期将记为失信记录，您可以提出异议。"),
 }
 
 

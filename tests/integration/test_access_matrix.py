@@ -67,6 +67,8 @@ MATRIX: dict[str, str | frozenset[str]] = {
     "GET /v1/me/credentials/<string:credential_id>/qr.svg": frozenset({"citizen"}),
     "GET /v1/me/consents": frozenset({"citizen"}),
     "POST /v1/me/consents": frozenset({"citizen"}),
+    "GET /v1/me/notifications": frozenset({"citizen"}),
+    "POST /v1/me/notifications/<uuid:notification_id>/read": frozenset({"citizen"}),
     "POST /v1/me/consents/<uuid:consent_id>/revoke": frozenset({"citizen"}),
     "GET /v1/me/consent-requests": frozenset({"citizen"}),
     "POST /v1/me/consent-requests/<uuid:request_id>/approve": frozenset({"citizen"}),

@@ -172,6 +172,13 @@ def citizen_bidx(session: Session, account_id: uuid.UUID) -> bytes:
 
 # ---- query pieces for the domains that know a citizen by account (credentials, records) ----
 
+def citizen_phone(session: Session, deps: Deps, bidx: bytes) -> PhoneNumber | None:
+    """The phone of the citizen whose subject is ``bidx``, to text them; None if that person
+    has no account (a subject known only from a provider's records)."""
+    account_id = session.scalar(select(Citizen.account_id).where(Citizen.id_number_bidx == bidx))
+    return None if account_id is None else auth.account_phone(session, deps, account_id)
+
+
 def citizen_subjects() -> Subquery:
     """``(account_id, bidx)``: each citizen's account and the subject that keys their data."""
     return (select(Citizen.account_id, Citizen.id_number_bidx.label("bidx"))

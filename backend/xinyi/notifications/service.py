@@ -1,0 +1,107 @@
+"""Notify a citizen: an inbox entry in the caller's unit, and an SMS once that unit commits.
+
+Callers (benefit sessions, repairs, objections, rights) name a template of
+:mod:`xinyi.notify` and its parameters; nothing personal goes into either. The SMS is sent
+after the commit, so a notice whose change rolled back never reaches a phone; a notice with a
+``dedupe_key`` is written at most once per citizen, however often a sweep runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from xinyi.citizens.service import citizen_bidx, citizen_phone
+from xinyi.deps import Deps
+from xinyi.errors import NotFound
+from xinyi.notifications.models import Notification
+from xinyi.notify import TEMPLATES, Message
+from xinyi.uow import after_commit
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NotificationView:
+    id: uuid.UUID
+    template: str
+    text: str
+    params: Mapping[str, str]
+    ref: str | None
+    created_at: datetime
+    read: bool
+    read_at: datetime | None
+
+
+def _view(n: Notification) -> NotificationView:
+    message = Message(n.template, n.params)
+    return NotificationView(id=n.id, template=n.template, text=message.text(), params=n.params,
+                            ref=n.ref, created_at=n.created_at, read=n.read_at is not None,
+                            read_at=n.read_at)
+
+
+def notify(session: Session, deps: Deps, subject_bidx: bytes, template: str,
+           params: Mapping[str, str], *, now: datetime, ref: str | None = None,
+           dedupe_key: str | None = None, sms: bool = False) -> bool:
+    """Put a notice in the citizen's inbox (and text them once the unit commits, if ``sms``).
+
+    Returns False, changing nothing, when a notice with this ``dedupe_key`` already exists.
+    A subject without a citizen account still gets the inbox entry (it shows once they
+    register); the SMS needs an account."""
+    if template not in TEMPLATES:
+        raise ValueError(f"unknown notification template {template!r}")
+    values = {k: str(v) for k, v in params.items()}
+    Message(template, values).text()  # a notice that cannot render fails in its caller's unit
+    if dedupe_key is not None and session.scalar(
+            select(Notification.id).where(Notification.subject_bidx == subject_bidx,
+                                          Notification.dedupe_key == dedupe_key)) is not None:
+        return False
+    session.add(Notification(subject_bidx=subject_bidx, template=template, params=values,
+                             ref=ref, dedupe_key=dedupe_key, created_at=now))
+    session.flush()
+    if sms:
+        phone = citizen_phone(session, deps, subject_bidx)
+        if phone is not None:
+            message = Message(template, values)
+            after_commit(session, lambda: deps.sender.send_sms(phone, message))
+    return True
+
+
+def inbox(session: Session, account_id: uuid.UUID, *, unread: bool | None, page: int,
+          page_size: int) -> tuple[list[NotificationView], int, int]:
+    """The citizen's notices, newest first: ``(page, total matching, unread in all)``."""
+    bidx = citizen_bidx(session, account_id)
+    mine = [Notification.subject_bidx == bidx]
+    if unread is True:
+        mine.append(Notification.read_at.is_(None))
+    elif unread is False:
+        mine.append(Notification.read_at.is_not(None))
+    total = int(session.scalar(select(func.count()).select_from(Notification).where(*mine)) or 0)
+    unread_count = int(session.scalar(select(func.count()).select_from(Notification).where(
+        Notification.subject_bidx == bidx, Notification.read_at.is_(None))) or 0)
+    rows = session.scalars(select(Notification).where(*mine)
+                           .order_by(Notification.created_at.desc(), Notification.id.desc())
+                           .offset((page - 1) * page_size).limit(page_size))
+    return [_view(n) for n in rows], total, unread_count
+
+
+def mark_read(session: Session, deps: Deps, account_id: uuid.UUID,
+              notification_id: uuid.UUID) -> NotificationView:
+    """Mark one of the citizen's notices read (again: a no-op); another's is 404."""
+    bidx = citizen_bidx(session, account_id)
+    notice = session.scalar(select(Notification).where(Notification.id == notification_id,
+                                                       Notification.subject_bidx == bidx))
+    if notice is None:
+        raise NotFound("No such notification")
+    if notice.read_at is None:
+        session.execute(update(Notification).where(Notification.id == notice.id,
+                                                   Notification.read_at.is_(None))
+                        .values(read_at=deps.clock()))
+        session.refresh(notice)
+    return _view(notice)
