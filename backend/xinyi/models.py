@@ -14,8 +14,9 @@ from xinyi.records import models as record_models
 from xinyi.scoring import models as scoring_models
 from xinyi.signing import models as signing_models
 from xinyi.subjects import models as subject_models
+from xinyi.webhooks import models as webhook_models
 
 metadata = Base.metadata
 __all__ = ["audit_models", "auth_models", "citizen_models", "consent_models",
            "credential_models", "metadata", "notification_models", "outbox_models", "record_models",
-           "scoring_models", "signing_models", "subject_models"]
+           "scoring_models", "signing_models", "subject_models", "webhook_models"]

@@ -1,0 +1,1 @@
+"""Webhook delivery: partners' endpoints, their per-partner event feed, deliveries and attempts."""
