@@ -17,7 +17,9 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    redis_url = TEST_REDIS_URL.rsplit("/", 1)[0] + "/10"
+    # Its own Redis database (parallel runs set XINYI_TEST_E2E_REDIS_URL apart too).
+    redis_url = os.environ.get("XINYI_TEST_E2E_REDIS_URL",
+                               TEST_REDIS_URL.rsplit("/", 1)[0] + "/10")
     with live_server(tmp_path_factory.mktemp("instance"), postgres_suffix="e2e",
                      redis_url=redis_url, workers=2) as live:
         operator_phone = random_phone()

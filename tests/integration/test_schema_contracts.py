@@ -51,15 +51,16 @@ def test_a_body_is_documented_as_required_only_when_the_server_requires_one() ->
 
 @pytest.fixture
 def empty_postgres() -> str:
-    base, _, _name = TEST_DATABASE_URL.rpartition("/")
-    url = f"{base}/xinyi_migration_check"
+    base, _, name = TEST_DATABASE_URL.rpartition("/")
+    check = f"{name.split('?')[0]}_migration_check"  # next to the test database: runs in
+    url = f"{base}/{check}"                           # parallel on other databases never meet
     admin = make_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT", poolclass=None)
     with admin.connect() as conn:
-        conn.execute(text("DROP DATABASE IF EXISTS xinyi_migration_check WITH (FORCE)"))
-        conn.execute(text("CREATE DATABASE xinyi_migration_check"))
+        conn.execute(text(f"DROP DATABASE IF EXISTS {check} WITH (FORCE)"))
+        conn.execute(text(f"CREATE DATABASE {check}"))
     yield url
     with admin.connect() as conn:
-        conn.execute(text("DROP DATABASE IF EXISTS xinyi_migration_check WITH (FORCE)"))
+        conn.execute(text(f"DROP DATABASE IF EXISTS {check} WITH (FORCE)"))
     admin.dispose()
 
 
