@@ -17,6 +17,7 @@ from flask.testing import FlaskClient
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from tests.factories import (
+    CAPTURED_LOGS,
     PASSWORD,
     SENSITIVE_VALUES,
     citizen_headers,
@@ -342,3 +343,19 @@ def test_metrics_labels_stay_bounded_whatever_the_method(client: FlaskClient) ->
     text = client.get("/metrics").get_data(as_text=True)
     assert "PROBE" not in text and "SPAM" not in text
     assert "8f0e6f0e" not in text
+
+
+def test_a_failed_readiness_probe_logs_the_error_type_never_its_message(
+        app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "postgresql://xinyi:s3cret-in-a-url@db/xinyi"
+
+    def down() -> None:
+        raise ConnectionError(f"could not connect to {secret}")
+
+    monkeypatch.setattr(app.extensions["xinyi"].db, "ping", down)
+    before = len(CAPTURED_LOGS)
+    resp = client.get("/readyz")
+    assert resp.status_code == 503
+    logged = "\n".join(CAPTURED_LOGS[before:])
+    assert "ConnectionError" in logged and "not_ready" in logged
+    assert "s3cret" not in logged

@@ -20,6 +20,7 @@ from prometheus_client import (
 )
 
 from xinyi.errors import DomainError
+from xinyi.logs import failure
 from xinyi.web import deps, public
 
 log = logging.getLogger(__name__)
@@ -60,8 +61,10 @@ def readyz() -> dict[str, Any]:
         try:
             probe()
             checks[name] = "ok"
-        except Exception:
-            log.exception("readiness probe failed", extra={"event": "not_ready", "check": name})
+        except Exception as err:
+            # The type and where, never the message: a driver's error can quote a URL.
+            log.error("readiness probe failed", extra={"event": "not_ready", "check": name,
+                                                       **failure(err)})
             checks[name] = "down"
     if any(v != "ok" for v in checks.values()):
         raise NotReady(", ".join(f"{k} {v}" for k, v in checks.items()))
