@@ -601,3 +601,24 @@ def test_only_operators_edit_rules(app: Flask, client: FlaskClient, world: World
     assert client.get("/v1/admin/benefit-rules", headers=partner).status_code == 403
 
 
+
+
+def test_every_emitted_event_is_in_the_catalogue_and_dumps_whole(world: World) -> None:
+    from xinyi.benefits.events import EVENT_TYPES
+
+    partner, _, _ = world.partner()
+    citizen, _ = world.citizen()
+    opened = world.opened(partner, citizen)
+    world.call(partner, opened["id"], "close", {"outcome": "defaulted", "amount_owed_fen": 1})
+    world.advance(days=8)
+    world.sweep()
+    by_topic = {e.topic: e for e in EVENT_TYPES}
+    with world.deps.db.session() as s:
+        rows = s.execute(select(OutboxEvent.topic, OutboxEvent.payload)
+                         .where(OutboxEvent.topic.like("benefit_session.%"))).all()
+    assert {t for t, _ in rows} == {"benefit_session.opened", "benefit_session.closed",
+                                    "benefit_session.defaulted", "benefit_session.recorded"}
+    for topic, payload in rows:
+        schema = by_topic[topic].schema()
+        dumped = schema.dump(payload)
+        assert set(dumped) == set(payload) == set(schema.fields)
