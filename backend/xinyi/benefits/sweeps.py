@@ -64,7 +64,7 @@ def default_item(kind: str) -> str:
 def _due_batch(state: str, condition: Any, batch: int) -> Any:
     return (select(BenefitSession.id)
             .where(BenefitSession.state == state, condition)
-            .order_by(BenefitSession.id).limit(batch)
+            .limit(batch)
             .with_for_update(skip_locked=True))
 
 
@@ -104,17 +104,16 @@ def _events(session: Session, topic: str, rows: Sequence[Row[Any]], now: datetim
 
 
 def _release(session: Session, ids: list[uuid.UUID], now: datetime) -> None:
-    """Give back the waived amounts of these sessions, per citizen, in one UPDATE."""
+    """Give back the waived amounts of these sessions, per citizen, in one
+    ``UPDATE … FROM (SELECT subject, sum(waived) … GROUP BY subject)``."""
     if not ids:
         return
-    match = _in_batch(session, ids)
-    batch = select(BenefitSession.subject_bidx, BenefitSession.waived_fen).where(
-        match).subquery()
-    owed = (select(func.coalesce(func.sum(batch.c.waived_fen), 0))
-            .where(batch.c.subject_bidx == Exposure.subject_bidx).scalar_subquery())
-    session.execute(update(Exposure)
-                    .where(Exposure.subject_bidx.in_(select(batch.c.subject_bidx)))
-                    .values(open_fen=Exposure.open_fen - owed, updated_at=now))
+    held = (select(BenefitSession.subject_bidx.label("bidx"),
+                   func.sum(BenefitSession.waived_fen).label("total"))
+            .where(_in_batch(session, ids), BenefitSession.waived_fen > 0)
+            .group_by(BenefitSession.subject_bidx).subquery("held"))
+    session.execute(update(Exposure).where(Exposure.subject_bidx == held.c.bidx)
+                    .values(open_fen=Exposure.open_fen - held.c.total, updated_at=now))
 
 
 def _postgres(session: Session) -> bool:
