@@ -191,6 +191,7 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
     from xinyi.admin.routes import blp as admin_blp
     from xinyi.audit.routes import me_blp as queries_blp
     from xinyi.auth.routes import blp as auth_blp
+    from xinyi.benefits import routes as benefits
     from xinyi.citizens.routes import blp as me_blp
     from xinyi.consents import routes as consents
     from xinyi.credentials import routes as credentials
@@ -202,7 +203,8 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
     for blp in (ops_blp, auth_blp, me_blp, records.me_blp, scoring_blp, records.catalog_blp,
                 records.provider_blp, credentials.me_blp, credentials.partner_blp,
                 credentials.jwks_blp, admin_blp, records.admin_blp, consents.me_blp,
-                consents.partner_blp, consents.directory_blp, queries_blp, notifications_blp):
+                consents.partner_blp, consents.directory_blp, queries_blp, notifications_blp,
+                benefits.partner_blp, benefits.me_blp, benefits.admin_blp):
         api.register_blueprint(blp)
     apidocs.install(app)
     _install_hooks(app)

@@ -13,11 +13,13 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from xinyi.citizens.service import citizen_bidx, citizen_phone
+from xinyi.dbutil import insert_for
 from xinyi.deps import Deps
 from xinyi.errors import NotFound
 from xinyi.notifications.models import Notification
@@ -105,3 +107,56 @@ def mark_read(session: Session, deps: Deps, account_id: uuid.UUID,
                         .values(read_at=deps.clock()))
         session.refresh(notice)
     return _view(notice)
+
+
+_CHUNK = 5000  # rows per statement: 8 columns each stay under PostgreSQL's 65,535 parameters
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One notice of a bulk write (:func:`notify_many`)."""
+
+    subject_bidx: bytes
+    template: str
+    params: Mapping[str, str]
+    ref: str | None
+    dedupe_key: str
+
+
+def notify_many(session: Session, notices: list[Notice], *, now: datetime) -> None:
+    """Inbox entries for a sweep, in one statement; a notice whose ``dedupe_key`` the
+    citizen already has is skipped (a sweep run twice, or by two workers, notifies once).
+    Inbox only: a sweep texts nobody (bulk SMS would go out before the unit commits)."""
+    if not notices:
+        return
+    rows = []
+    for n in notices:
+        if n.template not in TEMPLATES:
+            raise ValueError(f"unknown notification template {n.template!r}")
+        values = {k: str(v) for k, v in n.params.items()}
+        Message(n.template, values).text()
+        rows.append({"id": uuid.uuid4(), "subject_bidx": n.subject_bidx,
+                     "template": n.template, "params": values, "ref": n.ref,
+                     "dedupe_key": n.dedupe_key, "created_at": now, "read_at": None})
+    stmt: Any = insert_for(session, Notification.__table__)  # type: ignore[arg-type]
+    # One multi-row INSERT per chunk (not executemany: a round trip per row).
+    for start in range(0, len(rows), _CHUNK):
+        session.execute(stmt.values(rows[start:start + _CHUNK]).on_conflict_do_nothing(
+            index_elements=["subject_bidx", "dedupe_key"]))
+
+
+def notify_from_select(session: Session, template: str, rows: Select[Any], *,
+                       now: datetime) -> None:
+    """PostgreSQL: inbox entries straight from a query of ``(subject_bidx, params (JSON),
+    ref, dedupe_key)``, in one ``INSERT … SELECT`` (a sweep over many rows never brings them
+    into Python); a dedupe key the citizen already has is skipped. Inbox only, no SMS."""
+    if template not in TEMPLATES:
+        raise ValueError(f"unknown notification template {template!r}")
+    source = rows.subquery("notices")
+    cols = list(source.c)
+    stmt: Any = insert_for(session, Notification.__table__)  # type: ignore[arg-type]
+    session.execute(stmt.from_select(
+        ["id", "subject_bidx", "template", "params", "ref", "dedupe_key", "created_at"],
+        select(func.gen_random_uuid(), cols[0], literal(template), cols[1], cols[2], cols[3],
+               literal(now, Notification.created_at.type)))
+        .on_conflict_do_nothing(index_elements=["subject_bidx", "dedupe_key"]))
