@@ -111,6 +111,11 @@ class Settings:
     access_token_seconds: int = 15 * 60
     refresh_token_days: int = 30
     webhook_allow_private: bool = False
+    # Delivery worker: how long a leased delivery stays claimed (it must outlast one attempt,
+    # 15 s, with a margin), requests in flight per worker process and per endpoint.
+    webhook_lease_seconds: int = 60
+    webhook_concurrency: int = 32
+    webhook_in_flight_per_endpoint: int = 4
     realname_verifier: str = "dev"
     # SMS / push sender (``notify.make_sender``); production must choose one explicitly.
     message_sender: str = "log"
@@ -184,6 +189,12 @@ class Settings:
                 "XINYI_DATABASE_URL is not a database URL this service can use") from None
         if self.redis_url and _redis_scheme(self.redis_url) not in ("redis", "rediss", "unix"):
             raise ConfigError("XINYI_REDIS_URL must be a redis://, rediss:// or unix:// URL")
+        if self.webhook_lease_seconds < 20:
+            raise ConfigError("XINYI_WEBHOOK_LEASE_SECONDS must be at least 20 (one attempt "
+                              "takes up to 15 s)")
+        if not 1 <= self.webhook_in_flight_per_endpoint <= self.webhook_concurrency:
+            raise ConfigError("XINYI_WEBHOOK_IN_FLIGHT_PER_ENDPOINT must be between 1 and "
+                              "XINYI_WEBHOOK_CONCURRENCY")
         if self.public_url is not None:
             _check_public_url(self.public_url, https=self.is_production)
         from xinyi.realname import make_verifier
@@ -286,6 +297,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         jwt_private_key_pem=_pem(env.get("XINYI_JWT_PRIVATE_KEY", "")),
         jwt_issuer=env.get("XINYI_JWT_ISSUER", Settings.jwt_issuer),
         webhook_allow_private=env.get("XINYI_WEBHOOK_ALLOW_PRIVATE", "") in ("1", "true", "yes"),
+        webhook_lease_seconds=_whole(env.get("XINYI_WEBHOOK_LEASE_SECONDS", "60"),
+                                     "XINYI_WEBHOOK_LEASE_SECONDS"),
+        webhook_concurrency=_whole(env.get("XINYI_WEBHOOK_CONCURRENCY", "32"),
+                                   "XINYI_WEBHOOK_CONCURRENCY"),
+        webhook_in_flight_per_endpoint=_whole(
+            env.get("XINYI_WEBHOOK_IN_FLIGHT_PER_ENDPOINT", "4"),
+            "XINYI_WEBHOOK_IN_FLIGHT_PER_ENDPOINT"),
         realname_verifier=env.get("XINYI_REALNAME_VERIFIER",
                                   "" if mode == "production" else "dev"),
         message_sender=env.get("XINYI_MESSAGE_SENDER", "" if mode == "production" else "log"),

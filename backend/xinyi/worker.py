@@ -1,4 +1,5 @@
-"""The worker: periodic jobs. Each job is idempotent, so any number of workers may run."""
+"""The worker: periodic jobs and the webhook delivery loop. Each job is idempotent and the
+delivery loop leases what it sends, so any number of workers may run."""
 
 from __future__ import annotations
 
@@ -60,22 +61,63 @@ JOBS: list[Callable[[Deps], str]] = [purge_expired_logins, expire_records,
                                      lapse_consent_requests]
 
 
+def deliver_webhooks(deps: Deps) -> str:
+    """Send every webhook delivery due now, until none is (``worker --once``; the running
+    worker does this continuously)."""
+    from xinyi.webhooks.loop import DeliveryLoop
+
+    loop = DeliveryLoop(deps, dispatch=_dispatcher())
+    try:
+        return f"deliver_webhooks: {loop.run_until_idle(timeout=600)} attempts"
+    finally:
+        loop.close()
+
+
+def _dispatcher() -> Callable[[Deps], object]:
+    """What turns outbox events into deliveries before each delivery round."""
+    from xinyi.webhooks.loop import no_dispatcher
+
+    return no_dispatcher
+
+
 def run_once(deps: Deps) -> list[str]:
     return [job(deps) for job in JOBS]
 
 
-def run_forever(deps: Deps, interval: int) -> None:
-    stop = threading.Event()
-
-    def _stop(_sig: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+def _periodic(deps: Deps, interval: int, stop: threading.Event) -> None:
     while not stop.is_set():
         for job in JOBS:
+            if stop.is_set():
+                return
             try:
                 log.info(job(deps), extra={"event": "job_done"})
             except Exception:
                 log.exception("job failed", extra={"event": "job_failed"})
         stop.wait(interval)
+
+
+def run_forever(deps: Deps, interval: int, *, deliveries: bool = True,
+                idle_seconds: float = 0.5) -> None:
+    """The periodic jobs every ``interval`` seconds on a thread of their own, and the webhook
+    delivery loop (polling every ``idle_seconds`` when idle) until SIGTERM or SIGINT, which
+    let the attempts in flight finish and be recorded."""
+    from xinyi.webhooks.loop import DeliveryLoop
+
+    stop = threading.Event()
+    loop = DeliveryLoop(deps, dispatch=_dispatcher()) if deliveries else None
+
+    def _stop(_sig: int, _frame: FrameType | None) -> None:
+        stop.set()
+        if loop is not None:
+            loop.wake()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    periodic = threading.Thread(target=_periodic, args=(deps, interval, stop),
+                                name="periodic-jobs", daemon=True)
+    periodic.start()
+    if loop is not None:
+        loop.run(stop, idle_seconds=idle_seconds)
+    else:
+        stop.wait()
+    periodic.join(timeout=30)
