@@ -55,9 +55,25 @@ def lapse_consent_requests(deps: Deps) -> str:
     return f"lapse_consent_requests: {done}"
 
 
+def dispatch_webhook_events(deps: Deps) -> str:
+    """Outbox events → partners' feeds and webhook deliveries, a unit per batch."""
+    from xinyi.webhooks.service import dispatch_pending
+
+    return f"dispatch_webhook_events: {dispatch_pending(deps)} events"
+
+
+def purge_webhook_events(deps: Deps) -> str:
+    """Retention: delivered events (with deliveries and attempts) and dispatched outbox rows
+    older than ``webhook_retention_days``, a unit per batch; never undelivered ones."""
+    from xinyi.webhooks.service import purge_delivered
+
+    return f"purge_webhook_events: {purge_delivered(deps)} rows"
+
+
 JOBS: list[Callable[[Deps], str]] = [purge_expired_logins, expire_records,
                                      sign_audit_checkpoint, purge_expired_credentials,
-                                     lapse_consent_requests]
+                                     lapse_consent_requests, dispatch_webhook_events,
+                                     purge_webhook_events]
 
 
 def run_once(deps: Deps) -> list[str]:
