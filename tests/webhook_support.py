@@ -33,7 +33,7 @@ from tests.servers import _postgres_database
 from xinyi.config import Settings, load_settings
 from xinyi.deps import Deps
 from xinyi.uow import UnitOfWork
-from xinyi.webhooks.delivery import SECRET_CONTEXT
+from xinyi.webhooks.endpoints import SECRET_CONTEXT
 from xinyi.webhooks.models import PartnerEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from xinyi.wiring import build_deps
 

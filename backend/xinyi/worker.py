@@ -56,9 +56,25 @@ def lapse_consent_requests(deps: Deps) -> str:
     return f"lapse_consent_requests: {done}"
 
 
+def dispatch_webhook_events(deps: Deps) -> str:
+    """Outbox events → partners' feeds and webhook deliveries, a unit per batch."""
+    from xinyi.webhooks.service import dispatch_pending
+
+    return f"dispatch_webhook_events: {dispatch_pending(deps)} events"
+
+
+def purge_webhook_events(deps: Deps) -> str:
+    """Retention: delivered events (with deliveries and attempts) and dispatched outbox rows
+    older than ``webhook_retention_days``, a unit per batch; never undelivered ones."""
+    from xinyi.webhooks.service import purge_delivered
+
+    return f"purge_webhook_events: {purge_delivered(deps)} rows"
+
+
 JOBS: list[Callable[[Deps], str]] = [purge_expired_logins, expire_records,
                                      sign_audit_checkpoint, purge_expired_credentials,
-                                     lapse_consent_requests]
+                                     lapse_consent_requests, dispatch_webhook_events,
+                                     purge_webhook_events]
 
 
 def deliver_webhooks(deps: Deps) -> str:
@@ -73,11 +89,23 @@ def deliver_webhooks(deps: Deps) -> str:
         loop.close()
 
 
-def _dispatcher() -> Callable[[Deps], object]:
-    """What turns outbox events into deliveries before each delivery round."""
-    from xinyi.webhooks.loop import no_dispatcher
+def _dispatcher(every_seconds: float = 0.2) -> Callable[[Deps], object]:
+    """What the delivery loop runs before each round: the webhook dispatcher (outbox events
+    → feeds → deliveries), at most every ``every_seconds`` so a busy loop does not spend its
+    time asking for outbox events, yet a new event is sent within a fraction of a second."""
+    import time
 
-    return no_dispatcher
+    from xinyi.webhooks.service import dispatch_pending
+
+    last = [float("-inf")]
+
+    def dispatch(deps: Deps) -> object:
+        if time.monotonic() - last[0] < every_seconds:
+            return 0
+        last[0] = time.monotonic()
+        return dispatch_pending(deps)
+
+    return dispatch
 
 
 def run_once(deps: Deps) -> list[str]:

@@ -78,6 +78,16 @@ MATRIX: dict[str, str | frozenset[str]] = {
     "POST /v1/partner/consent-requests": frozenset({"partner"}),
     "GET /v1/partner/consent-requests/<uuid:request_id>": frozenset({"partner"}),
     "GET /v1/partner/reports/<string:subject>": frozenset({"partner"}),
+    # Partners: webhook endpoints and the event feed; the catalogue of event types is public.
+    "POST /v1/partner/webhook-endpoints": frozenset({"partner"}),
+    "GET /v1/partner/webhook-endpoints": frozenset({"partner"}),
+    "GET /v1/partner/webhook-endpoints/<uuid:endpoint_id>": frozenset({"partner"}),
+    "PATCH /v1/partner/webhook-endpoints/<uuid:endpoint_id>": frozenset({"partner"}),
+    "DELETE /v1/partner/webhook-endpoints/<uuid:endpoint_id>": frozenset({"partner"}),
+    "POST /v1/partner/webhook-endpoints/<uuid:endpoint_id>/rotate-secret": frozenset({"partner"}),
+    "POST /v1/partner/webhook-endpoints/<uuid:endpoint_id>/test": frozenset({"partner"}),
+    "GET /v1/partner/events": frozenset({"partner"}),
+    "GET /v1/webhook-event-types": PUBLIC,
     # Data providers.
     "POST /v1/provider/records:batch": frozenset({"provider"}),
     "GET /v1/provider/records/<uuid:record_id>": frozenset({"provider"}),

@@ -38,9 +38,9 @@ from xinyi.webhooks.delivery import (
     MAX_ATTEMPTS,
     RETRY_DELAYS_S,
     lease_due,
-    resume_deliveries,
     retry_delay,
 )
+from xinyi.webhooks.endpoints import set_enabled
 from xinyi.webhooks.loop import DeliveryLoop
 from xinyi.webhooks.models import WebhookDelivery, WebhookEndpoint
 
@@ -259,7 +259,7 @@ def test_disable_and_re_enable_loses_nothing_and_keeps_event_order(db: DeliveryD
     with Receiver() as receiver:
         endpoint, _ = make_endpoint(db.deps, partner, receiver.url)
         first = make_events(db.deps, partner, [endpoint], 3, now=clock.now)
-        _drain(db)
+        _drain(db, per_endpoint=1)
 
         def disable(session: Any) -> None:
             ep = session.get(WebhookEndpoint, endpoint)
@@ -273,9 +273,7 @@ def test_disable_and_re_enable_loses_nothing_and_keeps_event_order(db: DeliveryD
         assert statuses(db.deps) == {"delivered": 3, "paused": 12}
 
         def enable(session: Any) -> None:
-            ep = session.get(WebhookEndpoint, endpoint)
-            ep.enabled, ep.disabled_reason = True, None
-            resume_deliveries(session, endpoint, now=clock.now)
+            set_enabled(session, session.get(WebhookEndpoint, endpoint), True, clock.now)
 
         run_in_unit(db.deps.db.sessions, enable)
         leased = run_in_unit(db.deps.db.sessions, lambda s: lease_due(

@@ -13,7 +13,6 @@ Every function here runs in the caller's unit of work and never commits.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import uuid
@@ -28,12 +27,13 @@ from sqlalchemy.orm import Session
 from xinyi.deps import Deps
 from xinyi.outbox.service import emit
 from xinyi.uow import after_commit
+from xinyi.webhooks.endpoints import set_enabled, signing_secrets
+from xinyi.webhooks.feed import message_body, message_id
 from xinyi.webhooks.models import PartnerEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from xinyi.webhooks.sending import KEPT_BODY_BYTES, Outcome, webhook_id
+from xinyi.webhooks.sending import KEPT_BODY_BYTES, Outcome
 
 log = logging.getLogger(__name__)
 
-SECRET_CONTEXT = "webhook_endpoints.secret"  # noqa: S105 - an encryption context
 # Wait before attempt n+1 after attempt n failed: attempt 1 is immediate, then 5 s, 5 min,
 # 30 min, 2 h, 5 h, 10 h, 10 h; a failure of attempt 8 makes the delivery dead.
 RETRY_DELAYS_S: tuple[int, ...] = (5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600,
@@ -63,22 +63,6 @@ def retry_delay(attempts_made: int, *, retry_after_s: float | None = None,
     return timedelta(seconds=base * rng.uniform(1 - JITTER, 1 + JITTER))
 
 
-def message_body(event: PartnerEvent) -> bytes:
-    """The JSON body of an event (Standard Webhooks' ``type``/``timestamp``/``data``, with the
-    partner's ``seq``). Hook point: the event catalogue's ``message_body`` replaces this once
-    it lands, so that the feed and the webhook carry the same document."""
-    document = {
-        "id": webhook_id(event.id.hex),
-        "type": event.type,
-        "version": event.version,
-        "seq": event.seq,
-        "timestamp": event.created_at.isoformat().replace("+00:00", "Z"),
-        "data": event.payload,
-    }
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":"),
-                      sort_keys=True).encode("utf-8")
-
-
 @dataclass(frozen=True, slots=True)
 class Job:
     """One leased attempt, with everything the sender needs and nothing it must look up."""
@@ -92,15 +76,6 @@ class Job:
     body: bytes
     rate_limit_per_s: int
     lease: datetime  # the lease token: the leased_until this worker set
-
-
-def live_secrets(deps: Deps, endpoint: WebhookEndpoint, now: datetime) -> tuple[str, ...]:
-    """The secrets that sign now: the current one, and the previous one during a rotation."""
-    found = [deps.cipher.decrypt(endpoint.secret_enc, context=SECRET_CONTEXT)]
-    if (endpoint.previous_secret_enc is not None and endpoint.previous_secret_until is not None
-            and endpoint.previous_secret_until > now):
-        found.append(deps.cipher.decrypt(endpoint.previous_secret_enc, context=SECRET_CONTEXT))
-    return tuple(found)
 
 
 def _due(now: datetime) -> list[ColumnElement[bool]]:
@@ -151,13 +126,13 @@ def lease_due(session: Session, deps: Deps, *, now: datetime, limit: int,
         select(PartnerEvent).where(PartnerEvent.id.in_({d.event_id for d in locked})))}
     endpoints = {e.id: e for e in session.scalars(
         select(WebhookEndpoint).where(WebhookEndpoint.id.in_({d.endpoint_id for d in locked})))}
-    secrets = {eid: live_secrets(deps, ep, now) for eid, ep in endpoints.items()}
+    secrets = {eid: tuple(signing_secrets(deps, ep, now)) for eid, ep in endpoints.items()}
     jobs = []
     for delivery in sorted(locked, key=lambda d: (d.next_attempt_at, events[d.event_id].seq)):
         delivery.leased_until = token
         event, endpoint = events[delivery.event_id], endpoints[delivery.endpoint_id]
         jobs.append(Job(delivery.id, endpoint.id, endpoint.partner_id,
-                        webhook_id(event.id.hex), endpoint.url, secrets[endpoint.id],
+                        message_id(event.id), endpoint.url, secrets[endpoint.id],
                         message_body(event), endpoint.rate_limit_per_s, token))
     return jobs
 
@@ -221,27 +196,9 @@ def record_attempt(session: Session, deps: Deps, job: Job, outcome: Outcome, *,
             "event": "webhook_dead_letter", "delivery_id": str(delivery.id),
             "endpoint_id": str(delivery.endpoint_id), "attempts": number})
     else:
-        delivery.next_attempt_at = now + wait
         delivery.status = "pending" if endpoint.enabled else "paused"
+        delivery.next_attempt_at = now + wait if endpoint.enabled else None
     return delivery.status
-
-
-def pause_deliveries(session: Session, endpoint_id: uuid.UUID) -> int:
-    """The endpoint is disabled: its pending deliveries wait (``paused``), none is dropped.
-    A lease in flight stays valid, so an attempt already under way is still recorded."""
-    return _count(session.execute(
-        update(WebhookDelivery)
-        .where(WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.status == "pending")
-        .values(status="paused")))
-
-
-def resume_deliveries(session: Session, endpoint_id: uuid.UUID, *, now: datetime) -> int:
-    """The endpoint is enabled again: every paused delivery is due now, and the worker leases
-    them in event order (``seq``)."""
-    return _count(session.execute(
-        update(WebhookDelivery)
-        .where(WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.status == "paused")
-        .values(status="pending", next_attempt_at=now)))
 
 
 def disable_endpoint(session: Session, endpoint: WebhookEndpoint, reason: str, *,
@@ -249,19 +206,14 @@ def disable_endpoint(session: Session, endpoint: WebhookEndpoint, reason: str, *
     """Disable ``endpoint`` (``gone``: it answered 410; ``failing``: every attempt failed for
     5 days), keep its deliveries paused, and tell the partner through its feed: an
     ``endpoint.disabled`` event (its other enabled endpoints receive it)."""
-    endpoint.enabled = False
-    endpoint.disabled_reason = reason
-    endpoint.disabled_at = now
-    endpoint.updated_at = now
-    session.flush()
-    paused = pause_deliveries(session, endpoint.id)
+    set_enabled(session, endpoint, False, now, reason)
     emit(session, "endpoint.disabled",
          {"endpoint_id": str(endpoint.id), "reason": reason,
           "disabled_at": now.isoformat().replace("+00:00", "Z")},
          now=now, partner_id=endpoint.partner_id)
     log.warning("webhook endpoint disabled", extra={
         "event": "webhook_endpoint_disabled", "endpoint_id": str(endpoint.id),
-        "reason": reason, "paused": paused})
+        "reason": reason})
 
 
 def _requeue(delivery: WebhookDelivery, endpoint: WebhookEndpoint, now: datetime) -> None:

@@ -86,7 +86,7 @@ class DeliveryLoop:
         self.concurrency = concurrency or settings.webhook_concurrency
         self.per_endpoint = per_endpoint or settings.webhook_in_flight_per_endpoint
         self.sender = sender or HttpSender(allow_private=settings.webhook_allow_private,
-                                           require_https=settings.is_production,
+                                           require_https=settings.webhook_https_only,
                                            max_connections_per_host=self.per_endpoint)
         self.dispatch = dispatch
         self.limits = EndpointRateLimit(settings.redis_url)

@@ -124,3 +124,18 @@ class WebhookAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(String(64))
     response_body: Mapped[str] = mapped_column(Text, default="")
+
+
+class WebhookWatch(Base):
+    """A partner was told an entry opened (``about`` = ``list:<record id>``): it will be told
+    when the entry closes, even after its consent ended and after the opening event itself
+    was purged from the feed. Removed once the closing event is dispatched."""
+
+    __tablename__ = "webhook_watches"
+    __table_args__ = (Index("ix_webhook_watches_about", "about"),)
+
+    partner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("api_clients.id"),
+                                                  primary_key=True)
+    about: Mapped[str] = mapped_column(String(100), primary_key=True)
+    subject_bidx: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

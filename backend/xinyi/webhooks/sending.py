@@ -41,11 +41,6 @@ RETRY_AFTER_CAP_S = 3600
 USER_AGENT = "xinyi-webhooks/1"
 
 
-def webhook_id(event_id_hex: str) -> str:
-    """The ``webhook-id`` of an event: the same on every attempt, replay and endpoint."""
-    return f"msg_{event_id_hex}"
-
-
 def signature_header(secrets: list[str], msg_id: str, timestamp: datetime, body: bytes) -> str:
     """``webhook-signature``: one ``v1,<base64>`` per live secret, space-separated (two during
     a rotation), computed by the official ``standardwebhooks`` library."""
