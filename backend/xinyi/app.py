@@ -198,6 +198,7 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
     from xinyi.ops.routes import blp as ops_blp
     from xinyi.records import routes as records
     from xinyi.scoring.routes import blp as scoring_blp
+    from xinyi.webhooks import delivery_routes as webhook_deliveries
     from xinyi.webhooks import routes as webhooks
     from xinyi.webhooks.docs import webhooks_section
 
@@ -205,7 +206,8 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
                 records.provider_blp, credentials.me_blp, credentials.partner_blp,
                 credentials.jwks_blp, admin_blp, records.admin_blp, consents.me_blp,
                 consents.partner_blp, consents.directory_blp, queries_blp, notifications_blp,
-                webhooks.partner_blp, webhooks.catalogue_blp):
+                webhooks.partner_blp, webhooks.catalogue_blp, webhook_deliveries.partner_blp,
+                webhook_deliveries.admin_blp):
         api.register_blueprint(blp)
     # OpenAPI 3.1 ``webhooks``: what partners receive, one entry per catalogue type.
     spec.options["webhooks"] = webhooks_section()

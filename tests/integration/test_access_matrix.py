@@ -86,6 +86,10 @@ MATRIX: dict[str, str | frozenset[str]] = {
     "DELETE /v1/partner/webhook-endpoints/<uuid:endpoint_id>": frozenset({"partner"}),
     "POST /v1/partner/webhook-endpoints/<uuid:endpoint_id>/rotate-secret": frozenset({"partner"}),
     "POST /v1/partner/webhook-endpoints/<uuid:endpoint_id>/test": frozenset({"partner"}),
+    "POST /v1/partner/webhook-endpoints/<uuid:endpoint_id>/recover": frozenset({"partner"}),
+    "GET /v1/partner/webhook-deliveries": frozenset({"partner"}),
+    "POST /v1/partner/webhook-deliveries/<uuid:delivery_id>/replay": frozenset({"partner"}),
+    "GET /v1/admin/webhook-dead-letters": frozenset({"operator"}),
     "GET /v1/partner/events": frozenset({"partner"}),
     "GET /v1/webhook-event-types": PUBLIC,
     # Data providers.
