@@ -175,13 +175,18 @@ def record_attempt(session: Session, deps: Deps, job: Job, outcome: Outcome, *,
     delivery.attempts = number
     delivery.leased_until = None
     delivery.last_status_code = outcome.status_code
+    if outcome.ok:
+        delivery.status, delivery.delivered_at, delivery.next_attempt_at = "delivered", now, None
+        # Only an endpoint that was failing is written (and locked): successes to a healthy
+        # endpoint never queue behind each other on its row.
+        session.execute(update(WebhookEndpoint)
+                        .where(WebhookEndpoint.id == delivery.endpoint_id,
+                               WebhookEndpoint.failing_since.is_not(None))
+                        .values(failing_since=None).execution_options(synchronize_session=False))
+        return delivery.status
     endpoint = session.scalars(select(WebhookEndpoint)
                                .where(WebhookEndpoint.id == delivery.endpoint_id)
                                .with_for_update()).one()
-    if outcome.ok:
-        delivery.status, delivery.delivered_at, delivery.next_attempt_at = "delivered", now, None
-        endpoint.failing_since = None
-        return delivery.status
     if endpoint.failing_since is None:
         endpoint.failing_since = started_at
     if outcome.status_code == 410 and endpoint.enabled:

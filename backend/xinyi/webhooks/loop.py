@@ -95,6 +95,7 @@ class DeliveryLoop:
         self._in_flight: Counter[uuid.UUID] = Counter()
         self._held: dict[uuid.UUID, deque[Job]] = {}
         self._wake = threading.Event()
+        self._batch = max(1, self.concurrency // 4)
         self.sent = 0
 
     # -- state -------------------------------------------------------------------------
@@ -222,8 +223,14 @@ class DeliveryLoop:
                 free_total, _ = self._free()
                 with self._lock:
                     held = any(self._held.values())
-                if started and free_total > 0:
-                    continue  # busy: lease again at once
+                busy = self.busy()
+                if started and free_total >= self._batch:
+                    continue  # busy with room to spare: lease again at once
+                if busy and not held:
+                    # Let a few attempts finish, then lease them all in one query rather
+                    # than one query per finished attempt.
+                    stop.wait(0.01)
+                    continue
                 self._wake.wait(0.05 if held else idle_seconds)
         finally:
             self.close()
