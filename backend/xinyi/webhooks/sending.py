@@ -13,6 +13,7 @@ an error word), which never holds the secret, the body or the URL.
 from __future__ import annotations
 
 import email.utils
+import logging
 import ssl
 import threading
 import time
@@ -33,6 +34,11 @@ from xinyi.webhooks.ssrf import (
     parse_url,
     resolve_checked,
 )
+
+# httpx logs every request's full URL at INFO: a receiver's URL may carry a token in its
+# query, which must never reach a log.
+logging.getLogger("httpx").setLevel(logging.WARNING)
+logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 CONNECT_TIMEOUT_S = 5.0
 TOTAL_TIMEOUT_S = 15.0
