@@ -89,11 +89,21 @@ def _watchers(session: Session, keys: Iterable[str]) -> dict[str, list[uuid.UUID
     return out
 
 
+def _already(session: Session, ids: list[uuid.UUID]) -> set[tuple[uuid.UUID, uuid.UUID]]:
+    """(partner, outbox event) pairs already in a feed: an event handed back to the outbox
+    (its ``published_at`` cleared by hand) reaches only those that did not get it."""
+    if not ids:
+        return set()
+    return {(p, o) for p, o in session.execute(
+        select(PartnerEvent.partner_id, PartnerEvent.outbox_event_id)
+        .where(PartnerEvent.outbox_event_id.in_(ids))) if o is not None}
+
+
 def _next_seqs(session: Session, partners: Iterable[uuid.UUID]) -> dict[uuid.UUID, int]:
     ids = sorted(set(partners), key=lambda p: p.bytes)
-    last = dict(session.execute(
+    last = {partner: top for partner, top in session.execute(
         select(PartnerEvent.partner_id, func.max(PartnerEvent.seq))
-        .where(PartnerEvent.partner_id.in_(ids)).group_by(PartnerEvent.partner_id)).tuples())
+        .where(PartnerEvent.partner_id.in_(ids)).group_by(PartnerEvent.partner_id))}
     return {p: int(last.get(p) or 0) for p in ids}
 
 
@@ -152,9 +162,11 @@ def dispatch_batch(session: Session, deps: Deps, *, batch: int = BATCH) -> int |
     closing = {catalogue.watch_key(t, e.payload) for e, t in public
                if t.watch is not None and t.watch[0] == "close" and e.partner_id is None}
     watchers = _watchers(session, (k for k in closing if k))
+    done = _already(session, [e.id for e, _ in public])
     plan = []
     for e, t in public:  # in order: a watch opened earlier in the batch counts at its close
-        recipients = _recipients(e, t, windows, watchers)
+        recipients = [r for r in _recipients(e, t, windows, watchers)
+                      if (r.partner_id, e.id) not in done]
         plan.append((e, t, recipients))
         key = catalogue.watch_key(t, e.payload)
         if key and t.watch is not None and e.partner_id is None:
