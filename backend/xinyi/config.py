@@ -125,6 +125,11 @@ class Settings:
     # demo); ``https`` is required in production and, unless set, only there; delivered
     # events and their attempt logs are purged after ``retention_days``.
     webhook_allow_private: bool = False
+    # Delivery worker: how long a leased delivery stays claimed (it must outlast one attempt,
+    # 15 s, with a margin), requests in flight per worker process and per endpoint.
+    webhook_lease_seconds: int = 60
+    webhook_concurrency: int = 32
+    webhook_in_flight_per_endpoint: int = 4
     webhook_require_https: bool | None = None
     webhook_retention_days: int = 30
     realname_verifier: str = "dev"
@@ -207,6 +212,12 @@ class Settings:
                 "XINYI_DATABASE_URL is not a database URL this service can use") from None
         if self.redis_url and _redis_scheme(self.redis_url) not in ("redis", "rediss", "unix"):
             raise ConfigError("XINYI_REDIS_URL must be a redis://, rediss:// or unix:// URL")
+        if self.webhook_lease_seconds < 20:
+            raise ConfigError("XINYI_WEBHOOK_LEASE_SECONDS must be at least 20 (one attempt "
+                              "takes up to 15 s)")
+        if not 1 <= self.webhook_in_flight_per_endpoint <= self.webhook_concurrency:
+            raise ConfigError("XINYI_WEBHOOK_IN_FLIGHT_PER_ENDPOINT must be between 1 and "
+                              "XINYI_WEBHOOK_CONCURRENCY")
         if self.is_production and self.webhook_require_https is False:
             raise ConfigError("XINYI_WEBHOOK_HTTPS_ONLY cannot be turned off in production")
         if self.webhook_retention_days < 1:
@@ -313,6 +324,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         jwt_private_key_pem=_pem(env.get("XINYI_JWT_PRIVATE_KEY", "")),
         jwt_issuer=env.get("XINYI_JWT_ISSUER", Settings.jwt_issuer),
         webhook_allow_private=env.get("XINYI_WEBHOOK_ALLOW_PRIVATE", "") in ("1", "true", "yes"),
+        webhook_lease_seconds=_whole(env.get("XINYI_WEBHOOK_LEASE_SECONDS", "60"),
+                                     "XINYI_WEBHOOK_LEASE_SECONDS"),
+        webhook_concurrency=_whole(env.get("XINYI_WEBHOOK_CONCURRENCY", "32"),
+                                   "XINYI_WEBHOOK_CONCURRENCY"),
+        webhook_in_flight_per_endpoint=_whole(
+            env.get("XINYI_WEBHOOK_IN_FLIGHT_PER_ENDPOINT", "4"),
+            "XINYI_WEBHOOK_IN_FLIGHT_PER_ENDPOINT"),
         webhook_require_https=_flag(env.get("XINYI_WEBHOOK_HTTPS_ONLY"),
                                     "XINYI_WEBHOOK_HTTPS_ONLY"),
         webhook_retention_days=_whole(env.get("XINYI_WEBHOOK_RETENTION_DAYS", "30"),

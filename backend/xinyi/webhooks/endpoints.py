@@ -165,8 +165,9 @@ def set_enabled(session: Session, endpoint: WebhookEndpoint, enabled: bool, now:
     endpoint.enabled, endpoint.updated_at = enabled, now
     if enabled:
         endpoint.disabled_reason = endpoint.disabled_at = endpoint.failing_since = None
-        _deliveries(session, endpoint.id, ("paused",), status="pending", next_attempt_at=now,
-                    leased_until=None)
+        # Leases stay: an attempt still in flight from before the disable is recorded by its
+        # worker, and no other worker sends the same delivery meanwhile.
+        _deliveries(session, endpoint.id, ("paused",), status="pending", next_attempt_at=now)
     else:
         endpoint.disabled_reason, endpoint.disabled_at = reason, now
         _deliveries(session, endpoint.id, ("pending",), status="paused", next_attempt_at=None)
