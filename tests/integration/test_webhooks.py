@@ -699,3 +699,57 @@ def test_retention_purges_only_old_delivered_events(app: Flask, client: FlaskCli
     assert count(app, OutboxEvent) == outbox_before - 1
     assert count(app, OutboxEvent, OutboxEvent.published_at.is_(None)) == 1
     assert purge_delivered(deps) == 0
+
+
+def test_endpoint_disabled_goes_to_the_partners_other_endpoints(app: Flask,
+                                                                client: FlaskClient) -> None:
+    w = world(app, client)
+    gone, other = endpoint(client, w.a), endpoint(client, w.a)
+    endpoint(client, w.a, event_types=["consent.granted"])  # not subscribed to it
+    deps = app.extensions["xinyi"]
+    with UnitOfWork(deps.db.sessions) as uow:
+        now = deps.clock()
+        emit(uow.session, "endpoint.disabled", {"endpoint_id": gone["id"], "reason": "gone",
+                                                "disabled_at": now.isoformat()},
+             now=now, partner_id=uuid.UUID(w.a.id))
+        uow.commit()
+    dispatch(app)
+    [event] = feed(client, w.a)["items"]
+    assert event["type"] == "endpoint.disabled" and event["data"]["reason"] == "gone"
+    with deps.db.session() as s:
+        targets = list(s.scalars(select(WebhookDelivery.endpoint_id)))
+    assert targets == [uuid.UUID(other["id"])]
+
+
+def test_set_based_recomputes_emit_tier_changes_only_where_a_tier_changes(
+        app: Flask, client: FlaskClient) -> None:
+    """The importer's recompute (a SELECT of subjects) and the full one (`xinyi scores
+    recompute`) write citizen.tier_changed in one INSERT … SELECT, from the stored tier."""
+    from xinyi.scoring.models import CreditScore
+    from xinyi.scoring.service import recompute_all, recompute_subjects
+    from xinyi.subjects.service import subjects_table
+    from xinyi.timeutil import china_today
+
+    w = world(app, client)
+    other = register_citizen(client)
+    mine, theirs = (bidx_of(app, c["id_number"]) for c in (w.citizen, other))
+    deps = app.extensions["xinyi"]
+    tier_events = OutboxEvent.topic == "citizen.tier_changed"
+    for recompute in (
+            lambda s, now: recompute_subjects(s, select(subjects_table().c.bidx), now=now,
+                                              today=china_today(now)),
+            lambda s, now: recompute_all(s, now=now, today=china_today(now))):
+        before = count(app, OutboxEvent, tier_events)
+        with UnitOfWork(deps.db.sessions) as uow:
+            uow.session.execute(update(CreditScore).where(CreditScore.subject_bidx == mine)
+                                .values(tier="AAA"))
+            recompute(uow.session, deps.clock())
+            uow.commit()
+        assert count(app, OutboxEvent, tier_events) == before + 1
+        with deps.db.session() as s:
+            event = s.scalars(select(OutboxEvent).where(tier_events)
+                              .order_by(OutboxEvent.created_at.desc())).first()
+            assert event is not None and event.subject_bidx == mine
+            assert event.payload == {"from": "AAA", "to": "A"}
+            assert s.scalar(select(CreditScore.tier)
+                            .where(CreditScore.subject_bidx == theirs)) == "A"
