@@ -1,4 +1,5 @@
-"""webhook watches: who was told an entry opened, so it is told when it closes
+"""webhook watches (who was told an entry opened is told when it closes); an index of feed
+events by outbox event
 
 Revision ID: 0010
 Revises: 0009
@@ -29,10 +30,14 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('webhook_watches', schema=None) as batch_op:
         batch_op.create_index('ix_webhook_watches_about', ['about'], unique=False)
+    with op.batch_alter_table('webhook_events', schema=None) as batch_op:
+        batch_op.create_index('ix_webhook_events_outbox', ['outbox_event_id'], unique=False)
 
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('webhook_events', schema=None) as batch_op:
+        batch_op.drop_index('ix_webhook_events_outbox')
     with op.batch_alter_table('webhook_watches', schema=None) as batch_op:
         batch_op.drop_index('ix_webhook_watches_about')
 

@@ -14,7 +14,19 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Integer, Select, Subquery, case, delete, func, insert, literal, select
+from sqlalchemy import (
+    CTE,
+    Insert,
+    Integer,
+    Select,
+    Subquery,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+)
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -55,12 +67,12 @@ def _tier_payload(session: Session, before: Any, after: Any) -> ColumnElement[An
     return build(literal("from"), before, literal("to"), after)
 
 
-def _emit_tier_changes(session: Session, fresh: Subquery, now: datetime) -> None:
+def _tier_changes(session: Session, fresh: Subquery | CTE, now: datetime) -> Insert:
     """``citizen.tier_changed`` for every subject of ``fresh`` (``bidx``, ``tier``) whose
-    stored tier differs, in one INSERT … SELECT: run before the new scores are stored, in the
-    same transaction. A subject without a stored score has no tier to change from (a first
-    score is not a change). The payload is the two tiers only: the score itself is finer than
-    a partner needs to hear of unasked."""
+    stored tier differs, as one INSERT … SELECT that must run before the new scores are
+    stored, in the same transaction. A subject without a stored score has no tier to change
+    from (a first score is not a change). The payload is the two tiers only: the score itself
+    is finer than a partner needs to hear of unasked."""
     outbox = events_table()
     old = CreditScore.__table__.alias("old_scores")
     changed = (select(_new_id(session), literal(TIER_CHANGED),
@@ -68,8 +80,12 @@ def _emit_tier_changes(session: Session, fresh: Subquery, now: datetime) -> None
                       literal(now, CreditScore.computed_at.type))
                .select_from(fresh).join(old, old.c.subject_bidx == fresh.c.bidx)
                .where(old.c.tier != fresh.c.tier))
-    session.execute(insert(outbox).from_select(
-        ["id", "topic", "payload", "subject_bidx", "created_at"], changed))
+    return insert(outbox).from_select(
+        ["id", "topic", "payload", "subject_bidx", "created_at"], changed)
+
+
+def _emit_tier_changes(session: Session, fresh: Subquery, now: datetime) -> None:
+    session.execute(_tier_changes(session, fresh, now))
 
 
 def recompute_subject(session: Session, bidx: bytes, *, now: datetime, today: date) -> int:
@@ -126,15 +142,23 @@ def recompute_subjects(session: Session, bidxs: Sequence[bytes] | Select[Any], *
     counted = counted_points(today)
     score = _clamped(literal(rules.SCORE_BASE, Integer)
                      + func.coalesce(func.sum(counted.c.points), 0))
-    rows = (select(chosen.c.bidx, score, _tier(score),
-                   literal(now, CreditScore.computed_at.type))
+    rows = (select(chosen.c.bidx.label("bidx"), score.label("score"),
+                   _tier(score).label("tier"),
+                   literal(now, CreditScore.computed_at.type).label("computed_at"))
             .select_from(chosen).outerjoin(counted, counted.c.bidx == chosen.c.bidx)
             .group_by(chosen.c.bidx))
-    _emit_tier_changes(session, select(chosen.c.bidx.label("bidx"), _tier(score).label("tier"))
-                       .select_from(chosen).outerjoin(counted, counted.c.bidx == chosen.c.bidx)
-                       .group_by(chosen.c.bidx).subquery("fresh"), now)
     stmt: Any = insert_for(session, CreditScore.__table__)  # type: ignore[arg-type]
-    stmt = stmt.from_select(["subject_bidx", "score", "tier", "computed_at"], rows)
+    if session.get_bind().dialect.name == "postgresql":
+        # One statement: the scores are computed once (a CTE used twice is materialised),
+        # and the tier events, a data-modifying CTE, see the stored tiers as they were.
+        fresh = rows.cte("fresh")
+        stmt = stmt.from_select(["subject_bidx", "score", "tier", "computed_at"],
+                                select(fresh.c.bidx, fresh.c.score, fresh.c.tier,
+                                       fresh.c.computed_at))
+        stmt = stmt.add_cte(_tier_changes(session, fresh, now).cte("tier_events"))
+    else:
+        _emit_tier_changes(session, rows.subquery("fresh"), now)
+        stmt = stmt.from_select(["subject_bidx", "score", "tier", "computed_at"], rows)
     stmt = stmt.on_conflict_do_update(
         index_elements=["subject_bidx"],
         set_={c: stmt.excluded[c] for c in ("score", "tier", "computed_at")})

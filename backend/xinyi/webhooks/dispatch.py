@@ -20,6 +20,7 @@ import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select
@@ -30,7 +31,7 @@ from xinyi.consents.service import ConsentWindow, consent_windows
 from xinyi.dbutil import insert_for
 from xinyi.deps import Deps
 from xinyi.outbox import service as outbox
-from xinyi.subjects.service import pseudonym
+from xinyi.subjects.service import pseudonym, subjects_table
 from xinyi.webhooks import catalogue
 from xinyi.webhooks.models import PartnerEvent, WebhookDelivery, WebhookEndpoint, WebhookWatch
 
@@ -89,11 +90,21 @@ def _watchers(session: Session, keys: Iterable[str]) -> dict[str, list[uuid.UUID
     return out
 
 
+def _already(session: Session, ids: list[uuid.UUID]) -> set[tuple[uuid.UUID, uuid.UUID]]:
+    """(partner, outbox event) pairs already in a feed: an event handed back to the outbox
+    (its ``published_at`` cleared by hand) reaches only those that did not get it."""
+    if not ids:
+        return set()
+    return {(p, o) for p, o in session.execute(
+        select(PartnerEvent.partner_id, PartnerEvent.outbox_event_id)
+        .where(PartnerEvent.outbox_event_id.in_(ids))) if o is not None}
+
+
 def _next_seqs(session: Session, partners: Iterable[uuid.UUID]) -> dict[uuid.UUID, int]:
     ids = sorted(set(partners), key=lambda p: p.bytes)
-    last = dict(session.execute(
+    last = {partner: top for partner, top in session.execute(
         select(PartnerEvent.partner_id, func.max(PartnerEvent.seq))
-        .where(PartnerEvent.partner_id.in_(ids)).group_by(PartnerEvent.partner_id)).tuples().all())
+        .where(PartnerEvent.partner_id.in_(ids)).group_by(PartnerEvent.partner_id))}
     return {p: int(last.get(p) or 0) for p in ids}
 
 
@@ -119,6 +130,25 @@ def _targets(endpoints: list[WebhookEndpoint], entry: catalogue.EventType,
     if entry.topic == OTHER_ENDPOINTS:
         chosen = [e for e in chosen if str(e.id) != named]
     return chosen
+
+
+class _Heads:
+    """The access-log chain heads of the batch's citizens, read in one query and carried
+    forward after each append (an append that loses a race re-reads its head itself)."""
+
+    def __init__(self, session: Session, subjects: Iterable[bytes]) -> None:
+        wanted = sorted(set(subjects))
+        self._heads: dict[bytes, audit.Head] = {}
+        if wanted:
+            table = subjects_table()
+            seq, digest = audit.head_columns(table.c.bidx)
+            for bidx, last, chained in session.execute(
+                    select(table.c.bidx, seq, digest).where(table.c.bidx.in_(wanted))):
+                self._heads[bytes(bidx)] = audit.head_of(last, chained)
+
+    def append(self, session: Session, access: audit.Access, now: datetime) -> None:
+        entry = audit.append(session, access, now=now, head=self._heads.get(access.subject_bidx))
+        self._heads[access.subject_bidx] = audit.Head(entry.seq, entry.hash)
 
 
 class _Names:
@@ -152,9 +182,11 @@ def dispatch_batch(session: Session, deps: Deps, *, batch: int = BATCH) -> int |
     closing = {catalogue.watch_key(t, e.payload) for e, t in public
                if t.watch is not None and t.watch[0] == "close" and e.partner_id is None}
     watchers = _watchers(session, (k for k in closing if k))
+    done = _already(session, [e.id for e, _ in public])
     plan = []
     for e, t in public:  # in order: a watch opened earlier in the batch counts at its close
-        recipients = _recipients(e, t, windows, watchers)
+        recipients = [r for r in _recipients(e, t, windows, watchers)
+                      if (r.partner_id, e.id) not in done]
         plan.append((e, t, recipients))
         key = catalogue.watch_key(t, e.payload)
         if key and t.watch is not None and e.partner_id is None:
@@ -167,6 +199,8 @@ def dispatch_batch(session: Session, deps: Deps, *, batch: int = BATCH) -> int |
     seqs = _next_seqs(session, partners)
     endpoints = _endpoints(session, partners)
     names = _Names(session)
+    heads = _Heads(session, (e.subject_bidx for e, t, rs in plan
+                             if rs and t.carries_data and e.subject_bidx is not None))
     feed: list[dict[str, Any]] = []
     deliveries: list[dict[str, Any]] = []
     opened: dict[tuple[uuid.UUID, str], bytes] = {}
@@ -192,11 +226,11 @@ def dispatch_batch(session: Session, deps: Deps, *, batch: int = BATCH) -> int |
                     "next_attempt_at": now if live else None, "created_at": now})
             if entry.carries_data and event.subject_bidx is not None:
                 actor_id, actor_name = names(r.partner_id)
-                audit.append(session, audit.Access(
+                heads.append(session, audit.Access(
                     subject_bidx=event.subject_bidx, actor_type="partner", actor_id=actor_id,
                     actor_name=actor_name, action="webhook", scope=entry.name,
                     purpose=r.window.purpose if r.window else LIST_NOTICE,
-                    consent_id=r.window.consent_id if r.window else None), now=now)
+                    consent_id=r.window.consent_id if r.window else None), now)
             if about and entry.watch is not None and entry.watch[0] == "open" \
                     and event.subject_bidx is not None:
                 opened[(r.partner_id, about)] = event.subject_bidx
@@ -205,9 +239,9 @@ def dispatch_batch(session: Session, deps: Deps, *, batch: int = BATCH) -> int |
             for pair in [k for k in opened if k[1] == about]:  # opened and closed in one batch
                 del opened[pair]
     if feed:
-        session.execute(insert(PartnerEvent), feed)
+        session.execute(insert(PartnerEvent.__table__), feed)  # type: ignore[arg-type]
     if deliveries:
-        session.execute(insert(WebhookDelivery), deliveries)
+        session.execute(insert(WebhookDelivery.__table__), deliveries)  # type: ignore[arg-type]
     if closed:
         session.execute(delete(WebhookWatch).where(WebhookWatch.about.in_(sorted(closed)))
                         .execution_options(synchronize_session=False))

@@ -68,6 +68,8 @@ class PartnerEvent(Base):
         UniqueConstraint("partner_id", "outbox_event_id", name="uq_webhook_events_partner_outbox"),
         Index("ix_webhook_events_about", "partner_id", "about"),
         Index("ix_webhook_events_created", "created_at"),
+        # The dispatcher's "already in a feed?" and retention's "still referred to?".
+        Index("ix_webhook_events_outbox", "outbox_event_id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
