@@ -199,13 +199,20 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
     from xinyi.ops.routes import blp as ops_blp
     from xinyi.records import routes as records
     from xinyi.scoring.routes import blp as scoring_blp
+    from xinyi.webhooks import delivery_routes as webhook_deliveries
+    from xinyi.webhooks import routes as webhooks
+    from xinyi.webhooks.docs import webhooks_section
 
     for blp in (ops_blp, auth_blp, me_blp, records.me_blp, scoring_blp, records.catalog_blp,
                 records.provider_blp, credentials.me_blp, credentials.partner_blp,
                 credentials.jwks_blp, admin_blp, records.admin_blp, consents.me_blp,
                 consents.partner_blp, consents.directory_blp, queries_blp, notifications_blp,
-                benefits.partner_blp, benefits.me_blp, benefits.admin_blp):
+                benefits.partner_blp, benefits.me_blp, benefits.admin_blp,
+                webhooks.partner_blp, webhooks.catalogue_blp, webhook_deliveries.partner_blp,
+                webhook_deliveries.admin_blp):
         api.register_blueprint(blp)
+    # OpenAPI 3.1 ``webhooks``: what partners receive, one entry per catalogue type.
+    spec.options["webhooks"] = webhooks_section()
     apidocs.install(app)
     _install_hooks(app)
     return app

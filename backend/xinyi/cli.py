@@ -350,14 +350,25 @@ def import_records(file: Path, provider_id: Any, fmt: str | None, reject_file: P
 @click.option("--once", is_flag=True, help="Run every due job once and exit.")
 @click.option("--interval", default=30, show_default=True, type=click.IntRange(min=1),
               help="seconds between rounds of jobs")
-def worker(once: bool, interval: int) -> None:
-    """Background jobs (housekeeping of expired logins; more jobs join as domains land)."""
+@click.option("--no-deliveries", is_flag=True,
+              help="Run the periodic jobs only, not the webhook delivery loop.")
+@click.option("--metrics-port", type=click.IntRange(1, 65535), default=None,
+              help="Serve this process's Prometheus metrics (webhook attempts, dead letters) "
+                   "on 127.0.0.1 at this port.")
+def worker(once: bool, interval: int, no_deliveries: bool, metrics_port: int | None) -> None:
+    """Background jobs (housekeeping, sweeps) and the webhook delivery loop."""
     from xinyi.wiring import build_deps
-    from xinyi.worker import run_forever, run_once
+    from xinyi.worker import deliver_webhooks, run_forever, run_once
 
     deps = build_deps(_settings())
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr="127.0.0.1")
     if once:
         for line in run_once(deps):
             click.echo(line)
+        if not no_deliveries:
+            click.echo(deliver_webhooks(deps))
     else:
-        run_forever(deps, interval)
+        run_forever(deps, interval, deliveries=not no_deliveries)

@@ -53,6 +53,17 @@ def _whole(text: str, name: str) -> int:
         raise ConfigError(f"{name} must be a whole number") from None
 
 
+def _flag(text: str | None, name: str) -> bool | None:
+    """An optional on/off setting: unset (or empty) is None, the default applies."""
+    if not text:
+        return None
+    if text in ("1", "true", "yes"):
+        return True
+    if text in ("0", "false", "no"):
+        return False
+    raise ConfigError(f"{name} must be 1 or 0")
+
+
 def _seconds(text: str, name: str) -> float:
     try:
         value = float(text)
@@ -110,7 +121,17 @@ class Settings:
     credential_issuer: str = "xy"
     access_token_seconds: int = 15 * 60
     refresh_token_days: int = 30
+    # Webhook endpoints: ``allow_private`` lifts the private-address check (tests, the local
+    # demo); ``https`` is required in production and, unless set, only there; delivered
+    # events and their attempt logs are purged after ``retention_days``.
     webhook_allow_private: bool = False
+    # Delivery worker: how long a leased delivery stays claimed (it must outlast one attempt,
+    # 15 s, with a margin), requests in flight per worker process and per endpoint.
+    webhook_lease_seconds: int = 60
+    webhook_concurrency: int = 32
+    webhook_in_flight_per_endpoint: int = 4
+    webhook_require_https: bool | None = None
+    webhook_retention_days: int = 30
     realname_verifier: str = "dev"
     # SMS / push sender (``notify.make_sender``); production must choose one explicitly.
     message_sender: str = "log"
@@ -142,6 +163,13 @@ class Settings:
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def webhook_https_only(self) -> bool:
+        """Endpoint URLs must be https: always in production, elsewhere only if set."""
+        if self.webhook_require_https is None:
+            return self.is_production
+        return self.webhook_require_https
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -184,6 +212,16 @@ class Settings:
                 "XINYI_DATABASE_URL is not a database URL this service can use") from None
         if self.redis_url and _redis_scheme(self.redis_url) not in ("redis", "rediss", "unix"):
             raise ConfigError("XINYI_REDIS_URL must be a redis://, rediss:// or unix:// URL")
+        if self.webhook_lease_seconds < 20:
+            raise ConfigError("XINYI_WEBHOOK_LEASE_SECONDS must be at least 20 (one attempt "
+                              "takes up to 15 s)")
+        if not 1 <= self.webhook_in_flight_per_endpoint <= self.webhook_concurrency:
+            raise ConfigError("XINYI_WEBHOOK_IN_FLIGHT_PER_ENDPOINT must be between 1 and "
+                              "XINYI_WEBHOOK_CONCURRENCY")
+        if self.is_production and self.webhook_require_https is False:
+            raise ConfigError("XINYI_WEBHOOK_HTTPS_ONLY cannot be turned off in production")
+        if self.webhook_retention_days < 1:
+            raise ConfigError("XINYI_WEBHOOK_RETENTION_DAYS must be at least 1")
         if self.public_url is not None:
             _check_public_url(self.public_url, https=self.is_production)
         from xinyi.realname import make_verifier
@@ -286,6 +324,17 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         jwt_private_key_pem=_pem(env.get("XINYI_JWT_PRIVATE_KEY", "")),
         jwt_issuer=env.get("XINYI_JWT_ISSUER", Settings.jwt_issuer),
         webhook_allow_private=env.get("XINYI_WEBHOOK_ALLOW_PRIVATE", "") in ("1", "true", "yes"),
+        webhook_lease_seconds=_whole(env.get("XINYI_WEBHOOK_LEASE_SECONDS", "60"),
+                                     "XINYI_WEBHOOK_LEASE_SECONDS"),
+        webhook_concurrency=_whole(env.get("XINYI_WEBHOOK_CONCURRENCY", "32"),
+                                   "XINYI_WEBHOOK_CONCURRENCY"),
+        webhook_in_flight_per_endpoint=_whole(
+            env.get("XINYI_WEBHOOK_IN_FLIGHT_PER_ENDPOINT", "4"),
+            "XINYI_WEBHOOK_IN_FLIGHT_PER_ENDPOINT"),
+        webhook_require_https=_flag(env.get("XINYI_WEBHOOK_HTTPS_ONLY"),
+                                    "XINYI_WEBHOOK_HTTPS_ONLY"),
+        webhook_retention_days=_whole(env.get("XINYI_WEBHOOK_RETENTION_DAYS", "30"),
+                                      "XINYI_WEBHOOK_RETENTION_DAYS"),
         realname_verifier=env.get("XINYI_REALNAME_VERIFIER",
                                   "" if mode == "production" else "dev"),
         message_sender=env.get("XINYI_MESSAGE_SENDER", "" if mode == "production" else "log"),

@@ -1,4 +1,5 @@
-"""The worker: periodic jobs. Each job is idempotent, so any number of workers may run."""
+"""The worker: periodic jobs and the webhook delivery loop. Each job is idempotent and the
+delivery loop leases what it sends, so any number of workers may run."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from types import FrameType
 from sqlalchemy.orm import Session
 
 from xinyi.deps import Deps
+from xinyi.logs import failure
 from xinyi.uow import run_in_unit
 
 log = logging.getLogger(__name__)
@@ -80,30 +82,99 @@ def purge_idempotency_keys(deps: Deps) -> str:
 
     done = run_in_unit(deps.db.sessions, lambda session: purge(session, deps.clock()))
     return f"purge_idempotency_keys: {done}"
+def dispatch_webhook_events(deps: Deps) -> str:
+    """Outbox events → partners' feeds and webhook deliveries, a unit per batch."""
+    from xinyi.webhooks.service import dispatch_pending
+
+    return f"dispatch_webhook_events: {dispatch_pending(deps)} events"
+
+
+def purge_webhook_events(deps: Deps) -> str:
+    """Retention: delivered events (with deliveries and attempts) and dispatched outbox rows
+    older than ``webhook_retention_days``, a unit per batch; never undelivered ones."""
+    from xinyi.webhooks.service import purge_delivered
+
+    return f"purge_webhook_events: {purge_delivered(deps)} rows"
 
 
 JOBS: list[Callable[[Deps], str]] = [purge_expired_logins, expire_records,
                                      sign_audit_checkpoint, purge_expired_credentials,
                                      lapse_consent_requests, benefit_session_sweeps,
-                                     purge_idempotency_keys]
+                                     purge_idempotency_keys, dispatch_webhook_events,
+                                     purge_webhook_events]
+
+
+def deliver_webhooks(deps: Deps) -> str:
+    """Send every webhook delivery due now, until none is (``worker --once``; the running
+    worker does this continuously)."""
+    from xinyi.webhooks.loop import DeliveryLoop
+
+    loop = DeliveryLoop(deps, dispatch=_dispatcher())
+    try:
+        return f"deliver_webhooks: {loop.run_until_idle(timeout=600)} attempts"
+    finally:
+        loop.close()
+
+
+def _dispatcher(every_seconds: float = 0.2) -> Callable[[Deps], object]:
+    """What the delivery loop runs before each round: the webhook dispatcher (outbox events
+    → feeds → deliveries), at most every ``every_seconds`` so a busy loop does not spend its
+    time asking for outbox events, yet a new event is sent within a fraction of a second."""
+    import time
+
+    from xinyi.webhooks.service import dispatch_pending
+
+    last = [float("-inf")]
+
+    def dispatch(deps: Deps) -> object:
+        if time.monotonic() - last[0] < every_seconds:
+            return 0
+        last[0] = time.monotonic()
+        return dispatch_pending(deps)
+
+    return dispatch
 
 
 def run_once(deps: Deps) -> list[str]:
     return [job(deps) for job in JOBS]
 
 
-def run_forever(deps: Deps, interval: int) -> None:
+def _periodic(deps: Deps, interval: int, stop: threading.Event) -> None:
+    while not stop.is_set():
+        for job in JOBS:
+            if stop.is_set():
+                return
+            try:
+                log.info(job(deps), extra={"event": "job_done"})
+            except Exception as err:
+                # The type and where, never the message: a database error quotes values.
+                log.error("job failed", extra={"event": "job_failed", "job": job.__name__,
+                                               **failure(err)})
+        stop.wait(interval)
+
+
+def run_forever(deps: Deps, interval: int, *, deliveries: bool = True,
+                idle_seconds: float = 0.5) -> None:
+    """The periodic jobs every ``interval`` seconds on a thread of their own, and the webhook
+    delivery loop (polling every ``idle_seconds`` when idle) until SIGTERM or SIGINT, which
+    let the attempts in flight finish and be recorded."""
+    from xinyi.webhooks.loop import DeliveryLoop
+
     stop = threading.Event()
+    loop = DeliveryLoop(deps, dispatch=_dispatcher()) if deliveries else None
 
     def _stop(_sig: int, _frame: FrameType | None) -> None:
         stop.set()
+        if loop is not None:
+            loop.wake()
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    while not stop.is_set():
-        for job in JOBS:
-            try:
-                log.info(job(deps), extra={"event": "job_done"})
-            except Exception:
-                log.exception("job failed", extra={"event": "job_failed"})
-        stop.wait(interval)
+    periodic = threading.Thread(target=_periodic, args=(deps, interval, stop),
+                                name="periodic-jobs", daemon=True)
+    periodic.start()
+    if loop is not None:
+        loop.run(stop, idle_seconds=idle_seconds)
+    else:
+        stop.wait()
+    periodic.join(timeout=30)

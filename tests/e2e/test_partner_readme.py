@@ -142,7 +142,7 @@ def _partner_and_credential(url: str, staff_phone: str) -> tuple[str, str]:
 def block(containing: str) -> str:
     blocks = python_blocks(README)
     # A new block needs a run of its own below: none may go untested.
-    assert len(blocks) == 3, "every python block of partners/README.md must be run here"
+    assert len(blocks) == 4, "every python block of partners/README.md must be run here"
     [found] = [b for b in blocks if containing in b]
     return found
 
@@ -204,3 +204,74 @@ def test_the_webhook_example_accepts_only_signed_deliveries(tmp_path: Path) -> N
         assert forged.status_code == 400 and forged.json() == {"error": "signature_invalid"}
     finally:
         _stop(proc)
+
+
+def test_the_receiver_example_handles_each_event_once_in_order(tmp_path: Path) -> None:
+    """The WebhookReceiver example: a duplicate is handled once, a forged one never, and a
+    seq gap is filled from the feed (a stand-in feed here, with the events the gap misses)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+    from urllib.parse import parse_qs, urlsplit
+
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    api_key = "xyk_readme_" + secrets.token_hex(8)
+    SENSITIVE_VALUES.update([secret, api_key])
+
+    def message(seq: int) -> dict[str, object]:
+        return {"id": f"msg_{seq:032x}", "seq": seq, "type": "consent.granted", "version": 1,
+                "timestamp": "2026-12-01T08:00:00+00:00", "data": {}}
+
+    class Feed(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            after = int(parse_qs(urlsplit(self.path).query)["after"][0])
+            ok = self.headers.get("Authorization") == f"Bearer {api_key}"
+            items = [message(n) for n in (2, 3) if n > after]
+            body = json.dumps({"items": items,
+                               "next_after": items[-1]["seq"] if items else after}).encode()
+            self.send_response(200 if ok else 401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    feed = ThreadingHTTPServer(("127.0.0.1", 0), Feed)
+    Thread(target=feed.serve_forever, daemon=True).start()
+    port = _port()
+    env = example_env(XINYI_WEBHOOK_SECRET=secret, PORT=str(port), XINYI_API_KEY=api_key,
+                      XINYI_URL=f"http://127.0.0.1:{feed.server_address[1]}")
+    path = tmp_path / "receiver.py"
+    path.write_text(block("WebhookReceiver"), encoding="utf-8")
+    out_path = tmp_path / "stdout.log"
+    with out_path.open("wb") as out, (tmp_path / "stderr.log").open("wb") as err:
+        proc = subprocess.Popen([sys.executable, str(path)], env=env, cwd=tmp_path, stdout=out,
+                                stderr=err)
+    url = f"http://127.0.0.1:{port}/xinyi/webhooks"
+
+    def send(seq: int, *, forged: bool = False) -> int:
+        body = json.dumps(message(seq))
+        sent = datetime.now(UTC)
+        headers = {"webhook-id": f"msg_{seq:032x}",
+                   "webhook-timestamp": str(int(sent.timestamp())),
+                   "webhook-signature": Webhook(secret).sign(f"msg_{seq:032x}", sent, body),
+                   "Content-Type": "application/json"}
+        data = body.replace("consent", "CONSENT") if forged else body
+        return requests.post(url, data=data, headers=headers, timeout=5).status_code
+
+    try:
+        _answers(url, proc, tmp_path, 30)
+        assert send(1) == 204
+        assert send(1) == 204  # a retry: answered, not handled again
+        assert send(5, forged=True) == 400
+        assert send(4) == 204  # 2 and 3 are missing: read from the feed first
+        deadline = time.monotonic() + 10
+        while out_path.read_text().count("handled") < 4 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        _stop(proc)
+        feed.shutdown()
+        feed.server_close()
+    handled = [line for line in out_path.read_text().splitlines() if line.startswith("handled")]
+    assert handled == [f"handled {n} consent.granted" for n in (1, 2, 3, 4)]

@@ -302,3 +302,23 @@ def test_cli_reports_a_database_it_cannot_use_in_one_line(
         lines = result.output.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("Error: database: "), lines
         assert hint in lines[0] and "s3cret" not in lines[0]
+
+
+def test_webhook_urls_must_be_https_in_production_only_unless_set(tmp_path: Path) -> None:
+    assert load_settings(production_env(tmp_path)).webhook_https_only is True
+    dev = {"XINYI_ENV": "development", "XINYI_INSTANCE_PATH": str(tmp_path / "dev")}
+    assert load_settings(dev).webhook_https_only is False
+    assert load_settings({**dev, "XINYI_WEBHOOK_HTTPS_ONLY": "1"}).webhook_https_only is True
+    with pytest.raises(ConfigError, match="XINYI_WEBHOOK_HTTPS_ONLY"):
+        load_settings(production_env(tmp_path, XINYI_WEBHOOK_HTTPS_ONLY="0"))
+    with pytest.raises(ConfigError, match="XINYI_WEBHOOK_HTTPS_ONLY"):
+        load_settings({**dev, "XINYI_WEBHOOK_HTTPS_ONLY": "maybe"})
+
+
+def test_webhook_retention_defaults_to_30_days_and_must_be_positive(tmp_path: Path) -> None:
+    dev = {"XINYI_ENV": "development", "XINYI_INSTANCE_PATH": str(tmp_path / "dev")}
+    assert load_settings(dev).webhook_retention_days == 30
+    assert load_settings({**dev, "XINYI_WEBHOOK_RETENTION_DAYS": "7"}).webhook_retention_days == 7
+    for bad in ("0", "-3", "x"):
+        with pytest.raises(ConfigError, match="XINYI_WEBHOOK_RETENTION_DAYS"):
+            load_settings({**dev, "XINYI_WEBHOOK_RETENTION_DAYS": bad})

@@ -11,11 +11,13 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import CursorResult, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -404,3 +406,53 @@ def lapse_requests(session: Session, deps: Deps) -> int:
         .values(status="expired")
         .execution_options(synchronize_session=False)))
     return int(result.rowcount)
+
+
+# ---- query for the webhooks dispatcher --------------------------------------------------------
+
+@dataclass(frozen=True)
+class ConsentWindow:
+    """When a partner may hear of a citizen: from ``granted_at`` until ``ends_at`` (expiry or
+    revocation, whichever came first)."""
+
+    subject_bidx: bytes
+    partner_id: uuid.UUID
+    consent_id: uuid.UUID
+    purpose: str
+    granted_at: datetime
+    ends_at: datetime
+
+    def live_at(self, when: datetime) -> bool:
+        return self.granted_at <= when < self.ends_at
+
+
+_WINDOW_CHUNK = 5000
+
+
+def consent_windows(session: Session, bidxs: Iterable[bytes], since: datetime,
+                    until: datetime) -> dict[bytes, list[ConsentWindow]]:
+    """Every consent of these citizens that was live at some moment in ``[since, until]``,
+    by citizen: set-based (one query per 5,000 citizens), for a whole batch of events whose
+    times lie in that range (each event then keeps the windows live at its own time)."""
+    out: dict[bytes, list[ConsentWindow]] = {}
+    keys = sorted(set(bidxs))
+    for start in range(0, len(keys), _WINDOW_CHUNK):
+        chunk = keys[start:start + _WINDOW_CHUNK]
+        rows = session.execute(
+            select(Consent.subject_bidx, Consent.partner_id, Consent.id, Consent.purpose,
+                   Consent.granted_at, Consent.expires_at, Consent.revoked_at)
+            .where(Consent.subject_bidx.in_(chunk), Consent.granted_at <= until,
+                   Consent.expires_at > since,
+                   or_(Consent.revoked_at.is_(None), Consent.revoked_at > since)))
+        for bidx, partner_id, consent_id, purpose, granted, expires, revoked in rows:
+            ends = expires if revoked is None else min(expires, revoked)
+            out.setdefault(bytes(bidx), []).append(ConsentWindow(
+                bytes(bidx), partner_id, consent_id, purpose, granted, ends))
+    return out
+
+
+def partners_with_live_consent(session: Session, bidxs: Iterable[bytes],
+                               now: datetime) -> dict[bytes, list[uuid.UUID]]:
+    """The partners holding a live consent for each of these citizens at ``now``."""
+    return {bidx: sorted({w.partner_id for w in windows if w.live_at(now)})
+            for bidx, windows in consent_windows(session, bidxs, now, now).items()}

@@ -287,6 +287,9 @@ def correct_record(session: Session, deps: Deps, provider: Principal, record_id:
             _enter_list(session, record, cat, now)
     if expired:
         _archive(session, record, "expired", now)
+    emit(session, "record.corrected", {"record_id": str(record.id),
+                                       "catalogue_code": record.catalogue_code},
+         now=now, subject_bidx=record.subject_bidx)
     deps.rescore(session, [record.subject_bidx], now=now, today=today)
     session.flush()
     return record

@@ -14,7 +14,19 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Integer, Select, Subquery, case, delete, func, insert, literal, select
+from sqlalchemy import (
+    CTE,
+    Insert,
+    Integer,
+    Select,
+    Subquery,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+)
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -22,6 +34,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from xinyi.citizens.service import citizen_bidx, registered_at
 from xinyi.dbutil import insert_for, upsert
 from xinyi.errors import NotFound, ValidationFailed
+from xinyi.outbox.service import emit, events_table
 from xinyi.records.service import active_records, black_listed, counted_points
 from xinyi.scoring import rules
 from xinyi.scoring.models import BenefitRuleRow, CreditScore
@@ -39,6 +52,43 @@ def _tier(score: ColumnElement[Any]) -> ColumnElement[str]:
                 else_=literal(rules.TIER_LOWEST))
 
 
+TIER_CHANGED = "citizen.tier_changed"
+
+
+def _new_id(session: Session) -> ColumnElement[Any]:
+    """A random UUID computed by the database, for rows written by INSERT … SELECT."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.gen_random_uuid()
+    return func.lower(func.hex(func.randomblob(16)))  # the Uuid type's CHAR(32) on SQLite
+
+
+def _tier_payload(session: Session, before: Any, after: Any) -> ColumnElement[Any]:
+    build = (func.json_build_object if session.get_bind().dialect.name == "postgresql"
+             else func.json_object)
+    return build(literal("from"), before, literal("to"), after)
+
+
+def _tier_changes(session: Session, fresh: Subquery | CTE, now: datetime) -> Insert:
+    """``citizen.tier_changed`` for every subject of ``fresh`` (``bidx``, ``tier``) whose
+    stored tier differs, as one INSERT … SELECT that must run before the new scores are
+    stored, in the same transaction. A subject without a stored score has no tier to change
+    from (a first score is not a change). The payload is the two tiers only: the score itself
+    is finer than a partner needs to hear of unasked."""
+    outbox = events_table()
+    old = CreditScore.__table__.alias("old_scores")
+    changed = (select(_new_id(session), literal(TIER_CHANGED),
+                      _tier_payload(session, old.c.tier, fresh.c.tier), fresh.c.bidx,
+                      literal(now, CreditScore.computed_at.type))
+               .select_from(fresh).join(old, old.c.subject_bidx == fresh.c.bidx)
+               .where(old.c.tier != fresh.c.tier))
+    return insert(outbox).from_select(
+        ["id", "topic", "payload", "subject_bidx", "created_at"], changed)
+
+
+def _emit_tier_changes(session: Session, fresh: Subquery, now: datetime) -> None:
+    session.execute(_tier_changes(session, fresh, now))
+
+
 def recompute_subject(session: Session, bidx: bytes, *, now: datetime, today: date) -> int:
     """Recompute one subject's score inside the caller's transaction."""
     counted = counted_points(today)
@@ -46,6 +96,10 @@ def recompute_subject(session: Session, bidx: bytes, *, now: datetime, today: da
         select(func.coalesce(func.sum(counted.c.points), 0))
         .where(counted.c.bidx == bidx)) or 0
     score = rules.clamp_score(rules.SCORE_BASE + int(total))
+    before = session.scalar(select(CreditScore.tier).where(CreditScore.subject_bidx == bidx))
+    if before is not None and before != rules.tier_for(score):
+        emit(session, TIER_CHANGED, {"from": before, "to": rules.tier_for(score)}, now=now,
+             subject_bidx=bidx)
     upsert(session, CreditScore.__table__,  # type: ignore[arg-type]
            {"subject_bidx": bidx, "score": score, "tier": rules.tier_for(score),
             "computed_at": now},
@@ -64,6 +118,9 @@ def recompute_all(session: Session, *, now: datetime, today: date) -> int:
     rows = (select(subjects.c.bidx, score, _tier(score),
                    literal(now, CreditScore.computed_at.type))
             .select_from(subjects).outerjoin(sums, sums.c.bidx == subjects.c.bidx))
+    _emit_tier_changes(session, select(subjects.c.bidx.label("bidx"), _tier(score).label("tier"))
+                       .select_from(subjects).outerjoin(sums, sums.c.bidx == subjects.c.bidx)
+                       .subquery("fresh"), now)
     session.execute(delete(CreditScore))
     session.execute(insert(CreditScore).from_select(
         ["subject_bidx", "score", "tier", "computed_at"], rows))
@@ -86,12 +143,23 @@ def recompute_subjects(session: Session, bidxs: Sequence[bytes] | Select[Any], *
     counted = counted_points(today)
     score = _clamped(literal(rules.SCORE_BASE, Integer)
                      + func.coalesce(func.sum(counted.c.points), 0))
-    rows = (select(chosen.c.bidx, score, _tier(score),
-                   literal(now, CreditScore.computed_at.type))
+    rows = (select(chosen.c.bidx.label("bidx"), score.label("score"),
+                   _tier(score).label("tier"),
+                   literal(now, CreditScore.computed_at.type).label("computed_at"))
             .select_from(chosen).outerjoin(counted, counted.c.bidx == chosen.c.bidx)
             .group_by(chosen.c.bidx))
     stmt: Any = insert_for(session, CreditScore.__table__)  # type: ignore[arg-type]
-    stmt = stmt.from_select(["subject_bidx", "score", "tier", "computed_at"], rows)
+    if session.get_bind().dialect.name == "postgresql":
+        # One statement: the scores are computed once (a CTE used twice is materialised),
+        # and the tier events, a data-modifying CTE, see the stored tiers as they were.
+        fresh = rows.cte("fresh")
+        stmt = stmt.from_select(["subject_bidx", "score", "tier", "computed_at"],
+                                select(fresh.c.bidx, fresh.c.score, fresh.c.tier,
+                                       fresh.c.computed_at))
+        stmt = stmt.add_cte(_tier_changes(session, fresh, now).cte("tier_events"))
+    else:
+        _emit_tier_changes(session, rows.subquery("fresh"), now)
+        stmt = stmt.from_select(["subject_bidx", "score", "tier", "computed_at"], rows)
     stmt = stmt.on_conflict_do_update(
         index_elements=["subject_bidx"],
         set_={c: stmt.excluded[c] for c in ("score", "tier", "computed_at")})

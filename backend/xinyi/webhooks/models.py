@@ -68,6 +68,8 @@ class PartnerEvent(Base):
         UniqueConstraint("partner_id", "outbox_event_id", name="uq_webhook_events_partner_outbox"),
         Index("ix_webhook_events_about", "partner_id", "about"),
         Index("ix_webhook_events_created", "created_at"),
+        # The dispatcher's "already in a feed?" and retention's "still referred to?".
+        Index("ix_webhook_events_outbox", "outbox_event_id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -124,3 +126,18 @@ class WebhookAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(String(64))
     response_body: Mapped[str] = mapped_column(Text, default="")
+
+
+class WebhookWatch(Base):
+    """A partner was told an entry opened (``about`` = ``list:<record id>``): it will be told
+    when the entry closes, even after its consent ended and after the opening event itself
+    was purged from the feed. Removed once the closing event is dispatched."""
+
+    __tablename__ = "webhook_watches"
+    __table_args__ = (Index("ix_webhook_watches_about", "about"),)
+
+    partner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("api_clients.id"),
+                                                  primary_key=True)
+    about: Mapped[str] = mapped_column(String(100), primary_key=True)
+    subject_bidx: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

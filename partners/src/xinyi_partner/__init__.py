@@ -8,22 +8,29 @@
   /.well-known/jwks.json``).
 * :class:`SeenJtiCache` — the local memory that makes a credential single-use offline.
 * :func:`verify_webhook` — check the Standard Webhooks signature of a delivery.
+* :class:`WebhookReceiver` — a WSGI receiver: verify, deduplicate, answer fast, hand events to
+  your handler in ``seq`` order, catching up from the event feed (:class:`FeedClient`).
 """
 
 from .credential import VerifiedCredential, verify_offline
 from .discovery import Configuration, OfflineVerifier, discover
 from .errors import CredentialError, DiscoveryError, WebhookError
+from .receiver import DedupeStore, FeedClient, MemoryDedupe, WebhookReceiver
 from .seen import SeenJtiCache
 from .webhook import verify_webhook
 
 __all__ = [
     "Configuration",
     "CredentialError",
+    "DedupeStore",
     "DiscoveryError",
+    "FeedClient",
+    "MemoryDedupe",
     "OfflineVerifier",
     "SeenJtiCache",
     "VerifiedCredential",
     "WebhookError",
+    "WebhookReceiver",
     "discover",
     "verify_offline",
     "verify_webhook",

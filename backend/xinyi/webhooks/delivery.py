@@ -1,0 +1,262 @@
+"""Delivery state: leasing due deliveries, recording attempts, the retry schedule, disabling
+an endpoint without losing anything, replay and recover.
+
+A delivery is ``pending`` (due at ``next_attempt_at``), ``paused`` (its endpoint is disabled),
+``delivered`` or ``dead`` (the schedule is exhausted; recoverable). A worker *leases* a due
+delivery by setting ``leased_until``; the value it set is its lease token: an attempt's result
+changes the delivery only while the token still matches, so a worker whose lease ran out (it
+was killed, or stalled) never overwrites the work of the worker that took over. The attempt
+itself is always recorded.
+
+Every function here runs in the caller's unit of work and never commits.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from prometheus_client import Counter
+from sqlalchemy import ColumnElement, CursorResult, and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from xinyi.deps import Deps
+from xinyi.outbox.service import emit
+from xinyi.uow import after_commit
+from xinyi.webhooks.endpoints import set_enabled, signing_secrets
+from xinyi.webhooks.feed import message_body, message_id
+from xinyi.webhooks.models import PartnerEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from xinyi.webhooks.sending import KEPT_BODY_BYTES, Outcome
+
+log = logging.getLogger(__name__)
+
+# Wait before attempt n+1 after attempt n failed: attempt 1 is immediate, then 5 s, 5 min,
+# 30 min, 2 h, 5 h, 10 h, 10 h; a failure of attempt 8 makes the delivery dead.
+RETRY_DELAYS_S: tuple[int, ...] = (5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600,
+                                   10 * 3600)
+MAX_ATTEMPTS = len(RETRY_DELAYS_S) + 1
+JITTER = 0.2
+FAILING_DISABLE_AFTER = timedelta(days=5)
+MIN_RETRY_AFTER_S = 1.0
+
+DEAD_LETTERS = Counter("xinyi_webhook_dead_letters",
+                       "Webhook deliveries whose retry schedule ran out (dead letters)")
+ATTEMPTS = Counter("xinyi_webhook_attempts", "Webhook delivery attempts", ["result"])
+
+_rng = random.SystemRandom()
+
+
+def retry_delay(attempts_made: int, *, retry_after_s: float | None = None,
+                rng: random.Random = _rng) -> timedelta | None:
+    """How long after ``attempts_made`` failed attempts the next one is due, with ±20 %
+    jitter; None when the schedule is exhausted. A receiver's ``Retry-After`` (already capped
+    at one hour) replaces the schedule's wait."""
+    if attempts_made >= MAX_ATTEMPTS:
+        return None
+    if retry_after_s is not None:
+        return timedelta(seconds=max(MIN_RETRY_AFTER_S, retry_after_s))
+    base = RETRY_DELAYS_S[attempts_made - 1]
+    return timedelta(seconds=base * rng.uniform(1 - JITTER, 1 + JITTER))
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One leased attempt, with everything the sender needs and nothing it must look up."""
+
+    delivery_id: uuid.UUID
+    endpoint_id: uuid.UUID
+    partner_id: uuid.UUID
+    msg_id: str
+    url: str
+    secrets: tuple[str, ...]
+    body: bytes
+    rate_limit_per_s: int
+    lease: datetime  # the lease token: the leased_until this worker set
+
+
+def _due(now: datetime) -> list[ColumnElement[bool]]:
+    return [WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now,
+            or_(WebhookDelivery.leased_until.is_(None), WebhookDelivery.leased_until < now)]
+
+
+def lease_due(session: Session, deps: Deps, *, now: datetime, limit: int,
+              free_per_endpoint: dict[uuid.UUID, int] | None = None,
+              per_endpoint: int = 4) -> list[Job]:
+    """Lease up to ``limit`` due deliveries, at most ``per_endpoint`` (or that endpoint's
+    entry in ``free_per_endpoint``) per endpoint, oldest due first and in event order within
+    an endpoint. On PostgreSQL rows another worker holds are skipped (``FOR UPDATE SKIP
+    LOCKED``), so any number of workers lease at once without sending one twice."""
+    if limit <= 0:
+        return []
+    free = free_per_endpoint or {}
+    full = [endpoint for endpoint, n in free.items() if n <= 0]
+    rank = func.row_number().over(
+        partition_by=WebhookDelivery.endpoint_id,
+        order_by=(WebhookDelivery.next_attempt_at, PartnerEvent.seq)).label("rank")
+    candidates = (
+        select(WebhookDelivery.id, WebhookDelivery.endpoint_id, rank,
+               WebhookDelivery.next_attempt_at.label("due"), PartnerEvent.seq)
+        .join(PartnerEvent, PartnerEvent.id == WebhookDelivery.event_id)
+        .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+        .where(*_due(now), WebhookEndpoint.enabled.is_(True),
+               WebhookEndpoint.deleted_at.is_(None))
+    )
+    if full:
+        candidates = candidates.where(WebhookDelivery.endpoint_id.not_in(full))
+    ranked = candidates.subquery()
+    rows = session.execute(
+        select(ranked.c.id, ranked.c.endpoint_id, ranked.c.rank)
+        .where(ranked.c.rank <= per_endpoint)
+        .order_by(ranked.c.due, ranked.c.seq).limit(limit * 2)).all()
+    chosen = [row.id for row in rows
+              if row.rank <= free.get(row.endpoint_id, per_endpoint)][:limit]
+    if not chosen:
+        return []
+    locked = session.scalars(
+        select(WebhookDelivery).where(WebhookDelivery.id.in_(chosen), *_due(now))
+        .with_for_update(skip_locked=True)).all()
+    if not locked:
+        return []
+    token = now + timedelta(seconds=deps.settings.webhook_lease_seconds)
+    events = {e.id: e for e in session.scalars(
+        select(PartnerEvent).where(PartnerEvent.id.in_({d.event_id for d in locked})))}
+    endpoints = {e.id: e for e in session.scalars(
+        select(WebhookEndpoint).where(WebhookEndpoint.id.in_({d.endpoint_id for d in locked})))}
+    secrets = {eid: tuple(signing_secrets(deps, ep, now)) for eid, ep in endpoints.items()}
+    jobs = []
+    for delivery in sorted(locked, key=lambda d: (d.next_attempt_at, events[d.event_id].seq)):
+        delivery.leased_until = token
+        event, endpoint = events[delivery.event_id], endpoints[delivery.endpoint_id]
+        jobs.append(Job(delivery.id, endpoint.id, endpoint.partner_id,
+                        message_id(event.id), endpoint.url, secrets[endpoint.id],
+                        message_body(event), endpoint.rate_limit_per_s, token))
+    return jobs
+
+
+def _count(result: object) -> int:
+    assert isinstance(result, CursorResult)
+    return int(result.rowcount)
+
+
+def release(session: Session, jobs: Iterable[Job]) -> int:
+    """Give back leases that will not be used (the worker is stopping, or held a job too
+    long to start it safely): due again at once for any worker."""
+    done = 0
+    for job in jobs:
+        done += _count(session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id == job.delivery_id,
+                   WebhookDelivery.leased_until == job.lease)
+            .values(leased_until=None)))
+    return done
+
+
+def record_attempt(session: Session, deps: Deps, job: Job, outcome: Outcome, *,
+                   started_at: datetime, now: datetime) -> str:
+    """Keep the attempt and move the delivery on; returns the delivery's status afterwards
+    (or ``stale`` when another worker's lease had replaced ours: the attempt is kept, the
+    delivery is theirs to move)."""
+    delivery = session.scalars(select(WebhookDelivery)
+                               .where(WebhookDelivery.id == job.delivery_id)
+                               .with_for_update()).one()
+    stale = delivery.leased_until != job.lease
+    number = delivery.attempts + 1
+    session.add(WebhookAttempt(
+        delivery_id=delivery.id, number=number, started_at=started_at,
+        duration_ms=outcome.duration_ms, status_code=outcome.status_code,
+        error=outcome.error, response_body=outcome.body[:KEPT_BODY_BYTES]))
+    ATTEMPTS.labels("ok" if outcome.ok else "failed").inc()
+    if stale:
+        return "stale"
+    delivery.attempts = number
+    delivery.leased_until = None
+    delivery.last_status_code = outcome.status_code
+    if outcome.ok:
+        delivery.status, delivery.delivered_at, delivery.next_attempt_at = "delivered", now, None
+        # Only an endpoint that was failing is written (and locked): successes to a healthy
+        # endpoint never queue behind each other on its row.
+        session.execute(update(WebhookEndpoint)
+                        .where(WebhookEndpoint.id == delivery.endpoint_id,
+                               WebhookEndpoint.failing_since.is_not(None))
+                        .values(failing_since=None).execution_options(synchronize_session=False))
+        return delivery.status
+    endpoint = session.scalars(select(WebhookEndpoint)
+                               .where(WebhookEndpoint.id == delivery.endpoint_id)
+                               .with_for_update()).one()
+    if endpoint.failing_since is None:
+        endpoint.failing_since = started_at
+    if outcome.status_code == 410 and endpoint.enabled:
+        disable_endpoint(session, endpoint, "gone", now=now)
+    elif endpoint.enabled and endpoint.failing_since <= now - FAILING_DISABLE_AFTER:
+        disable_endpoint(session, endpoint, "failing", now=now)
+    wait = retry_delay(number, retry_after_s=outcome.retry_after_s)
+    if wait is None:
+        delivery.status, delivery.next_attempt_at = "dead", None
+        after_commit(session, DEAD_LETTERS.inc)
+        log.warning("webhook delivery dead", extra={
+            "event": "webhook_dead_letter", "delivery_id": str(delivery.id),
+            "endpoint_id": str(delivery.endpoint_id), "attempts": number})
+    else:
+        delivery.status = "pending" if endpoint.enabled else "paused"
+        delivery.next_attempt_at = now + wait if endpoint.enabled else None
+    return delivery.status
+
+
+def disable_endpoint(session: Session, endpoint: WebhookEndpoint, reason: str, *,
+                     now: datetime) -> None:
+    """Disable ``endpoint`` (``gone``: it answered 410; ``failing``: every attempt failed for
+    5 days), keep its deliveries paused, and tell the partner through its feed: an
+    ``endpoint.disabled`` event (its other enabled endpoints receive it)."""
+    set_enabled(session, endpoint, False, now, reason)
+    emit(session, "endpoint.disabled",
+         {"endpoint_id": str(endpoint.id), "reason": reason,
+          "disabled_at": now.isoformat().replace("+00:00", "Z")},
+         now=now, partner_id=endpoint.partner_id)
+    log.warning("webhook endpoint disabled", extra={
+        "event": "webhook_endpoint_disabled", "endpoint_id": str(endpoint.id),
+        "reason": reason})
+
+
+def _requeue(delivery: WebhookDelivery, endpoint: WebhookEndpoint, now: datetime) -> None:
+    delivery.status = "pending" if endpoint.enabled else "paused"
+    delivery.next_attempt_at = now
+
+
+def replay(session: Session, delivery: WebhookDelivery, endpoint: WebhookEndpoint, *,
+           now: datetime) -> WebhookDelivery:
+    """Send again with the same webhook-id: a new attempt due now, whatever the status
+    (paused while the endpoint is disabled). The schedule goes on from the attempts made: a
+    delivery past its schedule gets one attempt per replay."""
+    _requeue(delivery, endpoint, now)
+    return delivery
+
+
+def recover(session: Session, endpoint: WebhookEndpoint, *, since: datetime,
+            now: datetime) -> int:
+    """Re-queue every dead delivery of ``endpoint`` created since ``since``, and every
+    pending one that has failed at least once (due now instead of at its scheduled retry)."""
+    status = "pending" if endpoint.enabled else "paused"
+    return _count(session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.endpoint_id == endpoint.id,
+               WebhookDelivery.created_at >= since,
+               or_(WebhookDelivery.status == "dead",
+                   and_(WebhookDelivery.status.in_(("pending", "paused")),
+                        WebhookDelivery.attempts > 0)))
+        .values(status=status, next_attempt_at=now)))
+
+
+def attempts_of(session: Session, delivery_ids: Sequence[uuid.UUID],
+                ) -> dict[uuid.UUID, list[WebhookAttempt]]:
+    found: dict[uuid.UUID, list[WebhookAttempt]] = {d: [] for d in delivery_ids}
+    if delivery_ids:
+        for attempt in session.scalars(
+                select(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(delivery_ids))
+                .order_by(WebhookAttempt.delivery_id, WebhookAttempt.number,
+                          WebhookAttempt.started_at)):
+            found[attempt.delivery_id].append(attempt)
+    return found

@@ -1,0 +1,263 @@
+"""The delivery loop that ``xinyi worker`` runs: lease due deliveries, send them on a thread
+pool, record each attempt.
+
+Fairness: at most ``webhook_in_flight_per_endpoint`` requests (and as many leased jobs
+waiting for their turn) per endpoint, and each endpoint's ``rate_limit_per_s``, so a slow or
+dead endpoint occupies a few threads and never the whole pool. The rate limit is shared by all
+workers through Redis; with Redis unreachable each worker falls back to an in-process limit
+(deliveries go on, each worker keeping the rate on its own) and tries Redis again a few
+seconds later.
+
+The loop polls every ``idle_seconds`` when there is nothing to do and leases again as soon as
+an attempt finishes when busy. A job is started only while its lease has more than one full
+attempt (15 s) plus a margin left, so a lease never runs out under a request in flight and two
+workers never send the same delivery at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections import Counter, deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import redis
+from limits import RateLimitItemPerSecond
+from limits.storage import MemoryStorage, storage_from_string
+from limits.strategies import FixedWindowRateLimiter
+
+from xinyi.deps import Deps
+from xinyi.errors import ServiceUnavailable
+from xinyi.kv import redis_options
+from xinyi.uow import run_in_unit
+from xinyi.webhooks.delivery import Job, lease_due, record_attempt, release
+from xinyi.webhooks.sending import TOTAL_TIMEOUT_S, HttpSender, Outcome, signed_headers
+
+log = logging.getLogger(__name__)
+
+LEASE_MARGIN = timedelta(seconds=TOTAL_TIMEOUT_S + 3)
+REDIS_RETRY_S = 5.0
+RECORD_TRIES = 4
+
+Dispatcher = Callable[[Deps], object]
+
+
+class EndpointRateLimit:
+    """``rate_limit_per_s`` per endpoint: shared through Redis, in-process when Redis is
+    down (or not configured)."""
+
+    def __init__(self, redis_url: str | None) -> None:
+        self._shared = (FixedWindowRateLimiter(storage_from_string(redis_url, **redis_options()))
+                        if redis_url else None)
+        self._local = FixedWindowRateLimiter(MemoryStorage())
+        self._shared_down_until = 0.0
+
+    @property
+    def shared(self) -> bool:
+        return self._shared is not None and time.monotonic() >= self._shared_down_until
+
+    def allow(self, endpoint_id: uuid.UUID, per_second: int) -> bool:
+        item = RateLimitItemPerSecond(max(1, per_second))
+        if self._shared is not None and time.monotonic() >= self._shared_down_until:
+            try:
+                return bool(self._shared.hit(item, "xinyi-webhook", str(endpoint_id)))
+            except (redis.exceptions.RedisError, OSError, ServiceUnavailable) as exc:
+                self._shared_down_until = time.monotonic() + REDIS_RETRY_S
+                log.warning("webhook rate limit: Redis unreachable (%s), limiting in-process",
+                            type(exc).__name__, extra={"event": "webhook_ratelimit_local"})
+        return bool(self._local.hit(item, "xinyi-webhook", str(endpoint_id)))
+
+
+def no_dispatcher(_deps: Deps) -> None:
+    """Hook point: the dispatcher that turns outbox events into partner events and
+    deliveries runs here, once per round, when it is part of the build."""
+
+
+class DeliveryLoop:
+    def __init__(self, deps: Deps, *, sender: HttpSender | None = None,
+                 dispatch: Dispatcher = no_dispatcher, concurrency: int | None = None,
+                 per_endpoint: int | None = None) -> None:
+        settings = deps.settings
+        self.deps = deps
+        self.concurrency = concurrency or settings.webhook_concurrency
+        self.per_endpoint = per_endpoint or settings.webhook_in_flight_per_endpoint
+        self.sender = sender or HttpSender(allow_private=settings.webhook_allow_private,
+                                           require_https=settings.webhook_https_only,
+                                           max_connections_per_host=self.per_endpoint)
+        self.dispatch = dispatch
+        self.limits = EndpointRateLimit(settings.redis_url)
+        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="webhook")
+        self._lock = threading.Lock()
+        self._in_flight: Counter[uuid.UUID] = Counter()
+        self._held: dict[uuid.UUID, deque[Job]] = {}
+        self._wake = threading.Event()
+        self._batch = max(1, self.concurrency // 4)
+        self.sent = 0
+
+    # -- state -------------------------------------------------------------------------
+    def busy(self) -> bool:
+        with self._lock:
+            return bool(+self._in_flight) or any(self._held.values())
+
+    def _free(self) -> tuple[int, dict[uuid.UUID, int]]:
+        with self._lock:
+            endpoints = set(self._in_flight) | set(self._held)
+            free = {ep: self.per_endpoint - self._in_flight[ep] - len(self._held.get(ep, ()))
+                    for ep in endpoints}
+            used = sum(self._in_flight.values()) + sum(len(q) for q in self._held.values())
+        return self.concurrency - used, free
+
+    # -- one round ---------------------------------------------------------------------
+    def step(self) -> int:
+        """Dispatch, start the held jobs whose turn has come, lease more for the free
+        capacity. Returns how many attempts it started."""
+        self.dispatch(self.deps)
+        now = self.deps.clock()
+        started = self._start_held(now)
+        free_total, free = self._free()
+        if free_total <= 0:
+            return started
+        jobs = run_in_unit(self.deps.db.sessions, lambda session: lease_due(
+            session, self.deps, now=now, limit=free_total, free_per_endpoint=free,
+            per_endpoint=self.per_endpoint))
+        for job in jobs:
+            if self._try_start(job, now):
+                started += 1
+            else:
+                with self._lock:
+                    self._held.setdefault(job.endpoint_id, deque()).append(job)
+        return started
+
+    def _start_held(self, now: datetime) -> int:
+        started, expired = 0, []
+        with self._lock:
+            queues = list(self._held.items())
+        for endpoint_id, queue in queues:
+            while queue:
+                job = queue[0]
+                if job.lease - now < LEASE_MARGIN:
+                    expired.append(queue.popleft())
+                    continue
+                if not self._try_start(job, now):
+                    break
+                queue.popleft()
+                started += 1
+            with self._lock:
+                if not queue:
+                    self._held.pop(endpoint_id, None)
+        if expired:
+            run_in_unit(self.deps.db.sessions, lambda session: release(session, expired))
+        return started
+
+    def _try_start(self, job: Job, now: datetime) -> bool:
+        if job.lease - now < LEASE_MARGIN:
+            return False
+        with self._lock:
+            if self._in_flight[job.endpoint_id] >= self.per_endpoint:
+                return False
+        if not self.limits.allow(job.endpoint_id, job.rate_limit_per_s):
+            return False
+        with self._lock:
+            self._in_flight[job.endpoint_id] += 1
+        self._pool.submit(self._attempt, job)
+        return True
+
+    # -- one attempt (a pool thread) -----------------------------------------------------
+    def _attempt(self, job: Job) -> None:
+        try:
+            started_at = self.deps.clock()
+            # The signature's timestamp is the real time: the receiver checks it against its
+            # own clock to refuse replays, whatever clock the service runs on.
+            headers = signed_headers(list(job.secrets), job.msg_id, datetime.now(UTC), job.body)
+            try:
+                outcome = self.sender.send(job.url, headers, job.body)
+            except Exception as exc:  # a bug in sending must not lose the lease silently
+                log.exception("webhook send failed", extra={"event": "webhook_send_bug"})
+                outcome = Outcome(None, 0, "", f"internal:{type(exc).__name__}"[:64])
+            self._record(job, outcome, started_at)
+        finally:
+            with self._lock:
+                self._in_flight[job.endpoint_id] -= 1
+                if self._in_flight[job.endpoint_id] <= 0:
+                    del self._in_flight[job.endpoint_id]
+                self.sent += 1
+            self._wake.set()
+
+    def _record(self, job: Job, outcome: Outcome, started_at: datetime) -> None:
+        for attempt in range(RECORD_TRIES):
+            try:
+                run_in_unit(self.deps.db.sessions, lambda session: record_attempt(
+                    session, self.deps, job, outcome, started_at=started_at,
+                    now=self.deps.clock()))
+                return
+            except Exception:
+                if attempt == RECORD_TRIES - 1:
+                    # The lease runs out and the delivery is sent again, same webhook-id.
+                    log.exception("webhook attempt not recorded",
+                                  extra={"event": "webhook_record_failed",
+                                         "delivery_id": str(job.delivery_id)})
+                    return
+                time.sleep(0.2 * 2 ** attempt)
+
+    # -- running -----------------------------------------------------------------------
+    def wake(self) -> None:
+        self._wake.set()
+
+    def run(self, stop: threading.Event, *, idle_seconds: float = 0.5) -> None:
+        """Until ``stop`` is set: poll every ``idle_seconds`` when idle, drain when busy.
+        Stopping waits for the attempts in flight (at most 15 s) and gives back held leases."""
+        try:
+            while not stop.is_set():
+                self._wake.clear()
+                try:
+                    started = self.step()
+                except Exception:
+                    log.exception("webhook delivery round failed",
+                                  extra={"event": "webhook_round_failed"})
+                    stop.wait(1.0)
+                    continue
+                free_total, _ = self._free()
+                with self._lock:
+                    held = any(self._held.values())
+                busy = self.busy()
+                if started and free_total >= self._batch:
+                    continue  # busy with room to spare: lease again at once
+                if busy and not held:
+                    # Let a few attempts finish, then lease them all in one query rather
+                    # than one query per finished attempt.
+                    stop.wait(0.01)
+                    continue
+                self._wake.wait(0.05 if held else idle_seconds)
+        finally:
+            self.close()
+
+    def run_until_idle(self, *, timeout: float = 60.0) -> int:
+        """Rounds until nothing is due, held or in flight (tests, ``worker --once``).
+        Returns how many attempts were made."""
+        deadline, before = time.monotonic() + timeout, self.sent
+        while time.monotonic() < deadline:
+            self._wake.clear()
+            was_busy = self.busy()
+            started = self.step()
+            if not started and not was_busy:  # the round saw all capacity free
+                return self.sent - before
+            if not started:
+                self._wake.wait(0.05)
+        raise TimeoutError("deliveries still due or in flight")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        with self._lock:
+            held = [job for queue in self._held.values() for job in queue]
+            self._held.clear()
+        if held:
+            try:
+                run_in_unit(self.deps.db.sessions, lambda session: release(session, held))
+            except Exception:
+                log.warning("held webhook leases not released (they run out on their own)",
+                            extra={"event": "webhook_release_failed"})
+        self.sender.close()

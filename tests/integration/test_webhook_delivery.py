@@ -1,0 +1,428 @@
+"""The webhook delivery loop against real PostgreSQL and Redis and a real HTTP receiver on
+127.0.0.1: signatures the official library verifies, the retry schedule on a controlled
+clock, 410, Retry-After, redirects, auto-disable, pause and resume without loss, the SSRF
+check at send time, and fairness between a dead and a healthy endpoint."""
+
+from __future__ import annotations
+
+import json
+import random
+import socket
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from standardwebhooks import Webhook, WebhookVerificationError
+
+from tests.webhook_support import (
+    Clock,
+    DeliveryDb,
+    Receiver,
+    attempts,
+    delivery_database,
+    make_endpoint,
+    make_events,
+    make_partner,
+    statuses,
+)
+from xinyi.outbox.models import OutboxEvent
+from xinyi.uow import run_in_unit
+from xinyi.webhooks import delivery as delivery_module
+from xinyi.webhooks import ssrf
+from xinyi.webhooks.delivery import (
+    DEAD_LETTERS,
+    MAX_ATTEMPTS,
+    RETRY_DELAYS_S,
+    lease_due,
+    retry_delay,
+)
+from xinyi.webhooks.endpoints import set_enabled
+from xinyi.webhooks.loop import DeliveryLoop
+from xinyi.webhooks.models import WebhookDelivery, WebhookEndpoint
+
+
+@pytest.fixture(scope="module")
+def ddb() -> Iterator[DeliveryDb]:
+    with delivery_database("wh") as found:
+        yield found
+
+
+@pytest.fixture
+def db(ddb: DeliveryDb) -> Iterator[DeliveryDb]:
+    ddb.truncate()
+    ddb.deps.clock = Clock()
+    yield ddb
+    ddb.truncate()
+
+
+def _loop(db: DeliveryDb, **kwargs: Any) -> DeliveryLoop:
+    return DeliveryLoop(db.deps, **kwargs)
+
+
+def _drain(db: DeliveryDb, **kwargs: Any) -> int:
+    loop = _loop(db, **kwargs)
+    try:
+        return loop.run_until_idle(timeout=60)
+    finally:
+        loop.close()
+
+
+def _delivery(db: DeliveryDb, event_id: uuid.UUID) -> WebhookDelivery:
+    with db.deps.db.session() as s:
+        return s.scalars(select(WebhookDelivery).where(WebhookDelivery.event_id == event_id)
+                         ).one()
+
+
+def _endpoint(db: DeliveryDb, endpoint_id: uuid.UUID) -> WebhookEndpoint:
+    with db.deps.db.session() as s:
+        found = s.get(WebhookEndpoint, endpoint_id)
+        assert found is not None
+        return found
+
+
+def test_a_delivery_is_signed_so_the_official_library_verifies_it(db: DeliveryDb) -> None:
+    partner = make_partner(db.deps)
+    with Receiver() as receiver:
+        endpoint, secret = make_endpoint(db.deps, partner, receiver.url)
+        [event] = make_events(db.deps, partner, [endpoint], 1)
+        assert _drain(db) == 1
+    [got] = receiver.received
+    headers = {k.lower(): v for k, v in got.headers.items()}
+    assert headers["webhook-id"] == f"msg_{event.hex}"
+    assert len(headers["webhook-signature"].split(" ")) == 1
+    payload = Webhook(secret).verify(got.body, headers)
+    assert payload["type"] == "webhook.test" and payload["seq"] == 1
+    assert payload["id"] == f"msg_{event.hex}"
+    with pytest.raises(WebhookVerificationError):
+        Webhook("whsec_" + "A" * 32).verify(got.body, headers)
+    d = _delivery(db, event)
+    assert (d.status, d.attempts, d.last_status_code, d.leased_until) == (
+        "delivered", 1, 204, None)
+    [attempt] = attempts(db.deps, d.id)
+    assert (attempt.number, attempt.status_code, attempt.error) == (1, 204, None)
+    assert attempt.duration_ms >= 0
+
+
+def test_during_a_rotation_either_secret_verifies(db: DeliveryDb) -> None:
+    partner = make_partner(db.deps)
+    old = "whsec_" + "b2xkLXNlY3JldC1vbGQtc2VjcmV0LW9sZA=="
+    clock = db.deps.clock
+    assert isinstance(clock, Clock)
+    with Receiver() as receiver:
+        endpoint, new = make_endpoint(db.deps, partner, receiver.url, previous_secret=old,
+                                      previous_until=clock.now + timedelta(hours=24))
+        make_events(db.deps, partner, [endpoint], 1)
+        _drain(db)
+        clock.advance(hours=25)  # the rotation is over: the old secret no longer signs
+        make_events(db.deps, partner, [endpoint], 1, now=clock.now)
+        _drain(db)
+    during, after = receiver.received
+    headers = {k.lower(): v for k, v in during.headers.items()}
+    assert len(headers["webhook-signature"].split(" ")) == 2
+    assert Webhook(new).verify(during.body, headers)["seq"] == 1
+    assert Webhook(old).verify(during.body, headers)["seq"] == 1
+    headers = {k.lower(): v for k, v in after.headers.items()}
+    assert len(headers["webhook-signature"].split(" ")) == 1
+    assert Webhook(new).verify(after.body, headers)["seq"] == 2
+    with pytest.raises(WebhookVerificationError):
+        Webhook(old).verify(after.body, headers)
+
+
+def test_the_schedule_runs_to_a_dead_letter_with_the_same_webhook_id(db: DeliveryDb) -> None:
+    partner = make_partner(db.deps)
+    clock = db.deps.clock
+    assert isinstance(clock, Clock)
+    dead_before = DEAD_LETTERS._value.get()
+    with Receiver(behaviour=lambda _r, _n: (500, {}, b"x" * 5000)) as receiver:
+        endpoint, _ = make_endpoint(db.deps, partner, receiver.url)
+        [event] = make_events(db.deps, partner, [endpoint], 1, now=clock.now)
+        _drain(db)
+        for attempt_no, base in enumerate(RETRY_DELAYS_S, start=2):
+            d = _delivery(db, event)
+            assert d.status == "pending" and d.attempts == attempt_no - 1
+            wait = (d.next_attempt_at - clock.now).total_seconds()
+            assert 0.8 * base - 0.01 <= wait <= 1.2 * base + 0.01, (attempt_no, wait)
+            clock.advance(seconds=wait - 1)
+            assert _drain(db) == 0  # not yet due
+            clock.advance(seconds=1)
+            assert _drain(db) == 1
+    d = _delivery(db, event)
+    assert (d.status, d.attempts, d.next_attempt_at) == ("dead", MAX_ATTEMPTS, None)
+    assert DEAD_LETTERS._value.get() == dead_before + 1
+    assert set(receiver.ids()) == {f"msg_{event.hex}"} and len(receiver.ids()) == MAX_ATTEMPTS
+    kept = attempts(db.deps, d.id)
+    assert [a.number for a in kept] == list(range(1, MAX_ATTEMPTS + 1))
+    assert all(a.status_code == 500 and len(a.response_body) == 2048 for a in kept)
+    assert _endpoint(db, endpoint).failing_since is not None
+
+
+def test_retry_delay_jitter_stays_within_twenty_percent() -> None:
+    rng = random.Random(7)
+    for made, base in enumerate(RETRY_DELAYS_S, start=1):
+        waits = [retry_delay(made, rng=rng) for _ in range(200)]
+        seconds = [w.total_seconds() for w in waits if w is not None]
+        assert len(seconds) == 200
+        assert min(seconds) >= 0.8 * base and max(seconds) <= 1.2 * base
+        assert max(seconds) - min(seconds) > 0.2 * base  # it does jitter
+    assert retry_delay(MAX_ATTEMPTS) is None
+    assert retry_delay(1, retry_after_s=120.0) == timedelta(seconds=120)
+
+
+def test_a_receiver_down_then_back_gets_everything(db: DeliveryDb) -> None:
+    partner = make_partner(db.deps)
+    clock = db.deps.clock
+    assert isinstance(clock, Clock)
+    receiver = Receiver()  # not started: connections are refused
+    endpoint, _ = make_endpoint(db.deps, partner, receiver.url)
+    events = make_events(db.deps, partner, [endpoint], 20, now=clock.now)
+    _drain(db)
+    assert statuses(db.deps) == {"pending": 20}
+    assert {a.error for a in attempts(db.deps)} == {"connect"}
+    clock.advance(seconds=4)
+    assert _drain(db) == 0  # the 5 s (±20 %) retry is not due yet
+    with receiver:
+        clock.advance(seconds=3)  # past 5 s + 20 %
+        assert _drain(db) == 20
+    assert statuses(db.deps) == {"delivered": 20}
+    assert sorted(receiver.ids()) == sorted(f"msg_{e.hex}" for e in events)
+    assert _endpoint(db, endpoint).failing_since is None
+
+
+def test_410_disables_the_endpoint_and_pauses_the_rest(db: DeliveryDb) -> None:
+    partner = make_partner(db.deps)
+    with Receiver(behaviour=lambda _r, _n: (410, {}, b"gone")) as receiver:
+        endpoint, _ = make_endpoint(db.deps, partner, receiver.url)
+        make_events(db.deps, partner, [endpoint], 5)
+        _drain(db, per_endpoint=1)
+    ep = _endpoint(db, endpoint)
+    assert (ep.enabled, ep.disabled_reason) == (False, "gone")
+    assert len(receiver.received) == 1
+    assert statuses(db.deps) == {"paused": 5}
+    with db.deps.db.session() as s:
+        [event] = s.scalars(select(OutboxEvent)).all()
+    assert (event.topic, event.partner_id) == ("endpoint.disabled", partner)
+    assert event.payload["endpoint_id"] == str(endpoint) and event.payload["reason"] == "gone"
+    assert event.subject_bidx is None
+
+
+def test_an_endpoint_failing_for_five_days_is_disabled(db: DeliveryDb) -> None:
+    partner = make_partner(db.deps)
+    clock = db.deps.clock
+    assert isinstance(clock, Clock)
+    with Receiver(behaviour=lambda _r, _n: (503, {}, b"")) as receiver:
+        endpoint, _ = make_endpoint(db.deps, partner, receiver.url)
+        make_events(db.deps, partner, [endpoint], 1, now=clock.now)
+        _drain(db)
+        clock.advance(days=4, hours=23)
+        make_events(db.deps, partner, [endpoint], 1, now=clock.now)
+        _drain(db)
+        assert _endpoint(db, endpoint).enabled
+        clock.advance(hours=2)
+        make_events(db.deps, partner, [endpoint], 1, now=clock.now)
+        _drain(db)
+    ep = _endpoint(db, endpoint)
+    assert (ep.enabled, ep.disabled_reason) == (False, "failing")
+    assert statuses(db.deps)["paused"] == 3
+    with db.deps.db.session() as s:
+        assert [e.topic for e in s.scalars(select(OutboxEvent))] == ["endpoint.disabled"]
+
+
+def test_a_success_resets_the_failing_run(db: DeliveryDb) -> None:
+    partner = make_partner(db.deps)
+    clock = db.deps.clock
+    assert isinstance(clock, Clock)
+
+    def behaviour(request: Any, _n: int) -> tuple[int, dict[str, str], bytes]:
+        return (204 if json.loads(request.get_data())["seq"] == 2 else 500), {}, b""
+
+    with Receiver(behaviour=behaviour) as receiver:
+        endpoint, _ = make_endpoint(db.deps, partner, receiver.url)
+        started = clock.now
+        for _ in range(3):  # day 0: fails; day 3: the success; day 6: fails again
+            make_events(db.deps, partner, [endpoint], 1, now=clock.now)
+            _drain(db, per_endpoint=1)
+            if _ < 2:
+                clock.advance(days=3)
+    ep = _endpoint(db, endpoint)
+    assert ep.enabled
+    assert ep.failing_since is not None and ep.failing_since >= started + timedelta(days=6)
+
+
+def test_disable_and_re_enable_loses_nothing_and_keeps_event_order(db: DeliveryDb) -> None:
+    partner = make_partner(db.deps)
+    clock = db.deps.clock
+    assert isinstance(clock, Clock)
+    with Receiver() as receiver:
+        endpoint, _ = make_endpoint(db.deps, partner, receiver.url)
+        first = make_events(db.deps, partner, [endpoint], 3, now=clock.now)
+        _drain(db, per_endpoint=1)
+
+        def disable(session: Any) -> None:
+            ep = session.get(WebhookEndpoint, endpoint)
+            delivery_module.disable_endpoint(session, ep, "failing", now=clock.now)
+
+        run_in_unit(db.deps.db.sessions, disable)
+        # Events arriving while the endpoint is disabled are kept, paused.
+        later = make_events(db.deps, partner, [endpoint], 12, now=clock.now, status="paused")
+        clock.advance(hours=1)
+        assert _drain(db) == 0
+        assert statuses(db.deps) == {"delivered": 3, "paused": 12}
+
+        def enable(session: Any) -> None:
+            set_enabled(session, session.get(WebhookEndpoint, endpoint), True, clock.now)
+
+        run_in_unit(db.deps.db.sessions, enable)
+        leased = run_in_unit(db.deps.db.sessions, lambda s: lease_due(
+            s, db.deps, now=clock.now, limit=100, per_endpoint=100))
+        assert [j.msg_id for j in leased] == [f"msg_{e.hex}" for e in later]  # event order
+        run_in_unit(db.deps.db.sessions, lambda s: delivery_module.release(s, leased))
+        _drain(db, per_endpoint=1)
+    assert statuses(db.deps) == {"delivered": 15}
+    assert receiver.ids() == [f"msg_{e.hex}" for e in first + later]
+
+
+def test_retry_after_is_honoured_and_capped(db: DeliveryDb) -> None:
+    partner = make_partner(db.deps)
+    clock = db.deps.clock
+    assert isinstance(clock, Clock)
+    soon = format_datetime(datetime.now(UTC) + timedelta(seconds=90), usegmt=True)
+    answers = iter([(429, {"Retry-After": "120"}), (503, {"Retry-After": soon}),
+                    (503, {"Retry-After": "86400"}), (503, {"Retry-After": "nonsense"})])
+
+    def behaviour(_r: Any, _n: int) -> tuple[int, dict[str, str], bytes]:
+        status, headers = next(answers)
+        return status, headers, b""
+
+    with Receiver(behaviour=behaviour) as receiver:
+        endpoint, _ = make_endpoint(db.deps, partner, receiver.url)
+        [event] = make_events(db.deps, partner, [endpoint], 1, now=clock.now)
+        waits = []
+        for _ in range(4):
+            _drain(db)
+            d = _delivery(db, event)
+            waits.append((d.next_attempt_at - clock.now).total_seconds())
+            clock.advance(seconds=waits[-1])
+    assert waits[0] == 120
+    assert 80 <= waits[1] <= 91
+    assert waits[2] == 3600  # capped at one hour
+    assert 0.8 * RETRY_DELAYS_S[3] <= waits[3] <= 1.2 * RETRY_DELAYS_S[3]  # the schedule
+    assert len(receiver.received) == 4
+
+
+def test_a_redirect_is_not_followed(db: DeliveryDb) -> None:
+    partner = make_partner(db.deps)
+    with Receiver(behaviour=lambda r, _n: (302, {"Location": "/elsewhere"}, b"")) as receiver:
+        endpoint, _ = make_endpoint(db.deps, partner, receiver.url)
+        [event] = make_events(db.deps, partner, [endpoint], 1)
+        _drain(db)
+    assert [r.headers.get("Webhook-Id") for r in receiver.received] == [f"msg_{event.hex}"]
+    d = _delivery(db, event)
+    assert d.status == "pending" and d.last_status_code == 302
+    [attempt] = attempts(db.deps, d.id)
+    assert (attempt.status_code, attempt.error) == (302, "redirect")
+
+
+@pytest.mark.parametrize("host", ["localhost", "hooks.example.test"])
+def test_a_name_resolving_to_loopback_is_refused_at_send_time(
+        db: DeliveryDb, monkeypatch: pytest.MonkeyPatch, host: str) -> None:
+    real = socket.getaddrinfo
+
+    def getaddrinfo(name: str, port: Any, *args: Any, **kwargs: Any) -> Any:
+        # The name passed the registration check, then its DNS now answers 127.0.0.1.
+        return real("127.0.0.1" if name == host else name, port, *args, **kwargs)
+
+    monkeypatch.setattr(ssrf.socket, "getaddrinfo", getaddrinfo)
+    partner = make_partner(db.deps)
+    with Receiver() as receiver:
+        endpoint, _ = make_endpoint(db.deps, partner, f"http://{host}:{receiver.port}/hook")
+        [event] = make_events(db.deps, partner, [endpoint], 1)
+        strict = db.settings.with_overrides(webhook_allow_private=False)
+        monkeypatch.setattr(db.deps, "settings", strict)
+        _drain(db)
+    assert receiver.received == []
+    d = _delivery(db, event)
+    assert d.status == "pending" and d.last_status_code is None
+    [attempt] = attempts(db.deps, d.id)
+    assert (attempt.status_code, attempt.error) == (None, "refused_address")
+
+
+def test_a_dead_endpoint_with_500_events_does_not_delay_a_healthy_one(db: DeliveryDb) -> None:
+    partner = make_partner(db.deps)
+    with Receiver(delay=0.5, behaviour=lambda _r, _n: (500, {}, b"")) as slow, Receiver() as ok:
+        dead, _ = make_endpoint(db.deps, partner, slow.url)
+        healthy, _ = make_endpoint(db.deps, partner, ok.url)
+        make_events(db.deps, partner, [dead], 500)
+        make_events(db.deps, partner, [healthy], 100)
+        loop = _loop(db, concurrency=16, per_endpoint=4)
+        try:
+            while statuses(db.deps, healthy).get("delivered", 0) < 100:
+                loop.step()
+                loop._wake.wait(0.02)
+            dead_left = statuses(db.deps, dead)
+        finally:
+            loop.close()
+    # The healthy endpoint got all of its 100 while the dead one has barely started (4 slow
+    # requests at a time): most of the dead one's deliveries have not even had an attempt.
+    assert len(ok.received) == 100
+    with db.deps.db.session() as s:
+        untried = s.scalar(select(WebhookDelivery.id).where(
+            WebhookDelivery.endpoint_id == dead, WebhookDelivery.attempts == 0).limit(1))
+    assert untried is not None
+    assert dead_left["pending"] == 500
+    assert slow.max_in_flight <= 4
+
+
+def test_deliveries_go_on_when_redis_is_down(db: DeliveryDb) -> None:
+    partner = make_partner(db.deps)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    deps = db.fresh_deps(redis_url=f"redis://127.0.0.1:{closed_port}/0")
+    deps.clock = db.deps.clock
+    try:
+        with Receiver() as receiver:
+            endpoint, _ = make_endpoint(deps, partner, receiver.url, rate_limit_per_s=5)
+            make_events(deps, partner, [endpoint], 12)
+            loop = DeliveryLoop(deps)
+            try:
+                assert loop.run_until_idle(timeout=30) == 12
+                assert not loop.limits.shared  # it fell back to the in-process limit
+            finally:
+                loop.close()
+        assert statuses(deps) == {"delivered": 12}
+        assert len(receiver.received) == 12
+        # The in-process limit still holds each endpoint to its rate: 12 at 5/s take > 2 s.
+        times = sorted(r.at for r in receiver.received)
+        assert times[-1] - times[0] > 1.0
+    finally:
+        deps.db.engine.dispose()
+
+
+def test_the_rate_limit_is_shared_through_redis(db: DeliveryDb) -> None:
+    partner = make_partner(db.deps)
+    endpoint, _ = make_endpoint(db.deps, partner, "http://127.0.0.1:9/hook", rate_limit_per_s=3)
+    one, two = _loop(db), _loop(db)
+    try:
+        # Two workers each asking ten times within well under a second: three in all (the
+        # window starts at the first hit), not three each.
+        allowed = [loop.limits.allow(endpoint, 3) for loop in (one, two) * 10]
+    finally:
+        one.close()
+        two.close()
+    assert one.limits.shared
+    assert allowed.count(True) == 3
+
+
+def test_the_body_is_the_partner_event(db: DeliveryDb) -> None:
+    partner = make_partner(db.deps)
+    with Receiver() as receiver:
+        endpoint, _ = make_endpoint(db.deps, partner, receiver.url)
+        make_events(db.deps, partner, [endpoint], 2, event_type="consent.granted")
+        _drain(db, per_endpoint=1)
+    bodies = [json.loads(r.body) for r in receiver.received]
+    assert [(b["type"], b["seq"], b["data"]) for b in bodies] == [
+        ("consent.granted", 1, {"n": 1}), ("consent.granted", 2, {"n": 2})]
