@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from xinyi import idempotency
 from xinyi.audit import models as audit_models
 from xinyi.auth import models as auth_models
+from xinyi.benefits import models as benefit_models
 from xinyi.citizens import models as citizen_models
 from xinyi.consents import models as consent_models
 from xinyi.credentials import models as credential_models
@@ -17,6 +19,6 @@ from xinyi.subjects import models as subject_models
 from xinyi.webhooks import models as webhook_models
 
 metadata = Base.metadata
-__all__ = ["audit_models", "auth_models", "citizen_models", "consent_models",
+__all__ = ["audit_models", "auth_models", "benefit_models", "idempotency", "citizen_models", "consent_models",
            "credential_models", "metadata", "notification_models", "outbox_models", "record_models",
            "scoring_models", "signing_models", "subject_models", "webhook_models"]

@@ -250,3 +250,11 @@ def set_catalogue(session: Session, deps: Deps, client_id: uuid.UUID,
     session.execute(select(ApiClient.id).where(ApiClient.id == client.id).with_for_update())
     _grant(session, deps, client.id, codes)
     return _view(session, client)
+
+
+def client_names(session: Session, client_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The display names of these API clients (partners), for the citizen's own views."""
+    if not client_ids:
+        return {}
+    return dict(session.execute(select(ApiClient.id, ApiClient.name)
+                                .where(ApiClient.id.in_(list(client_ids)))).tuples().all())

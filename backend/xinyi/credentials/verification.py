@@ -314,3 +314,40 @@ def verify(session: Session, deps: Deps, partner: Principal, *, credential: str,
     log.info("verification", extra={"event": "verification", "partner_id": str(partner.id),
                                      "decision": response["decision"]})
     return response
+
+
+@dataclass(frozen=True)
+class VerificationRef:
+    """What another domain (benefit sessions) may know of a partner's verification: no
+    credential, no pseudonym; ``limits`` are the amounts granted (empty unless eligible)."""
+
+    id: uuid.UUID
+    partner_id: uuid.UUID
+    subject_bidx: bytes
+    benefit_code: str
+    decision: str  # eligible | standard_terms
+    created_at: datetime
+    tier: str
+    limits: dict[str, int]
+
+
+_REF = select(Verification.id, Verification.partner_id, Verification.subject_bidx,
+              Verification.benefit_code, Verification.decision, Verification.created_at,
+              Verification.response).where(Verification.id == bindparam("id"),
+                                           Verification.partner_id == bindparam("partner_id"))
+
+
+def verification_of(session: Session, partner_id: uuid.UUID,
+                    verification_id: uuid.UUID) -> VerificationRef | None:
+    """This partner's verification ``verification_id``; None if there is none or it is
+    another partner's (the caller answers 404 alike, telling nothing)."""
+    row = session.connection().execute(
+        _REF, {"id": verification_id, "partner_id": partner_id}).first()
+    if row is None:
+        return None
+    response: dict[str, Any] = row[6] or {}
+    benefit = response.get("benefit") or {}
+    limits = {str(k): int(v) for k, v in (benefit.get("limits") or {}).items()}
+    return VerificationRef(id=row[0], partner_id=row[1], subject_bidx=bytes(row[2]),
+                           benefit_code=row[3], decision=row[4], created_at=row[5],
+                           tier=str(response.get("tier", rules.TIER_LOWEST)), limits=limits)

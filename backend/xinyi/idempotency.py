@@ -1,0 +1,109 @@
+"""Idempotency-Key for any write of a principal: the same key and body replay the stored
+answer; the same key with another operation or body is refused, naming the header.
+
+How: the first request inserts its key row (in a savepoint), does the work and stores its
+answer in the row, all in the caller's unit. A concurrent request under the same key meets
+the uncommitted row: on PostgreSQL its insert waits for the first to commit or roll back,
+then either replays the committed answer or (the first failed) does the work itself. A
+request that fails leaves no row, so a retry runs again. Keys live for
+:data:`KEEP_FOR` (the worker purges older ones).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import JSON, String, delete, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from xinyi.db import Base, utcnow
+from xinyi.errors import ValidationFailed
+from xinyi.uow import unique_or
+
+T = TypeVar("T")
+KEEP_FOR = timedelta(days=2)
+MAX_KEY_LENGTH = 100
+
+
+class IdempotentRequest(Base):
+    """One principal's key: which operation, a hash of its body, the stored answer."""
+
+    __tablename__ = "idempotent_requests"
+
+    owner_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(MAX_KEY_LENGTH), primary_key=True)
+    operation: Mapped[str] = mapped_column(String(100))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class IdempotencyKeyReused(ValidationFailed):
+    code = "idempotency_key_reused"
+    title = "This Idempotency-Key was used for a different request"
+
+
+class _Taken(Exception):
+    pass
+
+
+def fingerprint(operation: str, body: Mapping[str, Any]) -> str:
+    """A stable hash of the operation and its body (keys sorted; dates as ISO text)."""
+    text = json.dumps({"op": operation, "body": body}, sort_keys=True, default=str,
+                      separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _reused() -> IdempotencyKeyReused:
+    return IdempotencyKeyReused.at("Idempotency-Key",
+                                   "already used for another operation or body",
+                                   location="headers")
+
+
+def idempotent(session: Session, *, owner_id: uuid.UUID, key: str | None, operation: str,
+               body: Mapping[str, Any], now: datetime, run: Callable[[], T],
+               dump: Callable[[T], dict[str, Any]],
+               load: Callable[[dict[str, Any]], T]) -> T:
+    """``run()`` once per ``(owner_id, key)``; a retry gets ``load(stored answer)``.
+
+    ``operation`` names what is done and to what (``"benefit_session.close:<id>"``), so a
+    key reused for another call is refused (422 ``idempotency_key_reused``) like one reused
+    with another body. Without a key, ``run()`` simply runs."""
+    if key is None:
+        return run()
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise ValidationFailed.at("Idempotency-Key",
+                                  f"must be 1 to {MAX_KEY_LENGTH} printable characters",
+                                  location="headers")
+    digest = fingerprint(operation, body)
+    table = IdempotentRequest.__table__
+    try:
+        with unique_or(session, _Taken):
+            session.execute(table.insert().values(  # type: ignore[attr-defined]
+                owner_id=owner_id, key=key, operation=operation, fingerprint=digest,
+                response=None, created_at=now))
+    except _Taken:
+        prior = session.scalar(select(IdempotentRequest).where(
+            IdempotentRequest.owner_id == owner_id, IdempotentRequest.key == key))
+        if prior is None or prior.response is None:  # gone or still in flight elsewhere
+            raise _reused() from None
+        if prior.operation != operation or prior.fingerprint != digest:
+            raise _reused() from None
+        return load(prior.response)
+    result = run()
+    session.execute(update(IdempotentRequest).where(
+        IdempotentRequest.owner_id == owner_id, IdempotentRequest.key == key)
+        .values(response=dump(result)))
+    return result
+
+
+def purge(session: Session, now: datetime) -> int:
+    """Forget keys older than :data:`KEEP_FOR`."""
+    result = session.execute(delete(IdempotentRequest).where(
+        IdempotentRequest.created_at < now - KEEP_FOR))
+    return int(result.rowcount)  # type: ignore[attr-defined]
