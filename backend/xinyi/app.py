@@ -188,6 +188,7 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
 
     # Every routes module is imported before any blueprint is registered: citizens.routes
     # adds POST /v1/auth/register to auth_blp (citizens depends on auth, not the reverse).
+    from xinyi.adapters.routes import blueprints as adapter_blueprints
     from xinyi.admin.routes import blp as admin_blp
     from xinyi.audit.routes import me_blp as queries_blp
     from xinyi.auth.routes import blp as auth_blp
@@ -202,7 +203,8 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
     for blp in (ops_blp, auth_blp, me_blp, records.me_blp, scoring_blp, records.catalog_blp,
                 records.provider_blp, credentials.me_blp, credentials.partner_blp,
                 credentials.jwks_blp, admin_blp, records.admin_blp, consents.me_blp,
-                consents.partner_blp, consents.directory_blp, queries_blp, notifications_blp):
+                consents.partner_blp, consents.directory_blp, queries_blp, notifications_blp,
+                *adapter_blueprints()):
         api.register_blueprint(blp)
     apidocs.install(app)
     _install_hooks(app)

@@ -15,7 +15,6 @@ names) and writes only its own rules; this module does the rest:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 from collections.abc import Callable, Mapping
@@ -28,19 +27,20 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from xinyi.adapters.errors import (
-    IdempotencyKeyReused,
     KindMismatch,
     NothingToSettle,
     RecordClosed,
     RecordNotFound,
 )
-from xinyi.adapters.models import AdapterRecord, AdapterWrite
+from xinyi.adapters.models import AdapterRecord
 from xinyi.auth.principal import Principal
 from xinyi.benefits import service as benefits
+from xinyi.benefits import terms as session_terms
 from xinyi.credentials import verification
+from xinyi.credentials.verification import verification_of
 from xinyi.deps import Deps
-from xinyi.errors import Conflict, ValidationFailed
-from xinyi.uow import unique_or
+from xinyi.errors import ValidationFailed
+from xinyi.idempotency import idempotent
 
 MAX_AMOUNT_FEN = 100_000_000  # ¥1,000,000: the ceiling of every amount (the issue's rule)
 MAX_DUE_DAYS = 90
@@ -137,13 +137,14 @@ def check_due(name: str, due_at: datetime, now: datetime) -> None:
         raise ValidationFailed.at(name, f"must be at most {MAX_DUE_DAYS} days ahead")
 
 
-def _scoped_key(call: Call, scope: str) -> str | None:
-    """The key handed down to verification and sessions: the partner's key, scoped to the
-    adapter so that a key the partner also uses on the generic routes cannot collide."""
-    if call.idempotency_key is None:
-        return None
-    digest = hashlib.sha256(f"{scope}\x00{call.idempotency_key}".encode()).hexdigest()
-    return f"ad:{digest[:40]}"
+def _room(call: Call, verification_id: uuid.UUID) -> int:
+    """What is left of the citizen's exposure cap: with none left, no session is opened
+    (a session waiving nothing would only be noise to the partner and the citizen)."""
+    ref = verification_of(call.session, call.partner.id, verification_id)
+    if ref is None:
+        return 0
+    cap = session_terms.terms_of(call.session, ref.benefit_code).cap_for(ref.tier)
+    return cap - benefits.exposure_of(call.session, ref.subject_bidx)
 
 
 def open_record(call: Call, spec: KindSpec, *, credential: str,
@@ -154,30 +155,29 @@ def open_record(call: Call, spec: KindSpec, *, credential: str,
     now = call.now
     record_id = uuid.uuid4()
     answer = verification.verify(call.session, call.deps, call.partner, credential=credential,
-                                 benefit=spec.benefit,
-                                 idempotency_key=_scoped_key(call, f"{spec.kind}:verify"))
+                                 benefit=spec.benefit)
     eligible = answer["decision"] == "eligible"
     limits: Mapping[str, int] = answer["benefit"]["limits"] if eligible else {}
     wanted = terms(limits)
     reference = reference or str(record_id)
     view: benefits.SessionView | None = None
-    if eligible and due_at is not None and wanted.amount_fen > 0 and spec.events:
+    verification_id = uuid.UUID(answer["id"])
+    if (eligible and due_at is not None and wanted.amount_fen > 0 and spec.events
+            and wanted.waivable_fen != 0 and _room(call, verification_id) > 0):
         view = benefits.open_session(
             call.session, call.deps, call.partner,
-            verification_id=uuid.UUID(answer["id"]), amount_fen=wanted.amount_fen,
+            verification_id=verification_id, amount_fen=wanted.amount_fen,
             due_at=due_at, reference=reference,
-            idempotency_key=_scoped_key(call, f"{spec.kind}:open"),
             waivable_fen=wanted.waivable_fen)
         if view.waived_fen == 0:
-            # The cap is used up (or the kind's rule waives nothing): normal terms, and no
-            # session to follow up — nothing of it is on credit.
-            benefits.cancel_session(call.session, call.deps, call.partner, view.id,
-                                    idempotency_key=_scoped_key(call, f"{spec.kind}:void"))
+            # The cap was used up meanwhile (a concurrent open elsewhere): normal terms,
+            # and no session to follow up — nothing of it is on credit.
+            benefits.cancel_session(call.session, call.deps, call.partner, view.id)
             view = None
     waived = view.waived_fen if view is not None else 0
     record = AdapterRecord(
         id=record_id, kind=spec.kind, partner_id=call.partner.id,
-        verification_id=uuid.UUID(answer["id"]), decision=answer["decision"],
+        verification_id=verification_id, decision=answer["decision"],
         session_id=view.id if view is not None else None, status="open",
         reference=reference, amount_fen=wanted.amount_fen, waived_fen=waived,
         charge_normally_fen=wanted.amount_fen - waived, due_at=due_at, details=details,
@@ -232,16 +232,14 @@ def close(call: Call, spec: KindSpec, record: AdapterRecord, *, owed_fen: int,
         return view
     return benefits.close_session(
         call.session, call.deps, call.partner, record.session_id,
-        outcome="defaulted" if owed_fen > 0 else "fulfilled", amount_owed_fen=owed_fen,
-        idempotency_key=_scoped_key(call, f"{spec.kind}:{scope}"))
+        outcome="defaulted" if owed_fen > 0 else "fulfilled", amount_owed_fen=owed_fen)
 
 
 def settle(call: Call, spec: KindSpec, record: AdapterRecord) -> Outcome:
     """The citizen paid what was owed during grace: the session is settled, no record."""
     if record.session_id is None:
         raise NothingToSettle()
-    view = benefits.settle_session(call.session, call.deps, call.partner, record.session_id,
-                                   idempotency_key=_scoped_key(call, f"{spec.kind}:settle"))
+    view = benefits.settle_session(call.session, call.deps, call.partner, record.session_id)
     if record.status == "open":
         record.status, record.closed_at = "closed", call.now
     record.updated_at = call.now
@@ -275,79 +273,29 @@ def answer(call: Call, spec: KindSpec, outcome: Outcome) -> dict[str, Any]:
     return {**common, **spec.render(record, call.now)}
 
 
-def _fingerprint(scope: str, record_id: uuid.UUID | None, body: Mapping[str, Any]) -> str:
-    canonical = json.dumps({"scope": scope, "record": str(record_id) if record_id else None,
-                            "body": body}, sort_keys=True, default=str, ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _replay(call: Call, fingerprint: str) -> dict[str, Any] | None:
-    if call.idempotency_key is None:
-        return None
-    prior = call.session.scalar(select(AdapterWrite).where(
-        AdapterWrite.partner_id == call.partner.id,
-        AdapterWrite.idempotency_key == call.idempotency_key))
-    if prior is None:
-        return None
-    if prior.fingerprint != fingerprint:
-        raise IdempotencyKeyReused.at("Idempotency-Key", "already used for another request",
-                                      location="headers")
-    return dict(prior.response)
-
-
-class _Replayed(Exception):
-    def __init__(self, response: dict[str, Any]) -> None:
-        super().__init__("replayed")
-        self.response = response
-
-
-class WriteInProgress(Conflict):
-    code = "write_in_progress"
-    title = "A request with this Idempotency-Key is still being answered; retry it shortly"
-
-    def __init__(self) -> None:
-        super().__init__(headers={"Retry-After": "1"})
-
-
-def _take_slot(call: Call, fingerprint: str) -> AdapterWrite:
-    """Claim the Idempotency-Key before any work: a concurrent request under the same key
-    waits here for the first one's commit (PostgreSQL) and then replays its answer."""
-    slot = AdapterWrite(partner_id=call.partner.id, idempotency_key=call.idempotency_key,
-                        fingerprint=fingerprint, response={}, created_at=call.now)
-
-    def raced() -> Exception:
-        stored = _replay(call, fingerprint)  # a different body: IdempotencyKeyReused
-        return _Replayed(stored) if stored is not None else WriteInProgress()
-
-    with unique_or(call.session, raced):
-        call.session.add(slot)
-    return slot
-
-
 def write(call: Call, spec: KindSpec, operation: Operation, body: dict[str, Any],
           record_id: uuid.UUID | None = None) -> dict[str, Any]:
-    """Run one of the kind's writes, idempotently, and give its answer."""
+    """Run one of the kind's writes under its Idempotency-Key and give its answer.
+
+    The key is claimed (:func:`xinyi.idempotency.idempotent`) before any work, so a retry
+    racing its first request waits for it and replays its answer; the verification and the
+    session beneath are then called without a key of their own."""
     check_kind(spec, call.partner)
-    fingerprint = _fingerprint(f"{spec.kind}:{operation.name}", record_id, body)
-    replay = _replay(call, fingerprint)
-    if replay is not None:
-        return replay
-    slot: AdapterWrite | None = None
-    if call.idempotency_key is not None:
-        try:
-            slot = _take_slot(call, fingerprint)
-        except _Replayed as replayed:
-            return replayed.response
-    if operation.opens is not None:
-        outcome = operation.opens(call, body)
-    else:
-        assert operation.acts is not None and record_id is not None
-        outcome = operation.acts(call, locked(call, spec, record_id), body)
-    call.session.flush()
-    result = answer(call, spec, outcome)
-    if slot is not None:
-        slot.record_id, slot.response = outcome.record.id, result
-    return result
+    operation_name = f"adapter.{spec.kind}.{operation.name}" + (
+        f":{record_id}" if record_id is not None else "")
+
+    def run() -> dict[str, Any]:
+        if operation.opens is not None:
+            outcome = operation.opens(call, body)
+        else:
+            assert operation.acts is not None and record_id is not None
+            outcome = operation.acts(call, locked(call, spec, record_id), body)
+        call.session.flush()
+        return answer(call, spec, outcome)
+
+    return idempotent(call.session, owner_id=call.partner.id, key=call.idempotency_key,
+                      operation=operation_name, body=body, now=call.now, run=run,
+                      dump=dict, load=dict)
 
 
 def read(call: Call, spec: KindSpec, record_id: uuid.UUID) -> dict[str, Any]:

@@ -42,8 +42,3 @@ class BookAlreadyBack(Conflict):
 class CheckoutWindowClosed(Conflict):
     code = "checkout_window_closed"
     title = "Charges can be put on a deposit-free stay only at checkout or within 72 hours"
-
-
-class IdempotencyKeyReused(ValidationFailed):
-    code = "idempotency_key_reused"
-    title = "This Idempotency-Key was used for a different request"

@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from xinyi.db import Base, new_id, utcnow
@@ -44,7 +44,8 @@ class AdapterRecord(Base):
     verification_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("verifications.id"), unique=True)
     decision: Mapped[str] = mapped_column(String(16))
-    session_id: Mapped[uuid.UUID | None] = mapped_column(unique=True)
+    session_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("benefit_sessions.id"),
+                                                         unique=True)
     status: Mapped[str] = mapped_column(String(16), default="open")
     reference: Mapped[str] = mapped_column(String(100))
     amount_fen: Mapped[int] = mapped_column(Integer)
@@ -55,20 +56,3 @@ class AdapterRecord(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     closed_at: Mapped[datetime | None]
-
-
-class AdapterWrite(Base):
-    """The stored answer of an adapter write made with an ``Idempotency-Key``: the same key
-    and body get it again; the same key with another body is refused."""
-
-    __tablename__ = "adapter_writes"
-    __table_args__ = (UniqueConstraint("partner_id", "idempotency_key"),)
-
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-    partner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("api_clients.id"))
-    idempotency_key: Mapped[str] = mapped_column(String(100))
-    fingerprint: Mapped[str] = mapped_column(String(64))
-    record_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("adapter_records.id"),
-                                                         index=True)
-    response: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)

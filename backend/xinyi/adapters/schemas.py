@@ -13,17 +13,17 @@ STATES = ["open", "closed", "admitted", "fulfilled", "cancelled", "overdue", "de
           "settled", "recorded"]
 
 
-def amount(description: str, **kwargs: Any) -> fields.Field:
+def amount(description: str, **kwargs: Any) -> fields.Field[Any]:
     """Integer fen; the range is checked by the adapter (naming the rule)."""
     return WholeNumber(metadata={"description": description + " (integer fen)"}, **kwargs)
 
 
-def credential() -> fields.Field:
+def credential() -> fields.Field[Any]:
     return fields.String(required=True, validate=validate.Length(min=1, max=8192), metadata={
         "description": "The citizen's QR payload (XY1:…) or 18-digit short code"})
 
 
-def reference() -> fields.Field:
+def reference() -> fields.Field[Any]:
     return fields.String(validate=FullMatch(r"^[\x21-\x7e]{1,100}$",
                                             error="1-100 visible ASCII characters"),
                          metadata={"description": "Your own reference (defaults to the id)"})
@@ -76,11 +76,11 @@ class UtcDateTime(fields.AwareDateTime):
 
 
 def due_at(description: str = "When it is due back (ISO 8601 with offset)",
-           **kwargs: Any) -> fields.Field:
+           **kwargs: Any) -> fields.Field[Any]:
     return UtcDateTime(format="iso", metadata={"description": description, **DATE_TIME},
                        **kwargs)
 
 
-def barcode() -> fields.Field:
+def barcode() -> fields.Field[Any]:
     return fields.String(required=True, validate=FullMatch(
         r"^[\x21-\x7e]{1,64}$", error="1-64 visible ASCII characters"))
