@@ -8,8 +8,12 @@
   /.well-known/jwks.json``).
 * :class:`SeenJtiCache` — the local memory that makes a credential single-use offline.
 * :func:`verify_webhook` — check the Standard Webhooks signature of a delivery.
+* One module per partner kind — :mod:`xinyi_partner.library`, ``bike``, ``hospital``,
+  ``hotel``, ``scenic``: a typed client of that kind's ``/v1/adapters/<kind>/…`` routes and
+  typed webhook events with a dispatcher (:class:`ApiError` is every client's refusal).
 """
 
+from ._adapter import ApiError, EventDispatcher, SessionEvent
 from .credential import VerifiedCredential, verify_offline
 from .discovery import Configuration, OfflineVerifier, discover
 from .errors import CredentialError, DiscoveryError, WebhookError
@@ -17,11 +21,14 @@ from .seen import SeenJtiCache
 from .webhook import verify_webhook
 
 __all__ = [
+    "ApiError",
     "Configuration",
     "CredentialError",
     "DiscoveryError",
+    "EventDispatcher",
     "OfflineVerifier",
     "SeenJtiCache",
+    "SessionEvent",
     "VerifiedCredential",
     "WebhookError",
     "discover",
