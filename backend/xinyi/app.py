@@ -192,6 +192,7 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
     from xinyi.admin.routes import blp as admin_blp
     from xinyi.audit.routes import me_blp as queries_blp
     from xinyi.auth.routes import blp as auth_blp
+    from xinyi.benefits import routes as benefits
     from xinyi.citizens.routes import blp as me_blp
     from xinyi.consents import routes as consents
     from xinyi.credentials import routes as credentials
@@ -204,6 +205,7 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
                 records.provider_blp, credentials.me_blp, credentials.partner_blp,
                 credentials.jwks_blp, admin_blp, records.admin_blp, consents.me_blp,
                 consents.partner_blp, consents.directory_blp, queries_blp, notifications_blp,
+                benefits.partner_blp, benefits.me_blp, benefits.admin_blp,
                 *adapter_blueprints()):
         api.register_blueprint(blp)
     apidocs.install(app)

@@ -28,6 +28,9 @@ TEMPLATES: Mapping[str, str] = {
     "benefit_session_defaulted": (
         "【信易+】{partner}报告您的{benefit}未履约（应付{amount_yuan}元）。请在{grace_until}前"
         "结清，结清后不记入信用记录；逾期将记为失信记录，您可以提出异议。"),
+    "benefit_session_recorded": (
+        "【信易+】您在{partner}的{benefit}宽限期已满仍未结清，已记入信用记录"
+        "（{item}）。如有异议，可在应用内对该记录提出异议。"),
 }
 
 

@@ -8,6 +8,8 @@ import threading
 from collections.abc import Callable
 from types import FrameType
 
+from sqlalchemy.orm import Session
+
 from xinyi.deps import Deps
 from xinyi.uow import run_in_unit
 
@@ -55,9 +57,35 @@ def lapse_consent_requests(deps: Deps) -> str:
     return f"lapse_consent_requests: {done}"
 
 
+def benefit_session_sweeps(deps: Deps) -> str:
+    """Overdue, default 30 days after due, record after grace: a unit per batch, until
+    nothing is due (each step idempotent, safe with several workers)."""
+    from xinyi.benefits import sweeps
+
+    done = []
+    for step in (sweeps.mark_overdue, sweeps.default_unclosed, sweeps.record_after_grace):
+        total = 0
+
+        def batch(session: Session, step: Callable[..., int] = step) -> int:
+            return step(session, deps)
+
+        while moved := run_in_unit(deps.db.sessions, batch):
+            total += moved
+        done.append(f"{step.__name__} {total}")
+    return "benefit_session_sweeps: " + ", ".join(done)
+
+
+def purge_idempotency_keys(deps: Deps) -> str:
+    from xinyi.idempotency import purge
+
+    done = run_in_unit(deps.db.sessions, lambda session: purge(session, deps.clock()))
+    return f"purge_idempotency_keys: {done}"
+
+
 JOBS: list[Callable[[Deps], str]] = [purge_expired_logins, expire_records,
                                      sign_audit_checkpoint, purge_expired_credentials,
-                                     lapse_consent_requests]
+                                     lapse_consent_requests, benefit_session_sweeps,
+                                     purge_idempotency_keys]
 
 
 def run_once(deps: Deps) -> list[str]:

@@ -15,11 +15,19 @@ from xinyi.adapters.registry import KINDS
 
 @dataclass(frozen=True)
 class KindEvent:
+    """One catalogue entry: the outbox ``topic`` it comes from, and the payload value that
+    selects it (``{"kind": "library"}``: the session payload names its partner's kind). Put
+    before the generic entry of the same topic, it is what a partner of that kind gets."""
+
     type: str  # "library.loan_overdue"
     version: int
     kind: str  # the partner kind that receives it
-    generic: str  # the generic event it stands for ("benefit_session.overdue")
+    topic: str  # the generic event it stands for ("benefit_session.overdue")
     description: str
+
+    @property
+    def match(self) -> dict[str, str]:
+        return {"kind": self.kind}
 
 
 _SAYS = {
@@ -32,7 +40,7 @@ _SAYS = {
 }
 
 CATALOGUE: tuple[KindEvent, ...] = tuple(
-    KindEvent(type=kind_type, version=1, kind=spec.kind, generic=generic,
+    KindEvent(type=kind_type, version=1, kind=spec.kind, topic=generic,
               description=f"{spec.kind} {spec.noun}: {_SAYS[generic]}")
     for spec in KINDS.values() for generic, kind_type in spec.events.items())
 

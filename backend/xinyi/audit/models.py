@@ -5,8 +5,18 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from xinyi.db import Base, new_id, utcnow
@@ -48,3 +58,21 @@ class AuditCheckpoint(Base):
     digest: Mapped[bytes] = mapped_column(LargeBinary(32))
     kid: Mapped[str] = mapped_column(String(64))
     signature: Mapped[bytes] = mapped_column(LargeBinary(64))
+
+
+class StaffAction(Base):
+    """Append-only log of staff changes to shared settings (who, what, before and after).
+    Nothing updates or deletes a row: :func:`xinyi.audit.service.log_staff_action` only
+    inserts. No personal data: settings only."""
+
+    __tablename__ = "staff_actions"
+    __table_args__ = (Index("ix_staff_actions_target_created", "target", "created_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    actor_id: Mapped[uuid.UUID]
+    actor_role: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(128))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

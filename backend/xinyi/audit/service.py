@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from xinyi.audit.models import AccessLogEntry
+from xinyi.audit.models import AccessLogEntry, StaffAction
 from xinyi.auth.service import client_name
 from xinyi.dbutil import china_date, insert_for
 from xinyi.errors import DomainError
@@ -280,3 +280,20 @@ def reads_per_day(session: Session, since: datetime) -> list[tuple[date, int]]:
     return [(d, int(n)) for d, n in session.execute(
         select(day, func.count()).where(AccessLogEntry.created_at >= since)
         .group_by(day).order_by(day))]
+
+
+def log_staff_action(session: Session, *, actor_id: uuid.UUID, actor_role: str, action: str,
+                     target: str, before: dict[str, Any] | None, after: dict[str, Any] | None,
+                     now: datetime) -> None:
+    """Append one staff change (settings only, never personal data) to ``staff_actions``,
+    in the caller's unit: the change and its log entry commit together."""
+    session.add(StaffAction(actor_id=actor_id, actor_role=actor_role, action=action,
+                            target=target, before=before, after=after, created_at=now))
+
+
+def staff_actions(session: Session, target: str) -> list[dict[str, Any]]:
+    """The log of changes to ``target``, oldest first."""
+    return [{"actor_id": a.actor_id, "actor_role": a.actor_role, "action": a.action,
+             "before": a.before, "after": a.after, "created_at": a.created_at}
+            for a in session.scalars(select(StaffAction).where(StaffAction.target == target)
+                                     .order_by(StaffAction.created_at, StaffAction.id))]

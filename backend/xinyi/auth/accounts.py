@@ -256,5 +256,6 @@ def client_names(session: Session, client_ids: Collection[uuid.UUID]) -> dict[uu
     """The display names of these API clients (partners), for the citizen's own views."""
     if not client_ids:
         return {}
-    return dict(session.execute(select(ApiClient.id, ApiClient.name)
-                                .where(ApiClient.id.in_(list(client_ids)))).tuples().all())
+    rows = session.execute(select(ApiClient.id, ApiClient.name)
+                           .where(ApiClient.id.in_(list(client_ids)))).all()
+    return {row[0]: row[1] for row in rows}

@@ -138,6 +138,11 @@ class SessionView:
     next_step: str  # what happens next, in words (for partner and citizen)
     next_step_at: datetime | None
 
+    @property
+    def session_id(self) -> uuid.UUID:
+        """The same as ``id``: the adapters' answers carry both."""
+        return self.id
+
 
 @dataclass(frozen=True)
 class CitizenSessionView:
@@ -270,8 +275,8 @@ def _hold(session: Session, bidx: bytes, want: int, cap: int, now: datetime) -> 
     last line: the sum can never pass the cap."""
     if want <= 0 or cap <= 0:
         return 0
-    session.execute(insert_for(session, Exposure.__table__)  # type: ignore[arg-type]
-                    .values(subject_bidx=bidx, open_fen=0, cap_fen=0, updated_at=now)
+    stmt: Any = insert_for(session, Exposure.__table__)  # type: ignore[arg-type]
+    session.execute(stmt.values(subject_bidx=bidx, open_fen=0, cap_fen=0, updated_at=now)
                     .on_conflict_do_nothing(index_elements=["subject_bidx"]))
     held = session.execute(select(Exposure.open_fen).where(Exposure.subject_bidx == bidx)
                            .with_for_update()).scalar_one()
@@ -342,7 +347,7 @@ def notice_defaulted(session: Session, deps: Deps, row: Any, partner_name: str,
 
 # ---- reading ----
 
-_COLUMNS = tuple(BenefitSession.__table__.c)  # type: ignore[attr-defined]
+_COLUMNS = tuple(BenefitSession.__table__.c)
 
 
 def _row(session: Session, partner: Principal, session_id: uuid.UUID, *,

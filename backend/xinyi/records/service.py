@@ -386,3 +386,56 @@ def catalogue_codes(session: Session) -> frozenset[str]:
 def list_of(item: CatalogueItem) -> str | None:
     """The list (``red`` or ``black``) a record of ``item`` enters, if any."""
     return _list_of(item)
+
+
+@dataclass(frozen=True)
+class DefaultRecord:
+    """A minor market-default record a partner's benefit session leads to, after notice and
+    grace: ``ref`` names the session (the evidence), unique per partner."""
+
+    subject_bidx: bytes
+    partner_id: uuid.UUID
+    catalogue_code: str
+    ref: str
+    summary: str
+    occurred_on: date
+
+
+def record_defaults(session: Session, deps: Deps, defaults: list[DefaultRecord], *,
+                    now: datetime) -> dict[str, uuid.UUID]:
+    """Write these default records (the worker's, not a provider push: the partner is the
+    record's source, the catalogue item its rules), rescoring the citizens once. A ref
+    already recorded for that partner is not written again: ``{ref: record id}`` covers
+    both. The citizen can object to each like any other record."""
+    if not defaults:
+        return {}
+    catalogue = _catalogue(session)
+    today = china_today(now)
+    out: dict[str, uuid.UUID] = {}
+    for d in defaults:
+        existing = session.scalar(select(CreditRecord.id).where(
+            CreditRecord.provider_id == d.partner_id, CreditRecord.provider_ref == d.ref))
+        if existing is not None:
+            out[d.ref] = existing
+            continue
+        cat = catalogue.get(d.catalogue_code)
+        if cat is None:
+            raise ValueError(f"no catalogue item {d.catalogue_code!r}")
+        digest = _content_hash(d.subject_bidx, {"catalogue_code": cat.code,
+                                                "occurred_at": d.occurred_on,
+                                                "summary": d.summary})
+        record = CreditRecord(id=uuid.uuid4(), subject_bidx=d.subject_bidx,
+                              provider_id=d.partner_id, provider_ref=d.ref,
+                              content_hash=digest, occurred_on=d.occurred_on,
+                              summary=d.summary[:500], occupation=None, status="active",
+                              created_at=now, updated_at=now)
+        _snapshot(record, cat)
+        session.add(record)
+        session.flush()
+        if record.display_until <= today:
+            _archive(session, record, "expired", now)
+        else:
+            _enter_list(session, record, cat, now)
+        out[d.ref] = record.id
+    deps.rescore(session, sorted({d.subject_bidx for d in defaults}), now=now, today=today)
+    return out

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -21,6 +21,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from xinyi.citizens.service import citizen_bidx, registered_at
 from xinyi.dbutil import insert_for, upsert
+from xinyi.errors import NotFound, ValidationFailed
 from xinyi.records.service import active_records, black_listed, counted_points
 from xinyi.scoring import rules
 from xinyi.scoring.models import BenefitRuleRow, CreditScore
@@ -196,3 +197,33 @@ def stored_scores() -> Subquery:
     scores :data:`rules.SCORE_BASE`)."""
     return (select(CreditScore.subject_bidx.label("bidx"), CreditScore.score)
             .subquery("stored_scores"))
+
+
+class UnknownBenefitRule(NotFound):
+    code = "benefit_rule_not_found"
+    title = "No benefit rule has this code"
+
+
+def update_benefit_rule(session: Session, code: str, *, min_score: int | None,
+                        limits: Mapping[str, int] | None,
+                        now: datetime) -> tuple[BenefitView, BenefitView]:
+    """Change a rule's threshold and/or replace its limits (staff): ``(before, after)``.
+    The rule is checked as :class:`rules.BenefitRule` checks every rule; the row is locked
+    so two edits take turns. Other processes see it once their rule cache expires (10 s)."""
+    row = session.scalar(select(BenefitRuleRow).where(BenefitRuleRow.code == code)
+                         .with_for_update())
+    if row is None:
+        raise UnknownBenefitRule()
+    before = BenefitView(row.code, row.qr_code, row.partner_kind, row.name_zh, row.name_en,
+                         row.min_score, dict(row.limits))
+    new_min = row.min_score if min_score is None else min_score
+    new_limits = dict(row.limits) if limits is None else dict(limits)
+    try:
+        rules.BenefitRule(row.code, row.partner_kind, row.name_zh, row.name_en, new_min,
+                          new_limits)
+    except ValueError as exc:
+        raise ValidationFailed.at("min_score" if "min_score" in str(exc) else "limits",
+                                  str(exc).split(": ", 1)[-1]) from None
+    row.min_score, row.limits, row.updated_at = new_min, new_limits, now
+    session.flush()
+    return before, dataclasses.replace(before, min_score=new_min, limits=new_limits)
