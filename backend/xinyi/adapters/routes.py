@@ -45,7 +45,9 @@ def _blueprint(spec: base.KindSpec) -> Blueprint:
         view.__doc__ = (f"{op.summary}. Idempotency-Key: the same key and body get the "
                         "stored answer, the same key with another body a 422.")
         decorated = blp.response(op.status, spec.answer)(view)
-        decorated = blp.arguments(op.body)(decorated)
+        # A body of optional fields only may be left out (webargs reads none as {}).
+        needed = any(f.required for f in op.body._declared_fields.values())
+        decorated = blp.arguments(op.body, required=needed)(decorated)
         decorated = blp.arguments(IdempotencyHeaders, location="headers")(decorated)
         decorated = requires("partner")(decorated)
         blp.route(f"/{spec.noun}{op.path}", methods=["POST"],
