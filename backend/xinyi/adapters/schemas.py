@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 from xinyi.schemas import FullMatch, StrictSchema, WholeNumber
 
@@ -23,10 +23,15 @@ def credential() -> fields.Field[Any]:
         "description": "The citizen's QR payload (XY1:…) or 18-digit short code"})
 
 
+def _printable(value: str) -> bool:
+    if not value.isprintable() or value != value.strip():
+        raise ValidationError("printable characters without surrounding spaces")
+    return True
+
+
 def reference() -> fields.Field[Any]:
-    return fields.String(validate=FullMatch(r"^[\x21-\x7e]{1,100}$",
-                                            error="1-100 visible ASCII characters"),
-                         metadata={"description": "Your own reference (defaults to the id)"})
+    return fields.String(validate=[validate.Length(min=1, max=100), _printable], metadata={
+        "description": "Your own reference, 1-100 printable characters (default: the id)"})
 
 
 class AdapterOut(Schema):
