@@ -361,6 +361,9 @@ def test_a_key_of_another_kind_is_refused_naming_the_mismatch(world: World) -> N
     assert resp.status_code == 403 and resp.get_json()["code"] == "partner_kind_mismatch"
     assert "bike" in resp.get_json()["detail"] and "library" in resp.get_json()["detail"]
     assert count(world.app, Verification) == 0
+    # Even a body this kind would refuse: the key's kind is the first thing checked.
+    resp = world.post(library, "/bike/rides", {"bike_id": 7})
+    assert resp.status_code == 403 and resp.get_json()["code"] == "partner_kind_mismatch"
     got = world.client.get(f"{A}/library/loans/{uuid.uuid4()}", headers=bike)
     assert got.status_code == 403 and got.get_json()["code"] == "partner_kind_mismatch"
 

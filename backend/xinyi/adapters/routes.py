@@ -8,6 +8,7 @@ of a partner of that kind may call a kind's routes (another kind: 403
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +24,18 @@ from xinyi.web import db, deps, principal, requires
 def _call(headers: dict[str, Any] | None = None) -> base.Call:
     return base.Call(db(), deps(), principal(),
                      (headers or {}).get("idempotency_key"))
+
+
+def _of_kind(spec: base.KindSpec, view: Callable[..., Any]) -> Callable[..., Any]:
+    """Refuse a partner of another kind before its body is even read (403, not a 422 about
+    fields of a kind it does not use)."""
+
+    @functools.wraps(view)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        base.check_kind(spec, principal())
+        return view(*args, **kwargs)
+
+    return checked
 
 
 def _write_view(spec: base.KindSpec, op: base.Operation) -> Callable[..., Any]:
@@ -49,7 +62,7 @@ def _blueprint(spec: base.KindSpec) -> Blueprint:
         needed = any(f.required for f in op.body._declared_fields.values())
         decorated = blp.arguments(op.body, required=needed)(decorated)
         decorated = blp.arguments(IdempotencyHeaders, location="headers")(decorated)
-        decorated = requires("partner")(decorated)
+        decorated = requires("partner")(_of_kind(spec, decorated))
         blp.route(f"/{spec.noun}{op.path}", methods=["POST"],
                   endpoint=f"{spec.noun}_{op.name}")(decorated)
 
@@ -57,7 +70,7 @@ def _blueprint(spec: base.KindSpec) -> Blueprint:
         return base.read(_call(), spec, record_id)
 
     get.__doc__ = f"One of your {spec.noun}, with its session's current state."
-    decorated = requires("partner")(blp.response(200, spec.answer)(get))
+    decorated = requires("partner")(_of_kind(spec, blp.response(200, spec.answer)(get)))
     blp.route(f"/{spec.noun}/<uuid:record_id>", methods=["GET"],
               endpoint=f"{spec.noun}_get")(decorated)
     return blp
