@@ -131,6 +131,15 @@ MATRIX: dict[str, str | frozenset[str]] = {
     "PATCH /v1/admin/catalogue/<string:code>": OPERATOR,
     "GET /v1/admin/lists": STAFF,
     "GET /v1/admin/stats": STAFF,
+    "GET /v1/admin/benefit-rules": OPERATOR_OR_AUDITOR,
+    "PATCH /v1/admin/benefit-rules/<string:code>": OPERATOR,
+    "GET /v1/me/benefit-sessions": frozenset({"citizen"}),
+    "POST /v1/partner/benefit-sessions": frozenset({"partner"}),
+    "GET /v1/partner/benefit-sessions/<uuid:session_id>": frozenset({"partner"}),
+    "POST /v1/partner/benefit-sessions/<uuid:session_id>/close": frozenset({"partner"}),
+    "POST /v1/partner/benefit-sessions/<uuid:session_id>/extend": frozenset({"partner"}),
+    "POST /v1/partner/benefit-sessions/<uuid:session_id>/cancel": frozenset({"partner"}),
+    "POST /v1/partner/benefit-sessions/<uuid:session_id>/settle": frozenset({"partner"}),
 }
 
 # Served by flask-smorest itself, and the Swagger UI's files: the only views allowed to

@@ -107,6 +107,11 @@ class World:
         return self.client.patch(f"/v1/admin/benefit-rules/{code}", json=body,
                                  headers=headers or self.operator)
 
+    def payloads(self, session_id: str) -> dict[str, dict[str, Any]]:
+        with self.deps.db.session() as s:
+            rows = s.execute(select(OutboxEvent.topic, OutboxEvent.payload)).all()
+        return {t: p for t, p in rows if p.get("session_id") == session_id}
+
     def events(self, session_id: str) -> list[str]:
         with self.deps.db.session() as s:
             rows = s.execute(select(OutboxEvent.topic, OutboxEvent.payload)
@@ -454,6 +459,18 @@ def test_verify_open_overdue_default_grace_record_and_the_citizen_sees_why(
     inbox = world.client.get("/v1/me/notifications", headers=citizen).get_json()["items"]
     assert sorted(n["template"] for n in inbox) == [
         "benefit_session_defaulted", "benefit_session_overdue", "benefit_session_recorded"]
+    texts = {n["template"]: n["text"] for n in inbox}
+    due_day = (datetime.fromisoformat(opened["due_at"]) + timedelta(hours=8)).date()
+    assert f"{due_day.year}年{due_day.month}月{due_day.day}日" in texts[
+        "benefit_session_overdue"]
+    assert all(name in t and "信易阅" in t for t in texts.values())
+    assert "80.00元" in texts["benefit_session_defaulted"]
+    assert "图书经催告逾期未还" in texts["benefit_session_recorded"]
+    payloads = world.payloads(sid)
+    assert payloads["benefit_session.overdue"]["state"] == "overdue"
+    assert payloads["benefit_session.defaulted"]["amount_owed_fen"] == 8000
+    assert datetime.fromisoformat(payloads["benefit_session.defaulted"]["due_at"]) == (
+        datetime.fromisoformat(opened["due_at"]))
 
     mine = world.client.get("/v1/me/benefit-sessions", headers=citizen).get_json()
     [item] = mine["items"]
@@ -601,3 +618,24 @@ def test_only_operators_edit_rules(app: Flask, client: FlaskClient, world: World
     assert client.get("/v1/admin/benefit-rules", headers=partner).status_code == 403
 
 
+
+
+def test_every_emitted_event_is_in_the_catalogue_and_dumps_whole(world: World) -> None:
+    from xinyi.benefits.events import EVENT_TYPES
+
+    partner, _, _ = world.partner()
+    citizen, _ = world.citizen()
+    opened = world.opened(partner, citizen)
+    world.call(partner, opened["id"], "close", {"outcome": "defaulted", "amount_owed_fen": 1})
+    world.advance(days=8)
+    world.sweep()
+    by_topic = {e.topic: e for e in EVENT_TYPES}
+    with world.deps.db.session() as s:
+        rows = s.execute(select(OutboxEvent.topic, OutboxEvent.payload)
+                         .where(OutboxEvent.topic.like("benefit_session.%"))).all()
+    assert {t for t, _ in rows} == {"benefit_session.opened", "benefit_session.closed",
+                                    "benefit_session.defaulted", "benefit_session.recorded"}
+    for topic, payload in rows:
+        schema = by_topic[topic].schema()
+        dumped = schema.dump(payload)
+        assert set(dumped) == set(payload) == set(schema.fields)

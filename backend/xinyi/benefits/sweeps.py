@@ -12,12 +12,26 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, bindparam, select, update
+from sqlalchemy import (
+    JSON,
+    Row,
+    String,
+    any_,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
+from sqlalchemy.types import Uuid
 
 from xinyi.benefits import terms as session_terms
 from xinyi.benefits.models import BenefitSession, Exposure
@@ -29,13 +43,14 @@ from xinyi.benefits.service import (
     zh_time,
 )
 from xinyi.deps import Deps
-from xinyi.notifications.service import Notice, notify_many
+from xinyi.notifications.service import Notice, notify_from_select, notify_many
 from xinyi.outbox.service import events_table
 from xinyi.records.service import DefaultRecord, catalogue_by_code, record_defaults
 from xinyi.scoring.service import benefit_rules
 from xinyi.timeutil import china_today
 
 BATCH = 5000
+_CHUNK = 5000  # rows per INSERT: 7 columns each stay under PostgreSQL's 65,535 parameters
 #: The catalogue item a default of each partner kind is recorded as.
 DEFAULT_ITEMS = {"library": "library.overdue_default", "bike": "bike.default",
                  "hospital": "hospital.pay_later_default", "hotel": "hotel.default"}
@@ -49,7 +64,7 @@ def default_item(kind: str) -> str:
 def _due_batch(state: str, condition: Any, batch: int) -> Any:
     return (select(BenefitSession.id)
             .where(BenefitSession.state == state, condition)
-            .order_by(BenefitSession.id).limit(batch)
+            .limit(batch)
             .with_for_update(skip_locked=True))
 
 
@@ -68,8 +83,8 @@ class _Names:
         self.benefits = {b.code: b.name_zh for b in benefit_rules(session)}
         self._partners: dict[uuid.UUID, str] = {}
 
-    def load(self, rows: Sequence[Row[Any]]) -> None:
-        missing = {r.partner_id for r in rows} - set(self._partners)
+    def load(self, partner_ids: Iterable[uuid.UUID]) -> None:
+        missing = set(partner_ids) - set(self._partners)
         self._partners.update(session_terms.partner_names(self._session, missing))
 
     def partner(self, partner_id: uuid.UUID) -> str:
@@ -80,36 +95,121 @@ class _Names:
 
 
 def _events(session: Session, topic: str, rows: Sequence[Row[Any]], now: datetime) -> None:
-    if rows:
-        session.execute(events_table().insert(), [
-            {"id": uuid.uuid4(), "topic": f"benefit_session.{topic}",
-             "payload": event_payload(r), "partner_id": r.partner_id, "subject_bidx": None,
-             "created_at": now, "published_at": None} for r in rows])
+    """The events of a batch, in multi-row INSERTs (not a round trip per row)."""
+    values = [{"id": uuid.uuid4(), "topic": f"benefit_session.{topic}",
+               "payload": event_payload(r), "partner_id": r.partner_id, "subject_bidx": None,
+               "created_at": now, "published_at": None} for r in rows]
+    for start in range(0, len(values), _CHUNK):
+        session.execute(events_table().insert().values(values[start:start + _CHUNK]))
 
 
-_RELEASE = (update(Exposure).where(Exposure.subject_bidx == bindparam("bidx"))
-            .values(open_fen=Exposure.open_fen - bindparam("amount"),
-                    updated_at=bindparam("now")))
+def _release(session: Session, ids: list[uuid.UUID], now: datetime) -> None:
+    """Give back the waived amounts of these sessions, per citizen, in one
+    ``UPDATE … FROM (SELECT subject, sum(waived) … GROUP BY subject)``."""
+    if not ids:
+        return
+    held = (select(BenefitSession.subject_bidx.label("bidx"),
+                   func.sum(BenefitSession.waived_fen).label("total"))
+            .where(_in_batch(session, ids), BenefitSession.waived_fen > 0)
+            .group_by(BenefitSession.subject_bidx).subquery("held"))
+    session.execute(update(Exposure).where(Exposure.subject_bidx == held.c.bidx)
+                    .values(open_fen=Exposure.open_fen - held.c.total, updated_at=now))
 
 
-def _release(session: Session, rows: Sequence[Row[Any]], now: datetime) -> None:
-    held: dict[bytes, int] = defaultdict(int)
-    for r in rows:
-        held[bytes(r.subject_bidx)] += r.waived_fen
-    params = [{"bidx": b, "amount": a, "now": now} for b, a in held.items() if a > 0]
-    if params:
-        session.connection().execute(_RELEASE, params)
+def _postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _move_ids(session: Session, state: str, condition: Any, values: dict[str, Any],
+              batch: int) -> list[uuid.UUID]:
+    """As :func:`_move`, returning only the ids (PostgreSQL's path keeps rows in SQL)."""
+    picked = _due_batch(state, condition, batch).scalar_subquery()
+    return list(session.scalars(
+        update(BenefitSession)
+        .where(BenefitSession.id.in_(picked), BenefitSession.state == state)
+        .values(**values).returning(BenefitSession.id)).all())
+
+
+def _in_batch(session: Session, ids: list[uuid.UUID]) -> Any:
+    """``id`` in the batch: one array parameter on PostgreSQL, an expanding IN elsewhere."""
+    if _postgres(session):
+        return BenefitSession.id == any_(bindparam("batch_ids", ids, type_=ARRAY(Uuid())))
+    return BenefitSession.id.in_(ids)
+
+
+def _iso(column: Any) -> Any:
+    return func.to_char(func.timezone("UTC", column), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')
+
+
+def _zh(column: Any) -> Any:
+    return func.to_char(func.timezone("Asia/Shanghai", column), 'YYYY"年"FMMM"月"FMDD"日"')
+
+
+def _text(column: Any) -> Any:
+    return cast(column, String)
+
+
+def _payload_sql() -> Any:
+    """:func:`xinyi.benefits.service.event_payload` as SQL (the same keys and values)."""
+    s = BenefitSession
+    return func.json_build_object(
+        "session_id", _text(s.id), "verification_id", _text(s.verification_id),
+        "benefit_code", s.benefit_code, "kind", s.kind, "state", s.state,
+        "reference", s.reference, "amount_fen", s.amount_fen, "waived_fen", s.waived_fen,
+        "charge_normally_fen", s.charge_normally_fen, "amount_owed_fen", s.amount_owed_fen,
+        "due_at", _iso(s.due_at), "grace_until", _iso(s.grace_until),
+        "record_id", _text(s.record_id))
+
+
+def _events_sql(session: Session, topic: str, ids: list[uuid.UUID], now: datetime) -> None:
+    table = events_table()
+    session.execute(table.insert().from_select(
+        ["id", "topic", "payload", "partner_id", "created_at"],
+        select(func.gen_random_uuid(), literal(f"benefit_session.{topic}"),
+               cast(_payload_sql(), JSON), BenefitSession.partner_id,
+               literal(now, BenefitSession.created_at.type)).where(_in_batch(session, ids))))
+
+
+def _names_sql(session: Session, ids: list[uuid.UUID]) -> tuple[Any, Any]:
+    """The partner's and the benefit's names as SQL CASEs (a handful of each)."""
+    names = _Names(session)
+    partners = list(session.scalars(select(BenefitSession.partner_id).distinct()
+                                    .where(_in_batch(session, ids))))
+    names.load(partners)
+    partner = case({p: names.partner(p) for p in partners}, value=BenefitSession.partner_id,
+                   else_="合作机构") if partners else literal("合作机构")
+    benefit = case(names.benefits, value=BenefitSession.benefit_code,
+                   else_=BenefitSession.benefit_code) if names.benefits \
+        else BenefitSession.benefit_code
+    return partner, benefit
+
+
+def _notices_sql(session: Session, template: str, suffix: str, ids: list[uuid.UUID],
+                 params: Any, now: datetime) -> None:
+    ref = literal("benefit_session:") + _text(BenefitSession.id)
+    notify_from_select(session, template, select(
+        BenefitSession.subject_bidx, params, ref, ref + literal(f":{suffix}"))
+        .where(_in_batch(session, ids)), now=now)
 
 
 def mark_overdue(session: Session, deps: Deps, *, batch: int = BATCH) -> int:
     """Open sessions past their due date become ``overdue``; each citizen is notified."""
     now = deps.clock()
-    rows = _move(session, "open", BenefitSession.due_at <= now,
-                 {"state": "overdue", "overdue_at": now, "updated_at": now}, batch)
+    values = {"state": "overdue", "overdue_at": now, "updated_at": now}
+    if _postgres(session):
+        ids = _move_ids(session, "open", BenefitSession.due_at <= now, values, batch)
+        if ids:
+            partner, benefit = _names_sql(session, ids)
+            _notices_sql(session, "benefit_session_overdue", "overdue", ids,
+                         func.json_build_object("partner", partner, "benefit", benefit,
+                                                "due_date", _zh(BenefitSession.due_at)), now)
+            _events_sql(session, "overdue", ids, now)
+        return len(ids)
+    rows = _move(session, "open", BenefitSession.due_at <= now, values, batch)
     if not rows:
         return 0
     names = _Names(session)
-    names.load(rows)
+    names.load(r.partner_id for r in rows)
     notify_many(session, [Notice(
         bytes(r.subject_bidx), "benefit_session_overdue",
         {"partner": names.partner(r.partner_id), "benefit": names.benefit(r.benefit_code),
@@ -130,24 +230,44 @@ def default_unclosed(session: Session, deps: Deps, *, batch: int = BATCH) -> int
         groups[terms.get(rule.code, session_terms.Terms()).grace_days].append(rule.code)
     default_days = session_terms.DEFAULT_GRACE_DAYS
     known = [code for codes in groups.values() for code in codes]
-    rows: list[Row[Any]] = []
+    postgres = _postgres(session)
+    moved: list[Any] = []  # ids on PostgreSQL, rows elsewhere
     cut = now - AUTO_DEFAULT_AFTER
+
+    def move(condition: Any, days: int, room: int) -> list[Any]:
+        values = _auto_default_values(now, days)
+        if postgres:
+            return _move_ids(session, "overdue", condition, values, room)
+        return _move(session, "overdue", condition, values, room)
+
     for days, codes in sorted(groups.items()):
-        rows += _move(session, "overdue",
-                      (BenefitSession.due_at <= cut) & BenefitSession.benefit_code.in_(codes),
-                      _auto_default_values(now, days), batch - len(rows))
-        if len(rows) >= batch:
+        moved += move((BenefitSession.due_at <= cut) & BenefitSession.benefit_code.in_(codes),
+                      days, batch - len(moved))
+        if len(moved) >= batch:
             break
-    if len(rows) < batch:  # a benefit rule since removed: the default grace
-        rows += _move(session, "overdue",
-                      (BenefitSession.due_at <= cut) & BenefitSession.benefit_code.not_in(known),
-                      _auto_default_values(now, default_days), batch - len(rows))
-    if not rows:
+    if len(moved) < batch:  # a benefit rule since removed: the default grace
+        moved += move((BenefitSession.due_at <= cut)
+                      & BenefitSession.benefit_code.not_in(known),
+                      default_days, batch - len(moved))
+    if not moved:
         return 0
-    _release(session, rows, now)
-    _defaulted_notices(session, rows, now)
-    _events(session, "defaulted", rows, now)
-    return len(rows)
+    if postgres:
+        _release(session, moved, now)
+        partner, benefit = _names_sql(session, moved)
+        owed = BenefitSession.amount_owed_fen
+        amount = (cast(owed // 100, String) + literal(".")
+                  + func.lpad(cast(owed % 100, String), 2, "0"))
+        _notices_sql(session, "benefit_session_defaulted", "defaulted", moved,
+                     func.json_build_object("partner", partner, "benefit", benefit,
+                                            "amount_yuan", amount,
+                                            "grace_until", _zh(BenefitSession.grace_until)),
+                     now)
+        _events_sql(session, "defaulted", moved, now)
+        return len(moved)
+    _release(session, [r.id for r in moved], now)
+    _defaulted_notices(session, moved, now)
+    _events(session, "defaulted", moved, now)
+    return len(moved)
 
 
 def _auto_default_values(now: datetime, grace_days: int) -> dict[str, Any]:
@@ -158,7 +278,7 @@ def _auto_default_values(now: datetime, grace_days: int) -> dict[str, Any]:
 
 def _defaulted_notices(session: Session, rows: Sequence[Row[Any]], now: datetime) -> None:
     names = _Names(session)
-    names.load(rows)
+    names.load(r.partner_id for r in rows)
     notify_many(session, [Notice(
         bytes(r.subject_bidx), "benefit_session_defaulted",
         {"partner": names.partner(r.partner_id), "benefit": names.benefit(r.benefit_code),
@@ -176,7 +296,7 @@ def record_after_grace(session: Session, deps: Deps, *, batch: int = 500) -> int
     if not rows:
         return 0
     names = _Names(session)
-    names.load(rows)
+    names.load(r.partner_id for r in rows)
     defaults = [DefaultRecord(
         subject_bidx=bytes(r.subject_bidx), partner_id=r.partner_id,
         catalogue_code=default_item(r.kind), ref=f"benefit_session:{r.id}",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from xinyi.citizens.service import citizen_bidx, citizen_phone
@@ -109,6 +109,9 @@ def mark_read(session: Session, deps: Deps, account_id: uuid.UUID,
     return _view(notice)
 
 
+_CHUNK = 5000  # rows per statement: 8 columns each stay under PostgreSQL's 65,535 parameters
+
+
 @dataclass(frozen=True)
 class Notice:
     """One notice of a bulk write (:func:`notify_many`)."""
@@ -136,5 +139,24 @@ def notify_many(session: Session, notices: list[Notice], *, now: datetime) -> No
                      "template": n.template, "params": values, "ref": n.ref,
                      "dedupe_key": n.dedupe_key, "created_at": now, "read_at": None})
     stmt: Any = insert_for(session, Notification.__table__)  # type: ignore[arg-type]
-    session.execute(stmt.on_conflict_do_nothing(index_elements=["subject_bidx", "dedupe_key"]),
-                    rows)
+    # One multi-row INSERT per chunk (not executemany: a round trip per row).
+    for start in range(0, len(rows), _CHUNK):
+        session.execute(stmt.values(rows[start:start + _CHUNK]).on_conflict_do_nothing(
+            index_elements=["subject_bidx", "dedupe_key"]))
+
+
+def notify_from_select(session: Session, template: str, rows: Select[Any], *,
+                       now: datetime) -> None:
+    """PostgreSQL: inbox entries straight from a query of ``(subject_bidx, params (JSON),
+    ref, dedupe_key)``, in one ``INSERT … SELECT`` (a sweep over many rows never brings them
+    into Python); a dedupe key the citizen already has is skipped. Inbox only, no SMS."""
+    if template not in TEMPLATES:
+        raise ValueError(f"unknown notification template {template!r}")
+    source = rows.subquery("notices")
+    cols = list(source.c)
+    stmt: Any = insert_for(session, Notification.__table__)  # type: ignore[arg-type]
+    session.execute(stmt.from_select(
+        ["id", "subject_bidx", "template", "params", "ref", "dedupe_key", "created_at"],
+        select(func.gen_random_uuid(), cols[0], literal(template), cols[1], cols[2], cols[3],
+               literal(now, Notification.created_at.type)))
+        .on_conflict_do_nothing(index_elements=["subject_bidx", "dedupe_key"]))
