@@ -473,7 +473,12 @@ def test_every_kind_with_sessions_names_each_generic_event() -> None:
     assert kind_event_type("library", "benefit_session.overdue") == "library.loan_overdue"
     assert kind_event_type("hotel", "benefit_session.overdue") == "hotel.stay_unsettled"
     assert kind_event_type("scenic", "benefit_session.opened") is None
-    names = [e.type for e in CATALOGUE]
+    names = [e.name for e in CATALOGUE]
     assert len(names) == len(set(names)) == 4 * 6
-    assert all(e.type.startswith(e.kind + ".") and e.match == {"kind": e.kind}
+    assert all(e.name.startswith(e.kind + ".") and e.match == {"kind": e.kind}
                for e in CATALOGUE)
+    # The data is the generic event's: what the session service emits fits the schema.
+    from xinyi.benefits.events import EVENT_TYPES
+
+    generic_schema = {t.topic: t.schema for t in EVENT_TYPES}
+    assert all(e.schema is generic_schema[e.topic] for e in CATALOGUE)

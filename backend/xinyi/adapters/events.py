@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from marshmallow import Schema
+
 from xinyi.adapters.registry import KINDS
+from xinyi.benefits.events import SessionData
 
 
 @dataclass(frozen=True)
@@ -19,11 +22,12 @@ class KindEvent:
     selects it (``{"kind": "library"}``: the session payload names its partner's kind). Put
     before the generic entry of the same topic, it is what a partner of that kind gets."""
 
-    type: str  # "library.loan_overdue"
+    name: str  # the public type, "library.loan_overdue"
     version: int
     kind: str  # the partner kind that receives it
     topic: str  # the generic event it stands for ("benefit_session.overdue")
     description: str
+    schema: type[Schema] = SessionData  # the generic event's data, unchanged
 
     @property
     def match(self) -> dict[str, str]:
@@ -40,7 +44,7 @@ _SAYS = {
 }
 
 CATALOGUE: tuple[KindEvent, ...] = tuple(
-    KindEvent(type=kind_type, version=1, kind=spec.kind, topic=generic,
+    KindEvent(name=kind_type, version=1, kind=spec.kind, topic=generic,
               description=f"{spec.kind} {spec.noun}: {_SAYS[generic]}")
     for spec in KINDS.values() for generic, kind_type in spec.events.items())
 
