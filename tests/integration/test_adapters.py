@@ -298,6 +298,14 @@ def test_a_stay_checks_out_with_charges_only_within_72_hours(world: World) -> No
     left = world.ok(hotel, f"/hotel/stays/{late['id']}/checkout", {"charges_fen": 0})
     assert left["status"] == "closed" and left["amount_owed_fen"] == 0
 
+    # Charges beyond the waived deposit: the default under the card is the deposit.
+    big = world.ok(hotel, "/hotel/stays", {"credential": world.credential(citizen),
+                                           "room": "1210", "nights": 1,
+                                           "deposit_fen": 20000}, 201)
+    over = world.ok(hotel, f"/hotel/stays/{big['id']}/checkout",
+                    {"charges_fen": 80000, "paid_fen": 0})
+    assert over["unpaid_fen"] == 80000 and over["amount_owed_fen"] == 20000
+
 
 # ---- scenic ----
 

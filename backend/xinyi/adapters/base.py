@@ -218,6 +218,12 @@ def set_details(call: Call, record: AdapterRecord, details: dict[str, Any]) -> N
     record.updated_at = call.now
 
 
+def covered(record: AdapterRecord, unpaid_fen: int) -> int:
+    """The part of an unpaid amount reported as a default: at most what the card waived
+    (the deposit it stood in for); beyond that the partner's claim is an ordinary one."""
+    return min(unpaid_fen, record.waived_fen)
+
+
 def close(call: Call, spec: KindSpec, record: AdapterRecord, *, owed_fen: int,
           scope: str) -> benefits.SessionView | None:
     """Close the record; its session, if one is still reportable, closes ``fulfilled``

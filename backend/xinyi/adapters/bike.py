@@ -4,7 +4,7 @@
 with the deposit waived (up to the benefit's limit and the citizen's remaining cap).
 ``…/rides/{id}/lock {ended_at, fee_fen, paid_fen}`` ends the ride: the fee is charged as
 usual; what of it stays unpaid (``paid_fen`` defaults to the whole fee) is a default of that
-amount. ``…/rides/{id}/settle`` records that the citizen paid it during grace.
+amount, at most the waived deposit (what the card stood in for). ``…/rides/{id}/settle`` records that the citizen paid it during grace.
 """
 
 from __future__ import annotations
@@ -92,7 +92,8 @@ def _lock(call: base.Call, record: AdapterRecord, body: dict[str, Any]) -> base.
         raise ValidationFailed.at("ended_at", "must not be in the future")
     base.set_details(call, record, {**record.details, "ended_at": ended.isoformat(),
                                     "fee_fen": fee, "unpaid_fen": fee - paid})
-    return base.Outcome(record, base.close(call, KIND, record, owed_fen=fee - paid,
+    return base.Outcome(record, base.close(call, KIND, record,
+                                           owed_fen=base.covered(record, fee - paid),
                                            scope="lock"))
 
 

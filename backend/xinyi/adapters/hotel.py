@@ -4,7 +4,8 @@
 with the deposit waived. The stay is due ``nights`` days later plus 72 hours: charges found
 at checkout or within 72 hours after it may still be put on the stay.
 ``…/stays/{id}/checkout {charges_fen, paid_fen}`` closes it: nothing unpaid is fulfilled,
-an unpaid charge a default of that amount. After the 72 hours a checkout without charges is
+an unpaid charge a default of that amount (at most the waived deposit: what the card stood
+in for; the rest is the hotel's ordinary claim). After the 72 hours a checkout without charges is
 still taken (the guest left, nothing is owed); one with charges is refused
 (``checkout_window_closed``). ``…/stays/{id}/settle`` records payment during grace.
 """
@@ -84,13 +85,11 @@ def _checkout(call: base.Call, record: AdapterRecord, body: dict[str, Any]) -> b
         raise ValidationFailed.at("paid_fen", "must not exceed charges_fen")
     if charges > 0 and record.due_at is not None and call.now > record.due_at:
         raise CheckoutWindowClosed()
-    if charges > record.amount_fen:
-        raise ValidationFailed.at("charges_fen", "must not exceed the stay's deposit")
     unpaid = charges - paid
     base.set_details(call, record, {**record.details, "checked_out_at": call.now.isoformat(),
                                     "charges_fen": charges, "unpaid_fen": unpaid})
-    return base.Outcome(record, base.close(call, KIND, record, owed_fen=unpaid,
-                                           scope="checkout"))
+    return base.Outcome(record, base.close(call, KIND, record, owed_fen=base.covered(
+        record, unpaid), scope="checkout"))
 
 
 def _settle(call: base.Call, record: AdapterRecord, body: dict[str, Any]) -> base.Outcome:
