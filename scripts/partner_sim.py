@@ -45,7 +45,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "partners" / "src"))
 
-from xinyi_partner import ApiError, EventDispatcher, SessionEvent, WebhookError  # noqa: E402
+from xinyi_partner import (  # noqa: E402  # noqa: E402
+    ApiError,
+    EventDispatcher,
+    SessionEvent,
+    WebhookError,
+    bike,
+    hospital,
+    hotel,
+    library,
+)
 from xinyi_partner.bike import BikeClient, BikeEvents  # noqa: E402
 from xinyi_partner.hospital import BillItem, HospitalClient, HospitalEvents  # noqa: E402
 from xinyi_partner.hotel import HotelClient, HotelEvents  # noqa: E402
@@ -56,6 +65,36 @@ DEMO_OPERATOR = ("13700137000", "demo-pass-2026")  # printed by `xinyi seed-demo
 KINDS = ("library", "bike", "hospital", "hotel", "scenic")
 # Records that lift a fresh citizen (600, tier A) to AA: hospital and scenic need 700.
 LIFT = ("bravery.act", "redlist.model_worker", "redlist.government_award")
+
+
+# What each session of a play must have told its partner, as generic names; the kind's own
+# type (from the kit) or the generic ``benefit_session.<name>`` both count.
+KIT_EVENTS = {"library": library.EVENTS, "bike": bike.EVENTS, "hospital": hospital.EVENTS,
+              "hotel": hotel.EVENTS}
+
+
+KIND_WORDS = {
+    "library": {g: f"library.loan_{g}" for g in ("opened", "closed", "overdue", "defaulted",
+                                                  "settled", "recorded")},
+    "bike": {"opened": "bike.ride_started", "closed": "bike.ride_ended",
+             "overdue": "bike.ride_overdue", "defaulted": "bike.ride_fee_unpaid",
+             "settled": "bike.ride_settled", "recorded": "bike.ride_recorded"},
+    "hospital": {g: f"hospital.encounter_{g}" for g in ("opened", "closed", "overdue",
+                                                        "defaulted", "settled", "recorded")},
+    "hotel": {"opened": "hotel.stay_checked_in", "closed": "hotel.stay_checked_out",
+              "overdue": "hotel.stay_unsettled", "defaulted": "hotel.stay_defaulted",
+              "settled": "hotel.stay_settled", "recorded": "hotel.stay_recorded"},
+}
+
+
+# The sim's words are the kit's: every type named above is one the kit's dispatcher types.
+assert all(set(KIND_WORDS[k].values()) <= set(KIT_EVENTS[k]) for k in KIND_WORDS)
+
+Expected = list[tuple[str, tuple[str, ...]]]  # (session id, the generic events it must send)
+
+
+def told(kind: str, generic: str, arrived: list[str]) -> bool:
+    return f"benefit_session.{generic}" in arrived or KIND_WORDS[kind][generic] in arrived
 
 
 class Deviation(Exception):
@@ -225,8 +264,10 @@ class Receiver:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def types_for(self, session_id: str) -> list[str]:
+        """The types received for a session, in feed order (deliveries may cross)."""
         with self._lock:
-            return [e.type for _, e in self.events if e.session_id == session_id]
+            mine = [e for _, e in self.events if e.session_id == session_id]
+        return [e.type for e in sorted(mine, key=lambda e: e.seq or 0)]
 
     def stop(self) -> None:
         self.server.shutdown()
@@ -263,7 +304,7 @@ def soon(**delta: float) -> datetime:
     return datetime.now(UTC) + timedelta(**delta)
 
 
-def play_library(world: World, say: Callable[[str], None], wait: float) -> list[str]:
+def play_library(world: World, say: Callable[[str], None], wait: float) -> Expected:
     client = LibraryClient(world.api.url, world.keys["library"])
     citizen = world.citizen()
     books = [Book("9787020002207", "红楼梦", 3000, 4500), Book("9787020008735", "三国演义",
@@ -287,7 +328,7 @@ def play_library(world: World, say: Callable[[str], None], wait: float) -> list[
     loan = client.return_books(loan.id, [books[1].barcode])
     expect(loan.state == "fulfilled" and loan.status == "closed", f"state {loan.state}")
     say("the last book back: loan closed, session fulfilled")
-    sessions = [loan.session_id]
+    first = loan.session_id
 
     late = client.lend(world.qr(citizen), [Book("9787544253994", "百年孤独", 2500, 3900)],
                        due_at=soon(seconds=3))
@@ -299,10 +340,11 @@ def play_library(world: World, say: Callable[[str], None], wait: float) -> list[
     late = client.return_books(late.id, [late.books[0].barcode])
     expect(late.state == "fulfilled", f"a late return left state {late.state}")
     say(f"returned late: fulfilled, {late.overdue_days} overdue day reported, no record")
-    return [*sessions, late.session_id]
+    assert late.session_id is not None
+    return [(first, ("opened", "closed")), (late.session_id, ("opened", "overdue", "closed"))]
 
 
-def play_bike(world: World, say: Callable[[str], None], wait: float) -> list[str]:
+def play_bike(world: World, say: Callable[[str], None], wait: float) -> Expected:
     del wait
     client = BikeClient(world.api.url, world.keys["bike"])
     citizen = world.citizen()
@@ -321,10 +363,10 @@ def play_bike(world: World, say: Callable[[str], None], wait: float) -> list[str
            "a default settled in grace left a record")
     say("the citizen paid during grace: settled, no record")
     assert ride.session_id is not None
-    return [ride.session_id]
+    return [(ride.session_id, ("opened", "closed", "defaulted", "settled"))]
 
 
-def play_hospital(world: World, say: Callable[[str], None], wait: float) -> list[str]:
+def play_hospital(world: World, say: Callable[[str], None], wait: float) -> Expected:
     del wait
     client = HospitalClient(world.api.url, world.keys["hospital"])
     citizen = world.citizen(lifted=True)
@@ -343,10 +385,10 @@ def play_hospital(world: World, say: Callable[[str], None], wait: float) -> list
     expect(visit.state == "fulfilled", f"state {visit.state}")
     say("the deferred ¥2,000 paid: encounter closed, fulfilled")
     assert visit.session_id is not None
-    return [visit.session_id]
+    return [(visit.session_id, ("opened", "closed"))]
 
 
-def play_hotel(world: World, say: Callable[[str], None], wait: float) -> list[str]:
+def play_hotel(world: World, say: Callable[[str], None], wait: float) -> Expected:
     client = HotelClient(world.api.url, world.keys["hotel"])
     code = "hotel.deposit_free"
     grace = world.rule(code)["grace_days"]
@@ -373,10 +415,10 @@ def play_hotel(world: World, say: Callable[[str], None], wait: float) -> list[st
     sessions = world.api.call("GET", "/v1/me/benefit-sessions", token=citizen.token)["items"]
     expect(any(s["state"] == "recorded" for s in sessions), "no recorded session in /me")
     assert stay.session_id is not None
-    return [stay.session_id]
+    return [(stay.session_id, ("opened", "closed", "defaulted", "recorded"))]
 
 
-def play_scenic(world: World, say: Callable[[str], None], wait: float) -> list[str]:
+def play_scenic(world: World, say: Callable[[str], None], wait: float) -> Expected:
     del wait
     client = ScenicClient(world.api.url, world.keys["scenic"])
     citizen = world.citizen(lifted=True)
@@ -395,22 +437,28 @@ def play_scenic(world: World, say: Callable[[str], None], wait: float) -> list[s
     return []
 
 
-PLAYS: dict[str, Callable[[World, Callable[[str], None], float], list[str]]] = {
+PLAYS: dict[str, Callable[[World, Callable[[str], None], float], Expected]] = {
     "library": play_library, "bike": play_bike, "hospital": play_hospital,
     "hotel": play_hotel, "scenic": play_scenic}
 
 
-def check_webhooks(receiver: Receiver, sessions: dict[str, list[str]], timeline: Timeline,
+def check_webhooks(receiver: Receiver, sessions: dict[str, Expected], timeline: Timeline,
                    wait: float) -> None:
-    for kind, ids in sessions.items():
-        for sid in ids:
+    """Each session's events arrived, signed, in its kind's words (or the generic ones)."""
+    for kind, expected in sessions.items():
+        for sid, generics in expected:
+            def arrived(sid: str = sid, kind: str = kind,
+                        generics: tuple[str, ...] = generics) -> bool:
+                got = receiver.types_for(sid)
+                return all(told(kind, g, got) for g in generics)
+
             try:
-                wait_for(f"{kind} webhooks of session {sid[:8]}",
-                         lambda sid=sid: len(receiver.types_for(sid)) >= 2, wait)
-                timeline.say(kind, f"webhooks for {sid[:8]}: "
+                wait_for(f"{kind} webhooks of session {sid[:8]} ({', '.join(generics)})",
+                         arrived, wait)
+                timeline.say(kind, f"webhooks for {sid[:8]} (by seq): "
                              + ", ".join(receiver.types_for(sid)))
             except Deviation as error:
-                timeline.say(kind, str(error), ok=False)
+                timeline.say(kind, f"{error}; got {receiver.types_for(sid)}", ok=False)
     if receiver.refused:
         timeline.say("webhook", f"{receiver.refused} deliveries failed verification", ok=False)
 
@@ -441,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
         timeline.say("setup", f"webhook receiver on {receiver.url}, endpoints registered")
     else:
         timeline.say("setup", "webhooks not checked (no /v1/partner/webhook-endpoints)")
-    sessions: dict[str, list[str]] = {}
+    sessions: dict[str, Expected] = {}
     for kind in [k for k in args.kinds.split(",") if k]:
         try:
             sessions[kind] = PLAYS[kind](world, lambda text, kind=kind: timeline.say(kind, text),
