@@ -245,3 +245,15 @@ def test_a_handler_that_fails_lets_the_redelivery_run_it_again() -> None:
         events.handle(headers, body)
     assert isinstance(events.handle(headers, body), StayUnsettled)
     assert calls == ["hotel.stay_unsettled", "hotel.stay_unsettled"]
+
+
+def test_a_receiver_that_verified_by_itself_hands_over_the_parsed_message() -> None:
+    from xinyi_partner.bike import BikeEvents, RideFeeUnpaid
+
+    events = BikeEvents(_secret())
+    got: list[RideFeeUnpaid] = []
+    events.on(RideFeeUnpaid)(got.append)
+    message = _message("bike.ride_fee_unpaid")
+    events.handle_message(message)
+    events.handle_message(message)  # the same id again: handled once
+    assert len(got) == 1 and got[0].message_id == message["id"]

@@ -202,7 +202,7 @@ class EventDispatcher:
     :func:`xinyi_partner.verify_webhook` (raising :class:`WebhookError`: answer 4xx), drops a
     redelivery of a ``webhook-id`` already handled, and calls every handler registered
     for the event's class (and for :class:`SessionEvent`, which receives all). A receiver
-    that verifies by itself passes the parsed body to ``dispatch(message, message_id)``.
+    that verifies by itself passes the parsed body to :meth:`handle_message`.
     """
 
     def __init__(self, secret: str, types: Mapping[str, type[SessionEvent]], *,
@@ -229,6 +229,12 @@ class EventDispatcher:
                                  tolerance_seconds=self._tolerance, now=now)
         lowered = {str(k).lower(): v for k, v in headers.items()}
         return self.dispatch(message, str(lowered.get("webhook-id", "")))
+
+    def handle_message(self, message: Mapping[str, Any]) -> None:
+        """For a receiver that verified the delivery itself and hands over the parsed message
+        (its ``id`` is the webhook-id), e.g. the SDK's ``WebhookReceiver(secret,
+        events.handle_message)``."""
+        self.dispatch(message, str(message.get("id", "")))
 
     def dispatch(self, message: Mapping[str, Any], message_id: str) -> SessionEvent | None:
         """A verified message's typed event, after its handlers ran; None for a redelivery."""
