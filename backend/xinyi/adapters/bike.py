@@ -4,7 +4,8 @@
 with the deposit waived (up to the benefit's limit and the citizen's remaining cap).
 ``…/rides/{id}/lock {ended_at, fee_fen, paid_fen}`` ends the ride: the fee is charged as
 usual; what of it stays unpaid (``paid_fen`` defaults to the whole fee) is a default of that
-amount, at most the waived deposit (what the card stood in for). ``…/rides/{id}/settle`` records that the citizen paid it during grace.
+amount, at most the waived deposit (what the card stood in for). ``…/rides/{id}/settle``
+records that the citizen paid it during grace.
 """
 
 from __future__ import annotations
