@@ -188,6 +188,7 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
 
     # Every routes module is imported before any blueprint is registered: citizens.routes
     # adds POST /v1/auth/register to auth_blp (citizens depends on auth, not the reverse).
+    from xinyi.adapters.routes import blueprints as adapter_blueprints
     from xinyi.admin.routes import blp as admin_blp
     from xinyi.audit.routes import me_blp as queries_blp
     from xinyi.auth.routes import blp as auth_blp
@@ -209,7 +210,7 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
                 consents.partner_blp, consents.directory_blp, queries_blp, notifications_blp,
                 benefits.partner_blp, benefits.me_blp, benefits.admin_blp,
                 webhooks.partner_blp, webhooks.catalogue_blp, webhook_deliveries.partner_blp,
-                webhook_deliveries.admin_blp):
+                webhook_deliveries.admin_blp, *adapter_blueprints()):
         api.register_blueprint(blp)
     # OpenAPI 3.1 ``webhooks``: what partners receive, one entry per catalogue type.
     spec.options["webhooks"] = webhooks_section()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from xinyi import idempotency
+from xinyi.adapters import models as adapter_models
 from xinyi.audit import models as audit_models
 from xinyi.auth import models as auth_models
 from xinyi.benefits import models as benefit_models
@@ -19,7 +20,7 @@ from xinyi.subjects import models as subject_models
 from xinyi.webhooks import models as webhook_models
 
 metadata = Base.metadata
-__all__ = ["audit_models", "auth_models", "benefit_models", "citizen_models", "consent_models",
-           "credential_models", "idempotency", "metadata", "notification_models",
+__all__ = ["adapter_models", "audit_models", "auth_models", "benefit_models", "citizen_models",
+           "consent_models", "credential_models", "idempotency", "metadata", "notification_models",
            "outbox_models", "record_models", "scoring_models", "signing_models",
            "subject_models", "webhook_models"]

@@ -43,6 +43,7 @@ class Deployment:
     url: str
     api_key: str  # a library partner's
     qr_payload: str  # a citizen's fresh credential
+    loan_qr: str  # another citizen's, for the library kit's example
 
 
 def _port() -> int:
@@ -113,7 +114,7 @@ def deployment(database_url: str, tmp_path_factory: pytest.TempPathFactory
         _stop(proc)
 
 
-def _partner_and_credential(url: str, staff_phone: str) -> tuple[str, str]:
+def _partner_and_credential(url: str, staff_phone: str) -> tuple[str, str, str]:
     """Over HTTP, as the credit office and a citizen would: a library partner's API key and a
     citizen's credential."""
     http = requests.Session()
@@ -129,20 +130,26 @@ def _partner_and_credential(url: str, staff_phone: str) -> tuple[str, str]:
                         json={"name": "市图书馆", "kind": "library"})
     assert created.status_code == 201, created.text
     api_key = created.json()["api_key"]["api_key"]
-    phone, password = random_phone(), "citizen-pass-1"
-    registered = http.post(f"{url}/v1/auth/register", json={
-        "phone": phone, "password": password, "name": "李四", "id_number": valid_id_number()})
-    assert registered.status_code == 201, registered.text
-    issued = http.post(f"{url}/v1/me/credentials", json={}, headers=login(phone, password))
-    [credential] = issued.json()["items"]
-    SENSITIVE_VALUES.update([api_key, credential["qr_payload"], credential["short_code"]])
-    return api_key, credential["qr_payload"]
+    SENSITIVE_VALUES.add(api_key)
+
+    def credential() -> str:
+        phone, password = random_phone(), "citizen-pass-1"
+        registered = http.post(f"{url}/v1/auth/register", json={
+            "phone": phone, "password": password, "name": "李四",
+            "id_number": valid_id_number()})
+        assert registered.status_code == 201, registered.text
+        issued = http.post(f"{url}/v1/me/credentials", json={}, headers=login(phone, password))
+        [item] = issued.json()["items"]
+        SENSITIVE_VALUES.update([item["qr_payload"], item["short_code"]])
+        return str(item["qr_payload"])
+
+    return api_key, credential(), credential()
 
 
 def block(containing: str) -> str:
     blocks = python_blocks(README)
     # A new block needs a run of its own below: none may go untested.
-    assert len(blocks) == 4, "every python block of partners/README.md must be run here"
+    assert len(blocks) == 5, "every python block of partners/README.md must be run here"
     [found] = [b for b in blocks if containing in b]
     return found
 
@@ -275,3 +282,13 @@ def test_the_receiver_example_handles_each_event_once_in_order(tmp_path: Path) -
         feed.server_close()
     handled = [line for line in out_path.read_text().splitlines() if line.startswith("handled")]
     assert handled == [f"handled {n} consent.granted" for n in (1, 2, 3, 4)]
+
+
+def test_the_library_kit_example_lends_returns_in_parts_and_closes(
+        deployment: Deployment, tmp_path: Path) -> None:
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    SENSITIVE_VALUES.add(secret)
+    env = example_env(XINYI_URL=deployment.url, XINYI_QR=deployment.loan_qr,
+                      XINYI_API_KEY=deployment.api_key, XINYI_WEBHOOK_SECRET=secret)
+    assert run_example(block("LibraryClient"), tmp_path, env) == [
+        "eligible 6000 0", "open 1", "refused: book_not_lent", "closed fulfilled"]

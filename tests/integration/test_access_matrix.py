@@ -35,6 +35,8 @@ PRINCIPALS = ("anonymous", "citizen", "operator", "reviewer", "auditor", "partne
 STAFF = frozenset({"operator", "reviewer", "auditor"})
 OPERATOR = frozenset({"operator"})
 OPERATOR_OR_AUDITOR = frozenset({"operator", "auditor"})
+PARTNER = frozenset({"partner"})
+_ADAPTER = re.compile(r"^/v1/adapters/(?P<kind>[a-z]+)/")
 
 # "METHOD /rule" exactly as Flask spells the rule → PUBLIC or the principals allowed.
 MATRIX: dict[str, str | frozenset[str]] = {
@@ -92,6 +94,26 @@ MATRIX: dict[str, str | frozenset[str]] = {
     "GET /v1/admin/webhook-dead-letters": frozenset({"operator"}),
     "GET /v1/partner/events": frozenset({"partner"}),
     "GET /v1/webhook-event-types": PUBLIC,
+    # Partner-kind adapters: a partner of that kind (the matrix sends each kind's partner).
+    "POST /v1/adapters/library/loans": PARTNER,
+    "GET /v1/adapters/library/loans/<uuid:record_id>": PARTNER,
+    "POST /v1/adapters/library/loans/<uuid:record_id>/returns": PARTNER,
+    "POST /v1/adapters/library/loans/<uuid:record_id>/lost": PARTNER,
+    "POST /v1/adapters/library/loans/<uuid:record_id>/settle": PARTNER,
+    "POST /v1/adapters/bike/rides": PARTNER,
+    "GET /v1/adapters/bike/rides/<uuid:record_id>": PARTNER,
+    "POST /v1/adapters/bike/rides/<uuid:record_id>/lock": PARTNER,
+    "POST /v1/adapters/bike/rides/<uuid:record_id>/settle": PARTNER,
+    "POST /v1/adapters/hospital/encounters": PARTNER,
+    "GET /v1/adapters/hospital/encounters/<uuid:record_id>": PARTNER,
+    "POST /v1/adapters/hospital/encounters/<uuid:record_id>/bills": PARTNER,
+    "POST /v1/adapters/hospital/encounters/<uuid:record_id>/settle": PARTNER,
+    "POST /v1/adapters/hotel/stays": PARTNER,
+    "GET /v1/adapters/hotel/stays/<uuid:record_id>": PARTNER,
+    "POST /v1/adapters/hotel/stays/<uuid:record_id>/checkout": PARTNER,
+    "POST /v1/adapters/hotel/stays/<uuid:record_id>/settle": PARTNER,
+    "POST /v1/adapters/scenic/entries": PARTNER,
+    "GET /v1/adapters/scenic/entries/<uuid:record_id>": PARTNER,
     # Data providers.
     "POST /v1/provider/records:batch": frozenset({"provider"}),
     "GET /v1/provider/records/<uuid:record_id>": frozenset({"provider"}),
@@ -228,11 +250,19 @@ class Principals:
             return citizen_headers(self.client)
         if name in STAFF:
             return staff_headers(self.app, self.client, name)
+        name, _, kind = name.partition(":")
         collection = {"partner": "partners", "org": "orgs", "provider": "providers"}[name]
-        headers, _ = api_client_headers(self.client, self.operator_for_setup, collection)
+        headers, _ = api_client_headers(self.client, self.operator_for_setup, collection,
+                                        kind=kind or "library")
         return headers
 
-    def headers(self, name: str) -> dict[str, str]:
+    def headers(self, name: str, rule: str = "") -> dict[str, str]:
+        adapter = _ADAPTER.match(rule)
+        if name == "partner" and adapter:
+            # A kind's adapter serves partners of that kind (others: partner_kind_mismatch).
+            name = f"partner:{adapter['kind']}"
+            if name not in self._headers:
+                self._headers[name] = self._make(name)
         current = self._headers[name]
         if current and not self._authenticates(current["Authorization"]):
             current = self._headers[name] = self._make(name)
@@ -257,7 +287,8 @@ def test_each_principal_gets_exactly_the_access_the_matrix_grants(
             continue  # reported by test_every_route_is_in_the_matrix
         url = fill(rule)
         for who in PRINCIPALS:
-            resp = client.open(url, method=method, json={}, headers=principals.headers(who))
+            resp = client.open(url, method=method, json={},
+                               headers=principals.headers(who, rule))
             status = resp.status_code
             body: dict[str, Any] = (resp.get_json(silent=True) or {}) if status >= 400 else {}
             seen = f"{key} as {who}: {status} {body.get('code', '')}"

@@ -32,6 +32,9 @@ from typing import Any
 
 from marshmallow import Schema, fields
 
+from xinyi.adapters.events import CATALOGUE as KIND_EVENTS
+from xinyi.benefits.events import EVENT_TYPES as SESSION_EVENTS
+
 TIERS = ("AAA", "AA", "A", "B", "C")
 
 
@@ -149,6 +152,20 @@ EVENT_TYPES: tuple[EventType, ...] = (
               "it is archived and no longer counts.", topic="record.repaired",
               carries_data=True),
 )
+
+
+
+def _session_types() -> tuple[EventType, ...]:
+    """The benefit sessions' types: each partner kind's own words first (selected by the
+    session's ``kind``), then the generic ``benefit_session.*`` for every other kind."""
+    kinds = tuple(EventType(e.name, e.version, e.schema, e.description, topic=e.topic,
+                            match=MappingProxyType(dict(e.match))) for e in KIND_EVENTS)
+    generic = tuple(EventType(e.name, e.version, e.schema, e.description, topic=e.topic)
+                    for e in SESSION_EVENTS)
+    return kinds + generic
+
+
+EVENT_TYPES = EVENT_TYPES + _session_types()
 
 BY_NAME: Mapping[str, EventType] = MappingProxyType({t.name: t for t in EVENT_TYPES})
 

@@ -10,8 +10,12 @@
 * :func:`verify_webhook` — check the Standard Webhooks signature of a delivery.
 * :class:`WebhookReceiver` — a WSGI receiver: verify, deduplicate, answer fast, hand events to
   your handler in ``seq`` order, catching up from the event feed (:class:`FeedClient`).
+* One module per partner kind — :mod:`xinyi_partner.library`, ``bike``, ``hospital``,
+  ``hotel``, ``scenic``: a typed client of that kind's ``/v1/adapters/<kind>/…`` routes and
+  typed webhook events with a dispatcher (:class:`ApiError` is every client's refusal).
 """
 
+from ._adapter import ApiError, EventDispatcher, SessionEvent
 from .credential import VerifiedCredential, verify_offline
 from .discovery import Configuration, OfflineVerifier, discover
 from .errors import CredentialError, DiscoveryError, WebhookError
@@ -20,14 +24,17 @@ from .seen import SeenJtiCache
 from .webhook import verify_webhook
 
 __all__ = [
+    "ApiError",
     "Configuration",
     "CredentialError",
     "DedupeStore",
     "DiscoveryError",
+    "EventDispatcher",
     "FeedClient",
     "MemoryDedupe",
     "OfflineVerifier",
     "SeenJtiCache",
+    "SessionEvent",
     "VerifiedCredential",
     "WebhookError",
     "WebhookReceiver",
