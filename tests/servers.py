@@ -84,13 +84,19 @@ def _wait_ready(proc: subprocess.Popen[bytes], url: str, log_path: Path) -> None
 
 @contextmanager
 def live_server(instance: Path, *, postgres_suffix: str | None = None,
-                redis_url: str | None = None, workers: int = 1) -> Iterator[LiveServer]:
+                redis_url: str | None = None, workers: int = 1,
+                private_webhooks: bool = False) -> Iterator[LiveServer]:
     """A migrated, ready server: on SQLite in `instance` unless `postgres_suffix` names a
-    PostgreSQL database to create; Redis only when `redis_url` is given."""
+    PostgreSQL database to create; Redis only when `redis_url` is given.
+    `private_webhooks`: webhook endpoints on 127.0.0.1 are allowed (a test's receiver), as
+    `scripts/run` allows them for the demo."""
     with _postgres_database(postgres_suffix) if postgres_suffix else nullcontext() as pg_url:
         env = {**os.environ, "XINYI_ENV": "development", "XINYI_INSTANCE_PATH": str(instance),
                "XINYI_DATABASE_URL": pg_url or f"sqlite:///{instance}/xinyi.db"}
         env.pop("XINYI_REDIS_URL", None)
+        env.pop("XINYI_WEBHOOK_ALLOW_PRIVATE", None)
+        if private_webhooks:
+            env["XINYI_WEBHOOK_ALLOW_PRIVATE"] = "1"
         if redis_url:
             env["XINYI_REDIS_URL"] = redis_url
         subprocess.run([XINYI, "db", "upgrade"], env=env, check=True, capture_output=True)

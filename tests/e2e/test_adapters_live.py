@@ -120,7 +120,7 @@ def test_a_loan_goes_overdue_defaults_and_after_grace_the_citizen_sees_the_recor
 
 
 def test_the_partner_simulator_plays_every_kind_against_a_live_server(tmp_path: Path) -> None:
-    with live_server(tmp_path) as server, worker(server):
+    with live_server(tmp_path, private_webhooks=True) as server, worker(server):
         phone = operator(server)
         env = {**server.env, "XINYI_SIM_OPERATOR_PHONE": phone,
                "XINYI_SIM_OPERATOR_PASSWORD": STAFF_PASSWORD}
@@ -140,7 +140,7 @@ def test_the_partner_simulator_plays_every_kind_against_a_live_server(tmp_path: 
 def test_the_simulator_exits_non_zero_when_a_step_deviates(tmp_path: Path) -> None:
     """Raise the hotel benefit's threshold out of reach: the stay is served on standard
     terms, which the simulator's hotel play does not expect, so the run fails."""
-    with live_server(tmp_path) as server:
+    with live_server(tmp_path, private_webhooks=True) as server:
         phone = operator(server)
         http = Http(server)
         office = http.login(phone, STAFF_PASSWORD)
