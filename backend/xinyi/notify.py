@@ -28,6 +28,19 @@ TEMPLATES: Mapping[str, str] = {
     "benefit_session_defaulted": (
         "【信易+】{partner}报告您的{benefit}未履约（应付{amount_yuan}元）。请在{grace_until}前"
         "结清，结清后不记入信用记录；逾期将记为失信记录，您可以提出异议。"),
+    "repair_received": (
+        "【信易+】您对“{record}”的信用修复申请已于{received_on}受理，"
+        "将在{due_on}前作出决定。"),
+    "repair_approved": (
+        "【信易+】您对“{record}”的信用修复申请已获准予，该信息已不再公示、不再计入评分。"
+        "决定书可在应用内查看。"),
+    "repair_rejected": (
+        "【信易+】您对“{record}”的信用修复申请未获准予，理由及重新申请的方式见决定书。"),
+    "dispute_received": (
+        "【信易+】您对“{record}”提出的异议已于{received_on}受理，将在{due_on}前办结；"
+        "处理期间该信息标注为“异议处理中”。"),
+    "dispute_resolved": (
+        "【信易+】您对“{record}”提出的异议已办结，结果：{outcome}。详情可在应用内查看。"),
 }
 
 
