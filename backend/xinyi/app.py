@@ -190,19 +190,25 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
     # adds POST /v1/auth/register to auth_blp (citizens depends on auth, not the reverse).
     from xinyi.adapters.routes import blueprints as adapter_blueprints
     from xinyi.admin.routes import blp as admin_blp
+    from xinyi.alerts.routes import blp as alerts_blp
+    from xinyi.attachments import routes as attachments
     from xinyi.audit.routes import me_blp as queries_blp
     from xinyi.auth.routes import blp as auth_blp
     from xinyi.benefits import routes as benefits
     from xinyi.citizens.routes import blp as me_blp
     from xinyi.consents import routes as consents
     from xinyi.credentials import routes as credentials
+    from xinyi.disputes import routes as disputes
     from xinyi.notifications.routes import blp as notifications_blp
     from xinyi.ops.routes import blp as ops_blp
     from xinyi.records import routes as records
+    from xinyi.repairs import routes as repairs
     from xinyi.scoring.routes import blp as scoring_blp
+    from xinyi.volunteering import routes as volunteering
     from xinyi.webhooks import delivery_routes as webhook_deliveries
     from xinyi.webhooks import routes as webhooks
     from xinyi.webhooks.docs import webhooks_section
+    from xinyi.workdays.routes import blp as calendar_blp
 
     for blp in (ops_blp, auth_blp, me_blp, records.me_blp, scoring_blp, records.catalog_blp,
                 records.provider_blp, credentials.me_blp, credentials.partner_blp,
@@ -210,7 +216,10 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
                 consents.partner_blp, consents.directory_blp, queries_blp, notifications_blp,
                 benefits.partner_blp, benefits.me_blp, benefits.admin_blp,
                 webhooks.partner_blp, webhooks.catalogue_blp, webhook_deliveries.partner_blp,
-                webhook_deliveries.admin_blp, *adapter_blueprints()):
+                webhook_deliveries.admin_blp, *adapter_blueprints(),
+                volunteering.org_blp, volunteering.me_blp, repairs.me_blp, repairs.admin_blp,
+                disputes.me_blp, disputes.provider_blp, disputes.admin_blp, attachments.me_blp,
+                attachments.admin_blp, attachments.provider_blp, calendar_blp, alerts_blp):
         api.register_blueprint(blp)
     # OpenAPI 3.1 ``webhooks``: what partners receive, one entry per catalogue type.
     spec.options["webhooks"] = webhooks_section()

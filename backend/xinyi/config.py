@@ -153,6 +153,10 @@ class Settings:
     register_limit_per_address: str = "10/hour"
     register_limit_per_phone: str = "3/hour"
     max_body_bytes: int = 1024 * 1024
+    # Deadlines in working days (official calendar): a repair is decided within 3 (R9), an
+    # objection resolved within this many.
+    repair_working_days: int = 3
+    dispute_working_days: int = 15
     trust_proxy_hops: int = 0
     # Where clients reach this service (``https://api.xinyi.example.cn``): absolute links in
     # public documents use it; unset, they follow the request's host.
@@ -201,6 +205,9 @@ class Settings:
             raise ConfigError("XINYI_BLIND_INDEX_KEY must be 32 bytes (base64)")
         if not _ed25519_pem(self.jwt_private_key_pem):
             raise ConfigError("XINYI_JWT_PRIVATE_KEY must be an Ed25519 private key (PKCS#8 PEM)")
+        if not 1 <= self.repair_working_days <= 60 or not 1 <= self.dispute_working_days <= 60:
+            raise ConfigError("XINYI_REPAIR_WORKING_DAYS and XINYI_DISPUTE_WORKING_DAYS must "
+                              "be whole numbers of working days from 1 to 60")
         if self.is_production and not self.database_url.startswith("postgresql"):
             raise ConfigError("production requires a PostgreSQL XINYI_DATABASE_URL")
         # Checked here, so a bad value is a one-line refusal (never echoing a URL's password)
@@ -348,6 +355,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                                          "XINYI_REALNAME_BREAKER_FAILURES"),
         realname_breaker_seconds=_seconds(env.get("XINYI_REALNAME_BREAKER_SECONDS", "30"),
                                           "XINYI_REALNAME_BREAKER_SECONDS"),
+        repair_working_days=_whole(env.get("XINYI_REPAIR_WORKING_DAYS", "3"),
+                                   "XINYI_REPAIR_WORKING_DAYS"),
+        dispute_working_days=_whole(env.get("XINYI_DISPUTE_WORKING_DAYS", "15"),
+                                    "XINYI_DISPUTE_WORKING_DAYS"),
         trust_proxy_hops=_whole(env.get("XINYI_TRUST_PROXY_HOPS", "0"),
                                 "XINYI_TRUST_PROXY_HOPS"),
         public_url=env.get("XINYI_PUBLIC_URL") or None,

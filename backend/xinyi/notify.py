@@ -31,6 +31,19 @@ TEMPLATES: Mapping[str, str] = {
     "benefit_session_recorded": (
         "【信易+】您在{partner}的{benefit}宽限期已满仍未结清，已记入信用记录"
         "（{item}）。如有异议，可在应用内对该记录提出异议。"),
+    "repair_received": (
+        "【信易+】您对“{record}”的信用修复申请已于{received_on}受理，"
+        "将在{due_on}前作出决定。"),
+    "repair_approved": (
+        "【信易+】您对“{record}”的信用修复申请已获准予，该信息已不再公示、不再计入评分。"
+        "决定书可在应用内查看。"),
+    "repair_rejected": (
+        "【信易+】您对“{record}”的信用修复申请未获准予，理由及重新申请的方式见决定书。"),
+    "dispute_received": (
+        "【信易+】您对“{record}”提出的异议已于{received_on}受理，将在{due_on}前办结；"
+        "处理期间该信息标注为“异议处理中”。"),
+    "dispute_resolved": (
+        "【信易+】您对“{record}”提出的异议已办结，结果：{outcome}。详情可在应用内查看。"),
 }
 
 

@@ -82,6 +82,8 @@ def purge_idempotency_keys(deps: Deps) -> str:
 
     done = run_in_unit(deps.db.sessions, lambda session: purge(session, deps.clock()))
     return f"purge_idempotency_keys: {done}"
+
+
 def dispatch_webhook_events(deps: Deps) -> str:
     """Outbox events → partners' feeds and webhook deliveries, a unit per batch."""
     from xinyi.webhooks.service import dispatch_pending
@@ -97,10 +99,32 @@ def purge_webhook_events(deps: Deps) -> str:
     return f"purge_webhook_events: {purge_delivered(deps)} rows"
 
 
+def flag_overdue_cases(deps: Deps) -> str:
+    """Alert staff to repairs and objections past their working-day deadline (once each)."""
+    from xinyi.disputes.service import flag_overdue as disputes_overdue
+    from xinyi.repairs.service import flag_overdue as repairs_overdue
+
+    repairs = run_in_unit(deps.db.sessions, lambda session: repairs_overdue(session, deps))
+    disputes = run_in_unit(deps.db.sessions, lambda session: disputes_overdue(session, deps))
+    return f"flag_overdue_cases: {repairs} repairs, {disputes} objections overdue"
+
+
+def recompute_deadlines(deps: Deps) -> str:
+    """Count again the provisional deadlines whose year is now known (a staff entry or a
+    newer calendar package), alerting staff for each."""
+    from xinyi.disputes.service import recompute_provisional as disputes_recompute
+    from xinyi.repairs.service import recompute_provisional as repairs_recompute
+
+    repairs = run_in_unit(deps.db.sessions, lambda session: repairs_recompute(session, deps))
+    disputes = run_in_unit(deps.db.sessions, lambda session: disputes_recompute(session, deps))
+    return f"recompute_deadlines: {repairs} repairs, {disputes} objections moved"
+
+
 JOBS: list[Callable[[Deps], str]] = [purge_expired_logins, expire_records,
                                      sign_audit_checkpoint, purge_expired_credentials,
                                      lapse_consent_requests, benefit_session_sweeps,
-                                     purge_idempotency_keys, dispatch_webhook_events,
+                                     purge_idempotency_keys, flag_overdue_cases,
+                                     recompute_deadlines, dispatch_webhook_events,
                                      purge_webhook_events]
 
 

@@ -37,6 +37,7 @@ OPERATOR = frozenset({"operator"})
 OPERATOR_OR_AUDITOR = frozenset({"operator", "auditor"})
 PARTNER = frozenset({"partner"})
 _ADAPTER = re.compile(r"^/v1/adapters/(?P<kind>[a-z]+)/")
+REVIEWER = frozenset({"reviewer"})
 
 # "METHOD /rule" exactly as Flask spells the rule → PUBLIC or the principals allowed.
 MATRIX: dict[str, str | frozenset[str]] = {
@@ -154,6 +155,42 @@ MATRIX: dict[str, str | frozenset[str]] = {
     "POST /v1/partner/benefit-sessions/<uuid:session_id>/extend": frozenset({"partner"}),
     "POST /v1/partner/benefit-sessions/<uuid:session_id>/cancel": frozenset({"partner"}),
     "POST /v1/partner/benefit-sessions/<uuid:session_id>/settle": frozenset({"partner"}),
+    # Volunteer organisations: volunteers and service hours.
+    "POST /v1/org/volunteers": frozenset({"org"}),
+    "GET /v1/org/volunteers": frozenset({"org"}),
+    "DELETE /v1/org/volunteers/<uuid:volunteer_id>": frozenset({"org"}),
+    "POST /v1/org/service-records": frozenset({"org"}),
+    "GET /v1/org/service-records": frozenset({"org"}),
+    "POST /v1/org/service-records/<uuid:record_id>/retract": frozenset({"org"}),
+    # The citizen's hours, repairs, objections and evidence.
+    "GET /v1/me/volunteer-organisations": frozenset({"citizen"}),
+    "DELETE /v1/me/volunteer-organisations/<uuid:org_id>": frozenset({"citizen"}),
+    "GET /v1/me/service-hours": frozenset({"citizen"}),
+    "POST /v1/me/repairs": frozenset({"citizen"}),
+    "GET /v1/me/repairs": frozenset({"citizen"}),
+    "GET /v1/me/repairs/<uuid:repair_id>": frozenset({"citizen"}),
+    "GET /v1/me/repairs/<uuid:repair_id>/decision.pdf": frozenset({"citizen"}),
+    "POST /v1/me/disputes": frozenset({"citizen"}),
+    "GET /v1/me/disputes": frozenset({"citizen"}),
+    "GET /v1/me/disputes/<uuid:dispute_id>": frozenset({"citizen"}),
+    "POST /v1/me/attachments": frozenset({"citizen"}),
+    "GET /v1/me/attachments/<uuid:attachment_id>": frozenset({"citizen"}),
+    # Reviewers decide repairs and objections; providers resolve objections to their records.
+    "GET /v1/admin/repairs": REVIEWER,
+    "GET /v1/admin/repairs/<uuid:repair_id>": REVIEWER,
+    "POST /v1/admin/repairs/<uuid:repair_id>/decide": REVIEWER,
+    "GET /v1/admin/disputes": REVIEWER,
+    "POST /v1/admin/disputes/<uuid:dispute_id>/resolve": REVIEWER,
+    "GET /v1/admin/attachments/<uuid:attachment_id>": REVIEWER,
+    "GET /v1/provider/disputes": frozenset({"provider"}),
+    "POST /v1/provider/disputes/<uuid:dispute_id>/resolve": frozenset({"provider"}),
+    "GET /v1/provider/attachments/<uuid:attachment_id>": frozenset({"provider"}),
+    # The working-day calendar and staff alerts.
+    "GET /v1/admin/calendar": STAFF,
+    "GET /v1/admin/calendar/<int:year>": STAFF,
+    "PUT /v1/admin/calendar/<int:year>": OPERATOR,
+    "GET /v1/admin/alerts": frozenset({"operator", "reviewer"}),
+    "POST /v1/admin/alerts/<uuid:alert_id>/acknowledge": frozenset({"operator", "reviewer"}),
 }
 
 # Served by flask-smorest itself, and the Swagger UI's files: the only views allowed to

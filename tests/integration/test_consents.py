@@ -209,7 +209,7 @@ def test_full_report_lists_active_records_and_nothing_that_identifies_the_citize
         "blood.donation", "traffic.violation_minor", "utility.unpaid_bill"]
     assert {tuple(sorted(r)) for r in report["records"]} == {(
         "catalogue_code", "display_until", "name_en", "name_zh", "occurred_at", "points",
-        "polarity", "severity")}
+        "polarity", "severity", "under_objection")}
     assert sum(r["points"] for r in report["records"]) == report["score"] - 600
     assert read(client, w, scope="report.summary").get_json().get("records") is None
 

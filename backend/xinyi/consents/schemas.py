@@ -107,6 +107,9 @@ class ReportRecordOut(Schema):
     occurred_at = fields.Date(required=True)
     points = fields.Integer(required=True)
     display_until = fields.Date(required=True)
+    under_objection = fields.Boolean(required=True, metadata={
+        "description": "The citizen has objected to this record (异议) and the objection "
+                       "is being handled"})
 
 
 class ReportOut(Schema):
@@ -123,6 +126,8 @@ class ReportOut(Schema):
         "description": "Active positive records inside their display period"})
     negative_records = fields.Integer(required=True, metadata={
         "description": "Active negative records inside their display period"})
+    records_under_objection = fields.Integer(required=True, metadata={
+        "description": "Of those, records under an objection being handled"})
     records = fields.List(fields.Nested(ReportRecordOut), metadata={
         "description": "Only with `report.full`"})
 

@@ -14,7 +14,6 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, func, or_, select, update
@@ -39,6 +38,7 @@ from xinyi.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from xinyi.outbox.service import emit
 from xinyi.records.service import active_records
 from xinyi.scoring import rules
+from xinyi.scoring.service import hours_this_year
 from xinyi.subjects import service as subjects
 from xinyi.subjects.service import ensure_subject
 from xinyi.timeutil import china_today
@@ -202,13 +202,14 @@ def report(session: Session, deps: Deps, partner: Principal, subject: str,
     today = china_today(now)
     shown = [r for r in active_records(session, bidx)
              if rules.is_displayed(r.occurred_on, r.display_months, today)]
-    explanation = rules.explain(shown, Decimal(0), today)
+    explanation = rules.explain(shown, hours_this_year(session, bidx, today), today)
     records = None
     if scope == FULL:
         records = tuple(ReportRecordView(
             catalogue_code=r.catalogue_code, name_zh=r.name_zh, name_en=r.name_en,
             polarity=r.polarity.value, severity=r.severity.value if r.severity else None,
-            occurred_at=r.occurred_on, points=r.points, display_until=r.display_until)
+            occurred_at=r.occurred_on, points=r.points, display_until=r.display_until,
+            under_objection=r.under_objection)
             for r in sorted(shown, key=lambda r: (r.occurred_on, r.catalogue_code),
                             reverse=True))
     body = ReportView(
@@ -217,6 +218,7 @@ def report(session: Session, deps: Deps, partner: Principal, subject: str,
         tier=explanation.tier, score=explanation.score,
         positive_records=sum(r.polarity is rules.Polarity.POSITIVE for r in shown),
         negative_records=sum(r.polarity is rules.Polarity.NEGATIVE for r in shown),
+        records_under_objection=sum(r.under_objection for r in shown),
         records=records)
     actor_id, actor_name = audit.partner_actor(session, partner.id)
     audit.append(session, audit.Access(

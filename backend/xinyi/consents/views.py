@@ -80,6 +80,7 @@ class ReportRecordView:
     occurred_at: date
     points: int
     display_until: date
+    under_objection: bool
 
 
 @dataclass(frozen=True)
@@ -95,4 +96,5 @@ class ReportView:
     score: int
     positive_records: int
     negative_records: int
+    records_under_objection: int
     records: tuple[ReportRecordView, ...] | None = None

@@ -40,6 +40,8 @@ class CatalogueItem(Base):
             "(polarity = 'negative' AND points < 0 AND severity IN "
             "('minor', 'general', 'serious'))", name="points_match_polarity"),
         CheckConstraint("display_months > 0", name="display_positive"),
+        CheckConstraint("repair_hours_required IS NULL OR repair_hours_required >= 0",
+                        name="repair_hours_not_negative"),
     )
 
     code: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -52,6 +54,9 @@ class CatalogueItem(Base):
     display_months: Mapped[int] = mapped_column(Integer)
     repair_after_months: Mapped[int | None] = mapped_column(Integer)
     repairable_by_volunteering: Mapped[bool] = mapped_column(Boolean)
+    # Volunteer hours a repair by volunteering needs (None: volunteering alone never repairs
+    # it). Read when an application arrives, so a staff edit applies to the next one.
+    repair_hours_required: Mapped[int | None] = mapped_column(Integer)
     legal_basis: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -70,6 +75,8 @@ class CreditRecord(Base):
             name="archive_reason_matches"),
         Index("ix_credit_records_subject_status", "subject_bidx", "status"),
         Index("ix_credit_records_status_display", "status", "display_until"),
+        CheckConstraint("objection_status IS NULL OR objection_status IN ('open', 'upheld')",
+                        name="objection_status_known"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -89,6 +96,10 @@ class CreditRecord(Base):
     status: Mapped[str] = mapped_column(String(16), default="active")
     archived_reason: Mapped[str | None] = mapped_column(String(16))
     archived_at: Mapped[datetime | None]
+    # An objection (异议): "open" while one is being handled (shown as under objection
+    # wherever the record is shown), "upheld" once one was rejected, with its reason.
+    objection_status: Mapped[str | None] = mapped_column(String(8))
+    objection_note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 

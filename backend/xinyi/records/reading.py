@@ -45,7 +45,10 @@ def citizen_records(session: Session, account_id: uuid.UUID, *, archived: bool, 
         polarity=c.polarity, severity=c.severity, domain=c.domain,
         occurred_at=r.occurred_on, summary=r.summary, points=r.points,
         display_until=r.display_until, repair_from=r.repair_from, status=r.status,
-        archived_reason=r.archived_reason, source=source)
+        archived_reason=r.archived_reason, source=source,
+        repair_hours_required=c.repair_hours_required,
+        under_objection=r.objection_status == "open",
+        objection_note=r.objection_note if r.objection_status == "upheld" else None)
         for r, c, source in rows]
     return items, total
 

@@ -56,6 +56,20 @@ SEVERITY_DEFAULTS: Final[Mapping[Severity, SeverityRule]] = MappingProxyType(
 )
 
 
+#: Volunteer hours (志愿服务时长) a repair by volunteering needs, by severity, unless the
+#: catalogue item says otherwise (``repair_hours_required``, edited by staff). Serious records
+#: have none: volunteering alone never repairs them.
+REPAIR_HOURS_DEFAULTS: Final[Mapping[Severity, int | None]] = MappingProxyType(
+    {Severity.MINOR: 10, Severity.GENERAL: 40, Severity.SERIOUS: None})
+
+
+def default_repair_hours(severity: str | None, repairable_by_volunteering: bool) -> int | None:
+    """The hours a new catalogue item needs for a repair by volunteering, by its severity."""
+    if severity is None or not repairable_by_volunteering:
+        return None
+    return REPAIR_HOURS_DEFAULTS[Severity(severity)]
+
+
 def list_for(
     polarity: Polarity, severity: Severity | None, legal_basis: str | None
 ) -> CreditList | None:
@@ -125,6 +139,7 @@ class ActiveRecord:
     display_months: int
     repair_after_months: int | None
     repairable_by_volunteering: bool
+    under_objection: bool = False
 
     def __post_init__(self) -> None:
         # A sign error would silently turn a penalty into a reward; refuse it at the door.

@@ -135,6 +135,13 @@ class CitizenRecordOut(Schema):
     status = fields.String(required=True)
     archived_reason = fields.String(allow_none=True)
     source = fields.String(required=True)
+    repair_hours_required = fields.Integer(allow_none=True, metadata={
+        "description": "Volunteer hours a repair by volunteering needs (the catalogue rule "
+                       "today); null when volunteering alone never repairs it"})
+    under_objection = fields.Boolean(required=True, metadata={
+        "description": "An objection (异议) to this record is being handled"})
+    objection_note = fields.String(allow_none=True, metadata={
+        "description": "Why an objection to it was not upheld, once one was decided so"})
 
 
 class CitizenRecordsArgs(PageArgs):
@@ -176,6 +183,12 @@ class CatalogueItemSchema(StrictSchema):
     repair_after_months = WholeNumber(required=True, allow_none=True,
                                       validate=validate.Range(0, 240))
     repairable_by_volunteering = JsonBoolean(required=True)
+    repair_hours_required = WholeNumber(allow_none=True, validate=validate.Range(0, 2000),
+                                        metadata={"description": (
+                                            "Volunteer hours a repair by volunteering needs; "
+                                            "null when volunteering alone never repairs it. "
+                                            "Defaults by severity: minor 10, general 40, "
+                                            "serious null")})
     legal_basis = fields.String(required=True, allow_none=True,
                                 validate=validate.Length(max=2000))
 

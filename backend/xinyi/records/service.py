@@ -249,9 +249,14 @@ def get_provider_record(session: Session, provider: Principal,
 def correct_record(session: Session, deps: Deps, provider: Principal, record_id: uuid.UUID,
                    changes: Mapping[str, Any]) -> CreditRecord:
     """A correction (更正) by the owning provider; list membership and score follow."""
+    record = _owned(session, provider, record_id)
+    return _correct(session, deps, record, changes, provider_id=provider.id)
+
+
+def _correct(session: Session, deps: Deps, record: CreditRecord, changes: Mapping[str, Any],
+             *, provider_id: uuid.UUID) -> CreditRecord:
     now = deps.clock()
     today = china_today(now)
-    record = _owned(session, provider, record_id)
     if record.status != "active":
         raise Conflict("An archived record cannot be corrected")
     if not changes:
@@ -260,7 +265,7 @@ def correct_record(session: Session, deps: Deps, provider: Principal, record_id:
     if cat is None:
         raise _field("catalogue_code", "no catalogue item has this code", UnknownCatalogueCode)
     if cat.code != record.catalogue_code:  # a correction cannot reach an item not granted
-        _check_authorised(cat, authorised_items(session, provider.id))
+        _check_authorised(cat, authorised_items(session, provider_id))
     if "occurred_at" in changes:
         _check_date(changes["occurred_at"], today)
         record.occurred_on = changes["occurred_at"]
@@ -365,7 +370,8 @@ def active_records(session: Session, bidx: bytes) -> list[rules.ActiveRecord]:
             points=record.points, occurred_on=record.occurred_on,
             display_months=record.display_months,
             repair_after_months=record.repair_after_months,
-            repairable_by_volunteering=item.repairable_by_volunteering))
+            repairable_by_volunteering=item.repairable_by_volunteering,
+            under_objection=record.objection_status == "open"))
     return out
 
 
@@ -442,3 +448,142 @@ def record_defaults(session: Session, deps: Deps, defaults: list[DefaultRecord],
         out[d.ref] = record.id
     deps.rescore(session, sorted({d.subject_bidx for d in defaults}), now=now, today=today)
     return out
+
+
+# ---- what repairs (信用修复) and objections (异议) do to a record --------------------------
+
+@dataclass(frozen=True)
+class RecordFacts:
+    """One record and the catalogue rules that apply to it, for the domains that decide on
+    it (repairs, objections). ``repair_hours_required`` is the catalogue's value today."""
+
+    id: uuid.UUID
+    subject_bidx: bytes
+    provider_id: uuid.UUID
+    catalogue_code: str
+    name_zh: str
+    name_en: str
+    polarity: str
+    severity: str | None
+    summary: str
+    points: int
+    occurred_on: date
+    display_until: date
+    repair_after_months: int | None
+    repair_from: date | None
+    repairable_by_volunteering: bool
+    repair_hours_required: int | None
+    status: str
+    archived_reason: str | None
+    objection_status: str | None
+
+
+def _facts(record: CreditRecord, item: CatalogueItem) -> RecordFacts:
+    volunteering = (item.repairable_by_volunteering and item.severity != "serious"
+                    and record.repair_after_months is not None)
+    return RecordFacts(
+        id=record.id, subject_bidx=record.subject_bidx, provider_id=record.provider_id,
+        catalogue_code=item.code, name_zh=item.name_zh, name_en=item.name_en,
+        polarity=item.polarity, severity=item.severity, summary=record.summary,
+        points=record.points, occurred_on=record.occurred_on,
+        display_until=record.display_until, repair_after_months=record.repair_after_months,
+        repair_from=record.repair_from, repairable_by_volunteering=volunteering,
+        repair_hours_required=item.repair_hours_required if volunteering else None,
+        status=record.status, archived_reason=record.archived_reason,
+        objection_status=record.objection_status)
+
+
+def _record_and_item(session: Session, record_id: uuid.UUID, *,
+                     lock: bool = False) -> tuple[CreditRecord, CatalogueItem] | None:
+    stmt = select(CreditRecord).where(CreditRecord.id == record_id)
+    record = session.scalar(stmt.with_for_update() if lock else stmt)
+    if record is None:
+        return None
+    item = session.get(CatalogueItem, record.catalogue_code)
+    assert item is not None  # a foreign key
+    return record, item
+
+
+def record_facts(session: Session, record_id: uuid.UUID) -> RecordFacts:
+    found = _record_and_item(session, record_id)
+    if found is None:
+        raise NotFound("No record has this id")
+    return _facts(*found)
+
+
+def subject_record(session: Session, bidx: bytes, record_id: uuid.UUID) -> RecordFacts:
+    """One of this subject's records; another's answers exactly like a missing one."""
+    found = _record_and_item(session, record_id)
+    if found is None or found[0].subject_bidx != bidx:
+        raise NotFound("No record of yours has this id")
+    return _facts(*found)
+
+
+def repair_candidates(session: Session, bidx: bytes, today: date) -> list[RecordFacts]:
+    """The subject's displayed negative records, oldest first: what a repair could reach."""
+    rows = session.execute(
+        select(CreditRecord, CatalogueItem)
+        .join(CatalogueItem, CatalogueItem.code == CreditRecord.catalogue_code)
+        .where(CreditRecord.subject_bidx == bidx, CreditRecord.status == "active",
+               CatalogueItem.polarity == "negative", CreditRecord.display_until > today,
+               CreditRecord.occurred_on <= today)
+        .order_by(CreditRecord.occurred_on, CreditRecord.id))
+    return [_facts(r, i) for r, i in rows]
+
+
+def archive_for_repair(session: Session, deps: Deps, record_id: uuid.UUID) -> bool:
+    """A repair was approved (信用修复): the record is archived (kept, no longer shown to
+    partners nor scored) and the score recomputed. False if it was no longer active."""
+    now = deps.clock()
+    found = _record_and_item(session, record_id, lock=True)
+    if found is None or found[0].status != "active":
+        return False
+    record = found[0]
+    _archive(session, record, "repaired", now)
+    deps.rescore(session, [record.subject_bidx], now=now, today=china_today(now))
+    session.flush()
+    return True
+
+
+def mark_disputed(session: Session, record_id: uuid.UUID, *, status: str | None,
+                  note: str | None = None) -> None:
+    """Show the record as under objection (``open``), as upheld with ``note``, or neither."""
+    if status not in (None, "open", "upheld"):
+        raise ValueError("unknown objection status")
+    found = _record_and_item(session, record_id, lock=True)
+    if found is None:
+        raise NotFound("No record has this id")
+    found[0].objection_status, found[0].objection_note = status, note
+
+
+def correct_for_dispute(session: Session, deps: Deps, record_id: uuid.UUID,
+                        changes: Mapping[str, Any]) -> CreditRecord:
+    """An objection found the record wrong (异议更正): corrected as its provider would."""
+    found = _record_and_item(session, record_id, lock=True)
+    if found is None:
+        raise NotFound("No record has this id")
+    record = found[0]
+    return _correct(session, deps, record, changes, provider_id=record.provider_id)
+
+
+def delete_for_dispute(session: Session, deps: Deps, record_id: uuid.UUID) -> None:
+    """An objection found the record should not exist (异议删除): archived as withdrawn, so
+    it is kept for the file but neither shown nor scored, and the score recomputed."""
+    now = deps.clock()
+    found = _record_and_item(session, record_id, lock=True)
+    if found is None:
+        raise NotFound("No record has this id")
+    record = found[0]
+    if record.status == "active":
+        _archive(session, record, "withdrawn", now)
+        deps.rescore(session, [record.subject_bidx], now=now, today=china_today(now))
+    session.flush()
+
+
+def black_list_under_objection(subject: Any) -> ColumnElement[bool]:
+    """Whether an open black-list entry of ``subject`` rests on a record under objection."""
+    return (select(ListEntry.id)
+            .join(CreditRecord, CreditRecord.id == ListEntry.record_id)
+            .where(ListEntry.subject_bidx == subject, ListEntry.list == "black",
+                   ListEntry.left_at.is_(None), CreditRecord.objection_status == "open")
+            .exists())

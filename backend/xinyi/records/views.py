@@ -28,6 +28,9 @@ class CitizenRecordView:
     status: str
     archived_reason: str | None
     source: str
+    repair_hours_required: int | None
+    under_objection: bool
+    objection_note: str | None
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,9 @@ class EligibilityOut(BenefitRuleOut):
         "description": "null when eligible; `below_threshold` (the rule's conditions are not "
                        "met) or `black_list_entry` (met, but an open black-list entry with a "
                        "legal basis withholds it; the score alone never does)"})
+    under_objection = fields.Boolean(load_default=False, dump_default=False, metadata={
+        "description": "The black-list entry that withholds it rests on a record under an "
+                       "objection being handled (异议处理中)"})
 
 
 class NextStepOut(Schema):

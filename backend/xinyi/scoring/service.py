@@ -26,6 +26,7 @@ from sqlalchemy import (
     insert,
     literal,
     select,
+    union_all,
 )
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
@@ -35,11 +36,17 @@ from xinyi.citizens.service import citizen_bidx, registered_at
 from xinyi.dbutil import insert_for, upsert
 from xinyi.errors import NotFound, ValidationFailed
 from xinyi.outbox.service import emit, events_table
-from xinyi.records.service import active_records, black_listed, counted_points
+from xinyi.records.service import (
+    active_records,
+    black_list_under_objection,
+    black_listed,
+    counted_points,
+)
 from xinyi.scoring import rules
 from xinyi.scoring.models import BenefitRuleRow, CreditScore
 from xinyi.subjects.service import first_seen, subjects_table
 from xinyi.timeutil import china_today
+from xinyi.volunteering.service import hours_points, minutes_in_year
 
 
 def _clamped(raw: ColumnElement[Any]) -> ColumnElement[int]:
@@ -89,9 +96,23 @@ def _emit_tier_changes(session: Session, fresh: Subquery, now: datetime) -> None
     session.execute(_tier_changes(session, fresh, now))
 
 
+def scored_points(today: date) -> Subquery:
+    """``(bidx, points)`` of everything a score sums today: each counted record's points and
+    the volunteer-hours bonus of this calendar year (full hours, capped)."""
+    records = counted_points(today)
+    hours = hours_points(today, rules.HOURS_BONUS_YEARLY_CAP * rules.HOURS_BONUS_POINTS_PER_HOUR)
+    return union_all(select(records.c.bidx, records.c.points),
+                     select(hours.c.bidx, hours.c.points)).subquery("scored")
+
+
+def hours_this_year(session: Session, bidx: bytes, today: date) -> Decimal:
+    """This calendar year's accepted volunteer hours (what the bonus is computed from)."""
+    return Decimal(minutes_in_year(session, bidx, today)) / 60
+
+
 def recompute_subject(session: Session, bidx: bytes, *, now: datetime, today: date) -> int:
     """Recompute one subject's score inside the caller's transaction."""
-    counted = counted_points(today)
+    counted = scored_points(today)
     total = session.scalar(
         select(func.coalesce(func.sum(counted.c.points), 0))
         .where(counted.c.bidx == bidx)) or 0
@@ -109,7 +130,7 @@ def recompute_subject(session: Session, bidx: bytes, *, now: datetime, today: da
 
 def recompute_all(session: Session, *, now: datetime, today: date) -> int:
     """Set-based recompute for every subject: one aggregate, one insert, in the caller's unit."""
-    counted = counted_points(today)
+    counted = scored_points(today)
     sums = (select(counted.c.bidx, func.sum(counted.c.points).label("total"))
             .group_by(counted.c.bidx).subquery())
     raw = (literal(rules.SCORE_BASE, Integer) + func.coalesce(sums.c.total, 0))
@@ -140,7 +161,7 @@ def recompute_subjects(session: Session, bidxs: Sequence[bytes] | Select[Any], *
     chosen = (select(subjects.c.bidx.label("bidx"))
               .where(subjects.c.bidx.in_(bidxs if isinstance(bidxs, Select) else list(bidxs)))
               .subquery())
-    counted = counted_points(today)
+    counted = scored_points(today)
     score = _clamped(literal(rules.SCORE_BASE, Integer)
                      + func.coalesce(func.sum(counted.c.points), 0))
     rows = (select(chosen.c.bidx.label("bidx"), score.label("score"),
@@ -182,6 +203,8 @@ class BenefitView:
     # "black_list_entry" (met, but an open black-list entry, which has a legal basis, withholds
     # it: R6 — the score alone never does).
     reason: str | None = None
+    # Withheld by a black-list entry whose record is under objection (异议处理中).
+    under_objection: bool = False
 
     @property
     def rule(self) -> rules.BenefitRule:
@@ -200,18 +223,23 @@ def explain_subject(session: Session, bidx: bytes, *, today: date,
     return rules.explain(active_records(session, bidx), hours_this_year, today)
 
 
-def with_eligibility(benefit: BenefitView, met: bool, listed: bool) -> BenefitView:
+def with_eligibility(benefit: BenefitView, met: bool, listed: bool,
+                     disputed: bool = False) -> BenefitView:
     """The benefit as the citizen and the partners see it: only an open black-list entry
-    withholds one whose conditions are met."""
+    withholds one whose conditions are met; ``disputed`` says that entry's record is under
+    objection."""
     reason = None if met and not listed else ("black_list_entry" if met else "below_threshold")
-    return dataclasses.replace(benefit, eligible=reason is None, reason=reason)
+    return dataclasses.replace(benefit, eligible=reason is None, reason=reason,
+                               under_objection=reason == "black_list_entry" and disputed)
 
 
 def benefits_for(session: Session, score: int, records: list[rules.ActiveRecord],
                  *, today: date, history_start: date, bidx: bytes) -> list[BenefitView]:
     clean = rules.years_without_negative(records, history_start, today)
     listed = bool(session.scalar(select(black_listed(bidx))))
-    return [with_eligibility(b, rules.eligible(b.rule, score, clean_years=clean), listed)
+    disputed = listed and bool(session.scalar(select(black_list_under_objection(bidx))))
+    return [with_eligibility(b, rules.eligible(b.rule, score, clean_years=clean), listed,
+                             disputed)
             for b in benefit_rules(session)]
 
 
@@ -244,7 +272,7 @@ def credit_report(session: Session, account_id: uuid.UUID, *, now: datetime) -> 
     today = china_today(now)
     bidx = citizen_bidx(session, account_id)
     records = active_records(session, bidx)
-    explanation = rules.explain(records, Decimal(0), today)
+    explanation = rules.explain(records, hours_this_year(session, bidx, today), today)
     names = {r.record_id: r for r in records}
     known_since = min(d for d in (
         first_seen(session, bidx), registered_at(session, account_id), now) if d is not None)

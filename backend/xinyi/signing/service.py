@@ -20,7 +20,7 @@ from xinyi.jwk import SigningKey, public_key_from_jwk
 from xinyi.signing.models import SigningKeyRow
 from xinyi.uow import after_commit, after_rollback
 
-PURPOSES = ("credential", "audit")
+PURPOSES = ("credential", "audit", "commitment")
 
 
 def _context(kid: str) -> str:

@@ -1,0 +1,1 @@
+"""Alerts to the credit office's staff: overdue cases, deadlines recomputed."""

@@ -1,0 +1,1 @@
+"""Files a citizen uploads as evidence for a repair or an objection."""

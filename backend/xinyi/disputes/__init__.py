@@ -1,0 +1,1 @@
+"""Objections (异议) to records: filed by the citizen, resolved by the provider or a reviewer."""
