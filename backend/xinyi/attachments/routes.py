@@ -8,6 +8,7 @@ from flask_smorest import Blueprint
 
 from xinyi.attachments import service
 from xinyi.attachments.schemas import AttachmentOut, UploadIn
+from xinyi.errors import ValidationFailed
 from xinyi.web import db, deps, principal, requires
 
 me_blp = Blueprint("me_attachments", __name__, url_prefix="/v1/me",
@@ -32,6 +33,11 @@ def _allow_upload_size() -> None:
 def upload(files: dict[str, Any]) -> service.AttachmentView:
     """Upload one evidence file (multipart field `file`): PNG, JPEG or PDF by its content,
     at most 2 MiB. Reference it from a repair or an objection (at most 5 each)."""
+    # The upload is its one file: another form field or file is refused, not ignored.
+    extra = sorted(set(request.form) | (set(request.files) - {"file"}))
+    if extra:
+        raise ValidationFailed.at(extra[0], "Unknown field.", location="form",
+                                  detail="Only the field `file` may be sent")
     return service.upload(db(), deps(), principal().id, files["file"].read())
 
 

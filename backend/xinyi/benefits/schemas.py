@@ -100,7 +100,8 @@ class RulePatchIn(StrictSchema):
     min_score = WholeNumber(validate=validate.Range(min=350, max=950))
     limits = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=64)),
                          values=WholeNumber(validate=validate.Range(min=0, max=MAX_FEN)),
-                         metadata={"description": "Replaces the rule's limits whole"})
+                         metadata={"description": "Replaces the rule's limits whole; each "
+                                                  "limit's name has 1–64 characters"})
     exposure_caps = fields.Nested(_Caps, metadata={
         "description": "Fen per tier, merged into the current caps"})
     grace_days = WholeNumber(validate=validate.Range(min=0, max=90))
