@@ -198,7 +198,9 @@ def resolve(session: Session, deps: Deps, who: Principal, dispute_id: uuid.UUID,
     dispute.correction = ({k: (v.isoformat() if isinstance(v, date) else v)
                            for k, v in correction.items()} if correction else None)
     _record_read(session, deps, who, [dispute.subject_bidx], f"dispute_{outcome}")
-    if outcome in ("corrected", "deleted"):
+    # A correction goes through records' own correction, which emits ``record.corrected``;
+    # a deletion archives the record, so it is said here (once either way).
+    if outcome == "deleted":
         emit(session, "record.corrected", {"record_id": str(dispute.record_id),
                                            "dispute_id": str(dispute.id), "outcome": outcome,
                                            "catalogue_code": record.catalogue_code},
