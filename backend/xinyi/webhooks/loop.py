@@ -69,16 +69,19 @@ class EndpointRateLimit:
     def shared(self) -> bool:
         return self._shared is not None and time.monotonic() >= self._shared_down_until
 
-    def allow(self, endpoint_id: uuid.UUID, per_second: int) -> bool:
+    def allow(self, endpoint_id: uuid.UUID, per_second: int, cost: int = 1) -> bool:
+        """Whether ``cost`` more requests fit in this second's window (all or none; a refused
+        hit still counts, so the limit errs on the slow side)."""
         item = RateLimitItemPerSecond(max(1, per_second))
         if self._shared is not None and time.monotonic() >= self._shared_down_until:
             try:
-                return bool(self._shared.hit(item, "xinyi-webhook", str(endpoint_id)))
+                return bool(self._shared.hit(item, "xinyi-webhook", str(endpoint_id),
+                                             cost=cost))
             except (redis.exceptions.RedisError, OSError, ServiceUnavailable) as exc:
                 self._shared_down_until = time.monotonic() + REDIS_RETRY_S
                 log.warning("webhook rate limit: Redis unreachable (%s), limiting in-process",
                             type(exc).__name__, extra={"event": "webhook_ratelimit_local"})
-        return bool(self._local.hit(item, "xinyi-webhook", str(endpoint_id)))
+        return bool(self._local.hit(item, "xinyi-webhook", str(endpoint_id), cost=cost))
 
 
 def no_dispatcher(_deps: Deps) -> None:
@@ -145,13 +148,34 @@ class DeliveryLoop:
         jobs = run_in_unit(self.deps.db.sessions, lambda session: lease_due(
             session, self.deps, now=now, limit=free_total, free_per_endpoint=free,
             per_endpoint=self.per_endpoint))
+        by_endpoint: dict[uuid.UUID, list[Job]] = {}
         for job in jobs:
-            if self._try_start(job, now):
-                started += 1
-            else:
-                with self._lock:
-                    self._held.setdefault(job.endpoint_id, deque()).append(job)
+            by_endpoint.setdefault(job.endpoint_id, []).append(job)
+        for group in by_endpoint.values():
+            started += self._start_group(group, now)
         return started
+
+    def _start_group(self, group: list[Job], now: datetime) -> int:
+        """Start as many of one endpoint's newly leased jobs (in order) as it has room for,
+        with one rate-limit hit for all of them; the rest wait held, in order, behind any
+        already held for that endpoint."""
+        endpoint_id = group[0].endpoint_id
+        with self._lock:
+            room = 0 if self._held.get(endpoint_id) else (
+                self.per_endpoint - self._in_flight[endpoint_id])
+        ready = group[:max(0, room)] if group[0].lease - now >= LEASE_MARGIN else []
+        if ready and not self.limits.allow(endpoint_id, ready[0].rate_limit_per_s,
+                                           cost=len(ready)):
+            ready = []
+        if ready:
+            with self._lock:
+                self._in_flight[endpoint_id] += len(ready)
+            for job in ready:
+                self._pool.submit(self._attempt, job)
+        if len(ready) < len(group):
+            with self._lock:
+                self._held.setdefault(endpoint_id, deque()).extend(group[len(ready):])
+        return len(ready)
 
     def _start_held(self, now: datetime) -> int:
         started, expired = 0, []
