@@ -11,6 +11,14 @@ is raised to 1000/s) from PostgreSQL: lease (``FOR UPDATE SKIP LOCKED``), sign, 
 the attempt, mark it delivered. Printed: both rates, their ratio (target ≥ 0.60) and the
 worker's absolute rate (figure to beat: 300/s).
 
+The second figure (``--figure latency``, or ``both``, the default): the median latency of
+``POST /v1/me/consent-requests/{id}/approve`` over HTTP against a live ``xinyi serve`` (one
+gunicorn worker), for a partner with no webhook endpoint (the floor) and for a partner with an
+endpoint subscribed to ``consent.granted``, alternating between the two for each citizen, while
+one ``xinyi worker`` dispatches and delivers to a local receiver. The approval writes its outbox
+event in its own transaction either way; the endpoint decides whether the worker then sends it.
+Printed: both medians (and p90), their ratio (target <= 1.10).
+
 Needs PostgreSQL (trust, user postgres) at 127.0.0.1:5432 and Redis at 127.0.0.1:6379;
 creates and drops the database ``xinyi_bench_webhooks`` and uses Redis db 13.
 """
@@ -21,15 +29,17 @@ import argparse
 import base64
 import os
 import secrets
+import statistics
 import subprocess
 import sys
 import textwrap
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import redis
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select, text
@@ -50,6 +60,8 @@ BASE = "postgresql+psycopg://postgres@127.0.0.1:5432"
 DB_NAME = "xinyi_bench_webhooks"
 REDIS = "redis://127.0.0.1:6379/13"
 XINYI = str(Path(sys.executable).with_name("xinyi"))
+CITIZENS = 10
+WARM_UP = 10  # approvals of each kind not counted
 
 RECEIVER = textwrap.dedent("""
     import sys
@@ -111,12 +123,165 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _id_numbers(n: int) -> list[str]:
+    """``n`` distinct valid resident ID numbers (region 110101, made-up birth dates)."""
+    from stdnum.cn import ric
+
+    found = []
+    for i in range(n):
+        birth = date(1970, 1, 1) + timedelta(days=i // 500)
+        base = f"110101{birth:%Y%m%d}{i % 500 + 100:03d}"
+        found.append(base + ric.calc_check_digit(base + "0"))  # it drops the last digit
+    return found
+
+
+def _median_ms(values: list[float]) -> float:
+    return statistics.median(values) * 1000
+
+
+def _p90_ms(values: list[float]) -> float:
+    return statistics.quantiles(values, n=10)[-1] * 1000
+
+
+def consent_latency(approvals: int) -> tuple[float, float, float, float]:
+    """Median and p90 (ms) of approving, without and with a subscribed endpoint."""
+    import requests
+
+    url = _database()
+    env = _env(url)
+    subprocess.run([XINYI, "db", "upgrade"], env=env, check=True, capture_output=True)
+    deps = build_deps(load_settings(env))
+    redis.Redis.from_url(REDIS).flushdb()  # the bench's own db: rate limits start afresh
+    port, hook_port = _free_port(), _free_port()
+    receiver = subprocess.Popen([sys.executable, "-c", RECEIVER, str(hook_port)])
+    log_dir = Path(os.environ.get("TMPDIR", "/tmp"))
+    with (log_dir / "bench_webhooks_server.log").open("wb") as log:
+        server = subprocess.Popen([XINYI, "serve", "--port", str(port), "--workers", "1"],
+                                  env=env, stdout=subprocess.DEVNULL, stderr=log)
+    worker: subprocess.Popen[bytes] | None = None
+    base = f"http://127.0.0.1:{port}"
+    http = requests.Session()
+    try:
+        for _ in range(150):
+            try:
+                if http.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        else:
+            raise SystemExit("the server did not become ready")
+        operator_phone = "13900000001"
+        subprocess.run([XINYI, "staff", "create", "--phone", operator_phone, "--password",
+                        "operator-pass-1", "--role", "operator"], env=env, check=True,
+                       capture_output=True)
+
+        def login(phone: str, password: str) -> dict[str, str]:
+            answer = http.post(f"{base}/v1/auth/login",
+                               json={"phone": phone, "password": password})
+            answer.raise_for_status()
+            return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+        operator = login(operator_phone, "operator-pass-1")
+        # Ten citizens (logins are rate limited per address) and a pair of partners for every
+        # ten approvals: one without an endpoint, one with an endpoint for consent.granted.
+        pairs: list[tuple[tuple[uuid.UUID, dict[str, str]], ...]] = []
+        for k in range(-(-approvals // CITIZENS)):
+            made = []
+            for name in (f"无订阅馆{k}", f"订阅馆{k}"):
+                answer = http.post(f"{base}/v1/admin/partners", headers=operator,
+                                   json={"name": name, "kind": "library"})
+                answer.raise_for_status()
+                made.append((uuid.UUID(answer.json()["id"]), {
+                    "Authorization": f"Bearer {answer.json()['api_key']['api_key']}"}))
+            http.post(f"{base}/v1/partner/webhook-endpoints", headers=made[1][1], json={
+                "url": f"http://127.0.0.1:{hook_port}/hook",
+                "event_types": ["consent.granted"]}).raise_for_status()
+            pairs.append(tuple(made))
+
+        from xinyi.citizens.service import register
+        from xinyi.pii import IdNumber
+        from xinyi.subjects.service import ensure_subject, remember
+
+        citizens = []
+        for i, idn in enumerate(_id_numbers(CITIZENS)):
+            phone = f"137{i:08d}"
+            # Registered in-process (the route allows ten sign-ups an hour per address);
+            # everything measured below goes over HTTP.
+            with UnitOfWork(deps.db.sessions) as uow:
+                register(uow.session, deps, phone=phone, password="citizen-pass-1",
+                         name="测试公民", id_number=idn, client_address=f"203.0.113.{i + 1}")
+                uow.commit()
+            with deps.db.session() as session:  # what a credential scan would have recorded
+                bidx = ensure_subject(session, deps, IdNumber.parse(idn), deps.clock())
+                names = {pid: remember(session, deps, pid, bidx)
+                         for pair in pairs for pid, _h in pair}
+                session.commit()
+            citizens.append((login(phone, "citizen-pass-1"), names))
+
+        with (log_dir / "bench_webhooks_worker.log").open("wb") as log:
+            worker = subprocess.Popen([XINYI, "worker", "--interval", "3600"], env=env,
+                                      stdout=subprocess.DEVNULL, stderr=log)
+        time.sleep(3)
+        timings: tuple[list[float], list[float]] = ([], [])
+        n = 0
+        for pair in pairs:
+            for me, names in citizens:
+                if n >= approvals:
+                    break
+                order = (0, 1) if n % 2 == 0 else (1, 0)  # alternate who goes first
+                for which in order:
+                    partner_id, partner = pair[which]
+                    asked = http.post(f"{base}/v1/partner/consent-requests", headers=partner,
+                                      json={"subject": names[partner_id],
+                                            "scope": "report.summary",
+                                            "purpose": "免押金借阅资格核验", "expires_in": 86400})
+                    asked.raise_for_status()
+                    started = time.perf_counter()
+                    approved = http.post(
+                        f"{base}/v1/me/consent-requests/{asked.json()['id']}/approve",
+                        headers=me)
+                    elapsed = time.perf_counter() - started
+                    if approved.status_code != 201:
+                        raise SystemExit(f"approve answered {approved.status_code}")
+                    if n >= WARM_UP:
+                        timings[which].append(elapsed)
+                n += 1
+        with deps.db.session() as session:
+            delivered = session.scalar(select(func.count()).select_from(WebhookDelivery).where(
+                WebhookDelivery.status == "delivered")) or 0
+        print(f"(the worker had delivered {delivered} consent.granted webhooks meanwhile)")
+    finally:
+        for proc in (worker, server, receiver):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(timeout=30)
+        deps.db.engine.dispose()
+        _drop()
+    plain, hooked = timings
+    return _median_ms(plain), _p90_ms(plain), _median_ms(hooked), _p90_ms(hooked)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=3000)
     parser.add_argument("--endpoints", type=int, default=8)
+    parser.add_argument("--approvals", type=int, default=200,
+                        help="citizens, each approving one request of each partner")
+    parser.add_argument("--figure", choices=("rate", "latency", "both"), default="both")
     args = parser.parse_args()
+    if args.figure != "latency":
+        delivery_rate(args)
+    if args.figure != "rate":
+        plain, plain90, hooked, hooked90 = consent_latency(args.approvals)
+        print(f"consent approval, no endpoint (floor): median {plain:6.1f} ms, p90 "
+              f"{plain90:6.1f} ms  ({args.approvals - WARM_UP} approvals of each)")
+        print(f"consent approval, subscribed endpoint: median {hooked:6.1f} ms, p90 "
+              f"{hooked90:6.1f} ms")
+        print(f"ratio with/without: {hooked / plain:.2f}  (target <= 1.10)")
 
+
+def delivery_rate(args: argparse.Namespace) -> None:
     url = _database()
     env = _env(url)
     subprocess.run([XINYI, "db", "upgrade"], env=env, check=True, capture_output=True)

@@ -5,6 +5,7 @@ check at send time, and fairness between a dead and a healthy endpoint."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import socket
@@ -426,3 +427,51 @@ def test_the_body_is_the_partner_event(db: DeliveryDb) -> None:
     bodies = [json.loads(r.body) for r in receiver.received]
     assert [(b["type"], b["seq"], b["data"]) for b in bodies] == [
         ("consent.granted", 1, {"n": 1}), ("consent.granted", 2, {"n": 2})]
+
+
+def test_a_batch_of_attempts_is_recorded_as_one_at_a_time_would(db: DeliveryDb) -> None:
+    """The recorder writes many finished attempts in one unit: each is kept, a stale lease
+    moves nothing, and an endpoint's failures and successes apply in the order they started."""
+    from xinyi.webhooks.delivery import Finished, record_attempts
+    from xinyi.webhooks.sending import Outcome
+
+    partner = make_partner(db.deps)
+    clock = db.deps.clock
+    assert isinstance(clock, Clock)
+    healthy, _ = make_endpoint(db.deps, partner, "http://127.0.0.1:1/a")
+    flaky, _ = make_endpoint(db.deps, partner, "http://127.0.0.1:1/b")
+    make_events(db.deps, partner, [healthy, flaky], 3, now=clock.now)
+    jobs = run_in_unit(db.deps.db.sessions, lambda s: lease_due(
+        s, db.deps, now=clock.now, limit=100, per_endpoint=100))
+    assert len(jobs) == 6
+    on = {ep: [j for j in jobs if j.endpoint_id == ep] for ep in (healthy, flaky)}
+    ok, failed = Outcome(204, 3), Outcome(500, 4, "boom")
+    at = [clock.now + timedelta(milliseconds=i) for i in range(6)]
+    stale = on[healthy][2]
+    batch = [
+        Finished(on[healthy][0], ok, at[0]),
+        Finished(on[healthy][1], ok, at[1]),
+        # another worker's lease replaced ours: the token we hold no longer matches
+        Finished(dataclasses.replace(stale, lease=stale.lease - timedelta(seconds=1)), ok,
+                 at[2]),
+        # flaky: a success, then a failure that started later, listed out of order
+        Finished(on[flaky][1], failed, at[4]),
+        Finished(on[flaky][0], ok, at[3]),
+        Finished(on[flaky][2], failed, at[5]),
+    ]
+    got = run_in_unit(db.deps.db.sessions, lambda s: record_attempts(
+        s, db.deps, batch, now=clock.now))
+    assert got == ["delivered", "delivered", "stale", "pending", "delivered", "pending"]
+    assert len(attempts(db.deps)) == 6  # every attempt is kept, the stale one too
+    assert statuses(db.deps, healthy) == {"delivered": 2, "pending": 1}
+    assert statuses(db.deps, flaky) == {"delivered": 1, "pending": 2}
+    with db.deps.db.session() as s:
+        left = s.get(WebhookDelivery, stale.delivery_id)
+        assert left is not None
+        assert (left.attempts, left.leased_until) == (0, stale.lease)  # untouched
+        retried = s.get(WebhookDelivery, on[flaky][1].delivery_id)
+        assert retried is not None and retried.attempts == 1
+        assert retried.next_attempt_at is not None and retried.next_attempt_at > clock.now
+    # The failure that started after the success opens the failing run, at its own start.
+    assert _endpoint(db, flaky).failing_since == at[4]
+    assert _endpoint(db, healthy).failing_since is None

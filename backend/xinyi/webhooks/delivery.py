@@ -155,55 +155,113 @@ def release(session: Session, jobs: Iterable[Job]) -> int:
     return done
 
 
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """One attempt that got its outcome and waits to be recorded."""
+
+    job: Job
+    outcome: Outcome
+    started_at: datetime
+
+
 def record_attempt(session: Session, deps: Deps, job: Job, outcome: Outcome, *,
                    started_at: datetime, now: datetime) -> str:
     """Keep the attempt and move the delivery on; returns the delivery's status afterwards
     (or ``stale`` when another worker's lease had replaced ours: the attempt is kept, the
     delivery is theirs to move)."""
-    delivery = session.scalars(select(WebhookDelivery)
-                               .where(WebhookDelivery.id == job.delivery_id)
-                               .with_for_update()).one()
-    stale = delivery.leased_until != job.lease
-    number = delivery.attempts + 1
-    session.add(WebhookAttempt(
-        delivery_id=delivery.id, number=number, started_at=started_at,
-        duration_ms=outcome.duration_ms, status_code=outcome.status_code,
-        error=outcome.error, response_body=outcome.body[:KEPT_BODY_BYTES]))
-    ATTEMPTS.labels("ok" if outcome.ok else "failed").inc()
-    if stale:
-        return "stale"
-    delivery.attempts = number
-    delivery.leased_until = None
-    delivery.last_status_code = outcome.status_code
-    if outcome.ok:
-        delivery.status, delivery.delivered_at, delivery.next_attempt_at = "delivered", now, None
+    return record_attempts(session, deps, [Finished(job, outcome, started_at)], now=now)[0]
+
+
+def record_attempts(session: Session, deps: Deps, finished: Sequence[Finished], *,
+                    now: datetime) -> list[str]:
+    """Record many finished attempts in the caller's unit: each delivery's status afterwards,
+    in the order given (``stale`` where another worker's lease had replaced ours).
+
+    The same as recording them one after the other, in a handful of statements: the
+    deliveries are locked in one query (in id order, so two workers never deadlock on them),
+    the attempts inserted together, and the endpoints that only succeeded are cleared of
+    ``failing_since`` in one statement. An endpoint with a failure in the batch is locked
+    (in id order, after the deliveries, as a single record does) and its attempts are applied
+    in the order they started, so its ``failing_since`` and the disable rules come out exactly
+    as one at a time."""
+    if not finished:
+        return []
+    deliveries = {d.id: d for d in session.scalars(
+        select(WebhookDelivery)
+        .where(WebhookDelivery.id.in_({f.job.delivery_id for f in finished}))
+        .order_by(WebhookDelivery.id).with_for_update())}
+    statuses: dict[int, str] = {}
+    live: list[tuple[int, Finished, WebhookDelivery]] = []
+    for index, item in enumerate(finished):
+        delivery = deliveries[item.job.delivery_id]
+        number = delivery.attempts + 1
+        outcome = item.outcome
+        session.add(WebhookAttempt(
+            delivery_id=delivery.id, number=number, started_at=item.started_at,
+            duration_ms=outcome.duration_ms, status_code=outcome.status_code,
+            error=outcome.error, response_body=outcome.body[:KEPT_BODY_BYTES]))
+        ATTEMPTS.labels("ok" if outcome.ok else "failed").inc()
+        if delivery.leased_until != item.job.lease:
+            statuses[index] = "stale"
+            continue
+        delivery.attempts = number
+        delivery.leased_until = None
+        delivery.last_status_code = outcome.status_code
+        live.append((index, item, delivery))
+    failing = {delivery.endpoint_id for _i, item, delivery in live if not item.outcome.ok}
+    cleared: set[uuid.UUID] = set()
+    for index, item, delivery in live:
+        if item.outcome.ok:
+            _delivered(delivery, now)
+            statuses[index] = delivery.status
+            if delivery.endpoint_id not in failing:
+                cleared.add(delivery.endpoint_id)
+    if cleared:
         # Only an endpoint that was failing is written (and locked): successes to a healthy
         # endpoint never queue behind each other on its row.
         session.execute(update(WebhookEndpoint)
-                        .where(WebhookEndpoint.id == delivery.endpoint_id,
+                        .where(WebhookEndpoint.id.in_(cleared),
                                WebhookEndpoint.failing_since.is_not(None))
                         .values(failing_since=None).execution_options(synchronize_session=False))
-        return delivery.status
-    endpoint = session.scalars(select(WebhookEndpoint)
-                               .where(WebhookEndpoint.id == delivery.endpoint_id)
-                               .with_for_update()).one()
+    if failing:
+        endpoints = {e.id: e for e in session.scalars(
+            select(WebhookEndpoint).where(WebhookEndpoint.id.in_(failing))
+            .order_by(WebhookEndpoint.id).with_for_update())}
+        mixed = sorted((entry for entry in live if entry[2].endpoint_id in failing),
+                       key=lambda entry: (entry[1].started_at, entry[0]))
+        for index, item, delivery in mixed:
+            endpoint = endpoints[delivery.endpoint_id]
+            if item.outcome.ok:
+                endpoint.failing_since = None
+            else:
+                _failed(session, delivery, endpoint, item, now)
+            statuses[index] = delivery.status
+    return [statuses[index] for index in range(len(finished))]
+
+
+def _delivered(delivery: WebhookDelivery, now: datetime) -> None:
+    delivery.status, delivery.delivered_at, delivery.next_attempt_at = "delivered", now, None
+
+
+def _failed(session: Session, delivery: WebhookDelivery, endpoint: WebhookEndpoint,
+            item: Finished, now: datetime) -> None:
+    outcome = item.outcome
     if endpoint.failing_since is None:
-        endpoint.failing_since = started_at
+        endpoint.failing_since = item.started_at
     if outcome.status_code == 410 and endpoint.enabled:
         disable_endpoint(session, endpoint, "gone", now=now)
     elif endpoint.enabled and endpoint.failing_since <= now - FAILING_DISABLE_AFTER:
         disable_endpoint(session, endpoint, "failing", now=now)
-    wait = retry_delay(number, retry_after_s=outcome.retry_after_s)
+    wait = retry_delay(delivery.attempts, retry_after_s=outcome.retry_after_s)
     if wait is None:
         delivery.status, delivery.next_attempt_at = "dead", None
         after_commit(session, DEAD_LETTERS.inc)
         log.warning("webhook delivery dead", extra={
             "event": "webhook_dead_letter", "delivery_id": str(delivery.id),
-            "endpoint_id": str(delivery.endpoint_id), "attempts": number})
+            "endpoint_id": str(delivery.endpoint_id), "attempts": delivery.attempts})
     else:
         delivery.status = "pending" if endpoint.enabled else "paused"
         delivery.next_attempt_at = now + wait if endpoint.enabled else None
-    return delivery.status
 
 
 def disable_endpoint(session: Session, endpoint: WebhookEndpoint, reason: str, *,

@@ -12,11 +12,19 @@ The loop polls every ``idle_seconds`` when there is nothing to do and leases aga
 an attempt finishes when busy. A job is started only while its lease has more than one full
 attempt (15 s) plus a margin left, so a lease never runs out under a request in flight and two
 workers never send the same delivery at once.
+
+Finished attempts are recorded by one recorder thread, in batches: everything that finished
+while the previous batch was being written goes into the next unit of work
+(:func:`~xinyi.webhooks.delivery.record_attempts`), still guarded by each lease token. A pool
+thread hands its outcome over and takes the next request at once. A batch that fails is
+recorded again one attempt per unit, each retried a few times; an attempt that still cannot be
+recorded is sent again once its lease runs out (same webhook-id).
 """
 
 from __future__ import annotations
 
 import logging
+import queue as queues_
 import threading
 import time
 import uuid
@@ -34,7 +42,7 @@ from xinyi.deps import Deps
 from xinyi.errors import ServiceUnavailable
 from xinyi.kv import redis_options
 from xinyi.uow import run_in_unit
-from xinyi.webhooks.delivery import Job, lease_due, record_attempt, release
+from xinyi.webhooks.delivery import Finished, Job, lease_due, record_attempts, release
 from xinyi.webhooks.sending import TOTAL_TIMEOUT_S, HttpSender, Outcome, signed_headers
 
 log = logging.getLogger(__name__)
@@ -42,6 +50,7 @@ log = logging.getLogger(__name__)
 LEASE_MARGIN = timedelta(seconds=TOTAL_TIMEOUT_S + 3)
 REDIS_RETRY_S = 5.0
 RECORD_TRIES = 4
+RECORD_BATCH_MAX = 500
 
 Dispatcher = Callable[[Deps], object]
 
@@ -60,16 +69,19 @@ class EndpointRateLimit:
     def shared(self) -> bool:
         return self._shared is not None and time.monotonic() >= self._shared_down_until
 
-    def allow(self, endpoint_id: uuid.UUID, per_second: int) -> bool:
+    def allow(self, endpoint_id: uuid.UUID, per_second: int, cost: int = 1) -> bool:
+        """Whether ``cost`` more requests fit in this second's window (all or none; a refused
+        hit still counts, so the limit errs on the slow side)."""
         item = RateLimitItemPerSecond(max(1, per_second))
         if self._shared is not None and time.monotonic() >= self._shared_down_until:
             try:
-                return bool(self._shared.hit(item, "xinyi-webhook", str(endpoint_id)))
+                return bool(self._shared.hit(item, "xinyi-webhook", str(endpoint_id),
+                                             cost=cost))
             except (redis.exceptions.RedisError, OSError, ServiceUnavailable) as exc:
                 self._shared_down_until = time.monotonic() + REDIS_RETRY_S
                 log.warning("webhook rate limit: Redis unreachable (%s), limiting in-process",
                             type(exc).__name__, extra={"event": "webhook_ratelimit_local"})
-        return bool(self._local.hit(item, "xinyi-webhook", str(endpoint_id)))
+        return bool(self._local.hit(item, "xinyi-webhook", str(endpoint_id), cost=cost))
 
 
 def no_dispatcher(_deps: Deps) -> None:
@@ -97,18 +109,30 @@ class DeliveryLoop:
         self._wake = threading.Event()
         self._batch = max(1, self.concurrency // 4)
         self.sent = 0
+        # Finished attempts waiting for the recorder (None: stop once all before it are in).
+        self._finished: queues_.SimpleQueue[Finished | None] = queues_.SimpleQueue()
+        self._recording = 0
+        self._recorder = threading.Thread(target=self._record_forever, daemon=True,
+                                          name="webhook-recorder")
+        self._recorder.start()
+        self._closed = False
 
     # -- state -------------------------------------------------------------------------
     def busy(self) -> bool:
         with self._lock:
-            return bool(+self._in_flight) or any(self._held.values())
+            return bool(+self._in_flight) or any(self._held.values()) or self._recording > 0
 
     def _free(self) -> tuple[int, dict[uuid.UUID, int]]:
         with self._lock:
             endpoints = set(self._in_flight) | set(self._held)
             free = {ep: self.per_endpoint - self._in_flight[ep] - len(self._held.get(ep, ()))
                     for ep in endpoints}
-            used = sum(self._in_flight.values()) + sum(len(q) for q in self._held.values())
+            # An attempt waiting for the recorder counts for its endpoint, not for the pool:
+            # up to one pool's worth may wait without holding back new requests; beyond
+            # that, leasing waits for the recorder to catch up.
+            used = (sum(self._in_flight.values()) - self._recording
+                    + sum(len(q) for q in self._held.values())
+                    + max(0, self._recording - self.concurrency))
         return self.concurrency - used, free
 
     # -- one round ---------------------------------------------------------------------
@@ -124,13 +148,34 @@ class DeliveryLoop:
         jobs = run_in_unit(self.deps.db.sessions, lambda session: lease_due(
             session, self.deps, now=now, limit=free_total, free_per_endpoint=free,
             per_endpoint=self.per_endpoint))
+        by_endpoint: dict[uuid.UUID, list[Job]] = {}
         for job in jobs:
-            if self._try_start(job, now):
-                started += 1
-            else:
-                with self._lock:
-                    self._held.setdefault(job.endpoint_id, deque()).append(job)
+            by_endpoint.setdefault(job.endpoint_id, []).append(job)
+        for group in by_endpoint.values():
+            started += self._start_group(group, now)
         return started
+
+    def _start_group(self, group: list[Job], now: datetime) -> int:
+        """Start as many of one endpoint's newly leased jobs (in order) as it has room for,
+        with one rate-limit hit for all of them; the rest wait held, in order, behind any
+        already held for that endpoint."""
+        endpoint_id = group[0].endpoint_id
+        with self._lock:
+            room = 0 if self._held.get(endpoint_id) else (
+                self.per_endpoint - self._in_flight[endpoint_id])
+        ready = group[:max(0, room)] if group[0].lease - now >= LEASE_MARGIN else []
+        if ready and not self.limits.allow(endpoint_id, ready[0].rate_limit_per_s,
+                                           cost=len(ready)):
+            ready = []
+        if ready:
+            with self._lock:
+                self._in_flight[endpoint_id] += len(ready)
+            for job in ready:
+                self._pool.submit(self._attempt, job)
+        if len(ready) < len(group):
+            with self._lock:
+                self._held.setdefault(endpoint_id, deque()).extend(group[len(ready):])
+        return len(ready)
 
     def _start_held(self, now: datetime) -> int:
         started, expired = 0, []
@@ -169,39 +214,98 @@ class DeliveryLoop:
     # -- one attempt (a pool thread) -----------------------------------------------------
     def _attempt(self, job: Job) -> None:
         try:
-            started_at = self.deps.clock()
-            # The signature's timestamp is the real time: the receiver checks it against its
-            # own clock to refuse replays, whatever clock the service runs on.
-            headers = signed_headers(list(job.secrets), job.msg_id, datetime.now(UTC), job.body)
-            try:
-                outcome = self.sender.send(job.url, headers, job.body)
-            except Exception as exc:  # a bug in sending must not lose the lease silently
-                log.exception("webhook send failed", extra={"event": "webhook_send_bug"})
-                outcome = Outcome(None, 0, "", f"internal:{type(exc).__name__}"[:64])
-            self._record(job, outcome, started_at)
-        finally:
-            with self._lock:
+            finished = self._send(job)
+        except BaseException:
+            self._done([job])
+            self._wake.set()
+            raise
+        # Still in flight for its endpoint until recorded (the next attempt there knows
+        # whether this one disabled it), but no longer holding a pool thread.
+        with self._lock:
+            self._recording += 1
+        self._finished.put(finished)
+        self._wake.set()
+
+    def _send(self, job: Job) -> Finished:
+        started_at = self.deps.clock()
+        # The signature's timestamp is the real time: the receiver checks it against its own
+        # clock to refuse replays, whatever clock the service runs on.
+        headers = signed_headers(list(job.secrets), job.msg_id, datetime.now(UTC), job.body)
+        try:
+            outcome = self.sender.send(job.url, headers, job.body)
+        except Exception as exc:  # a bug in sending must not lose the lease silently
+            log.exception("webhook send failed", extra={"event": "webhook_send_bug"})
+            outcome = Outcome(None, 0, "", f"internal:{type(exc).__name__}"[:64])
+        return Finished(job, outcome, started_at)
+
+    def _done(self, jobs: list[Job], *, recorded: bool = False) -> None:
+        with self._lock:
+            for job in jobs:
                 self._in_flight[job.endpoint_id] -= 1
                 if self._in_flight[job.endpoint_id] <= 0:
                     del self._in_flight[job.endpoint_id]
-                self.sent += 1
-            self._wake.set()
+            if recorded:
+                self._recording -= len(jobs)
+                self.sent += len(jobs)
 
-    def _record(self, job: Job, outcome: Outcome, started_at: datetime) -> None:
-        for attempt in range(RECORD_TRIES):
+    # -- recording (the recorder thread) -------------------------------------------------
+    def _record_forever(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._finished.get()
+            batch: list[Finished] = []
+            if first is None:
+                stopping = True
+            else:
+                batch.append(first)
+            while len(batch) < RECORD_BATCH_MAX:
+                try:
+                    item = self._finished.get_nowait()
+                except queues_.Empty:
+                    break
+                if item is None:
+                    stopping = True
+                else:
+                    batch.append(item)
+            if not batch:
+                continue
             try:
-                run_in_unit(self.deps.db.sessions, lambda session: record_attempt(
-                    session, self.deps, job, outcome, started_at=started_at,
-                    now=self.deps.clock()))
+                self._record(batch)
+            except Exception:  # never let the recorder die: the leases would all run out
+                log.exception("webhook attempts not recorded",
+                              extra={"event": "webhook_record_failed"})
+            finally:
+                self._done([item.job for item in batch], recorded=True)
+                self._wake.set()
+
+    def _record(self, batch: list[Finished]) -> None:
+        try:
+            run_in_unit(self.deps.db.sessions, lambda session: record_attempts(
+                session, self.deps, batch, now=self.deps.clock()))
+            return
+        except Exception as exc:
+            if len(batch) == 1:
+                log.warning("webhook attempt not recorded, trying again (%s)",
+                            type(exc).__name__, extra={"event": "webhook_record_retry"})
+            else:
+                log.warning("webhook attempts not recorded as a batch (%s), one at a time",
+                            type(exc).__name__, extra={"event": "webhook_record_retry"})
+        for item in batch:
+            self._record_one(item)
+
+    def _record_one(self, item: Finished) -> None:
+        for attempt in range(RECORD_TRIES):
+            time.sleep(0.2 * 2 ** attempt)
+            try:
+                run_in_unit(self.deps.db.sessions, lambda session: record_attempts(
+                    session, self.deps, [item], now=self.deps.clock()))
                 return
             except Exception:
                 if attempt == RECORD_TRIES - 1:
                     # The lease runs out and the delivery is sent again, same webhook-id.
                     log.exception("webhook attempt not recorded",
                                   extra={"event": "webhook_record_failed",
-                                         "delivery_id": str(job.delivery_id)})
-                    return
-                time.sleep(0.2 * 2 ** attempt)
+                                         "delivery_id": str(item.job.delivery_id)})
 
     # -- running -----------------------------------------------------------------------
     def wake(self) -> None:
@@ -251,6 +355,10 @@ class DeliveryLoop:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        if not self._closed:
+            self._closed = True
+            self._finished.put(None)  # every attempt finished before it is recorded first
+            self._recorder.join()
         with self._lock:
             held = [job for queue in self._held.values() for job in queue]
             self._held.clear()
