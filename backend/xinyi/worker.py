@@ -102,6 +102,19 @@ def purge_webhook_events(deps: Deps) -> str:
     return f"purge_webhook_events: {purge_delivered(deps)} rows"
 
 
+def rescore_new_year(deps: Deps) -> str:
+    """Scores still holding last year's volunteer-hours bonus, computed again (a no-op but
+    in the first days of a year)."""
+    from xinyi.scoring.service import rescore_new_year as rescore
+    from xinyi.timeutil import china_today
+
+    def run(session: Session) -> int:
+        now = deps.clock()
+        return rescore(session, now=now, today=china_today(now))
+
+    return f"rescore_new_year: {run_in_unit(deps.db.sessions, run)} scores"
+
+
 def flag_overdue_cases(deps: Deps) -> str:
     """Alert staff to repairs and objections past their working-day deadline (once each)."""
     from xinyi.disputes.service import flag_overdue as disputes_overdue
@@ -126,7 +139,8 @@ def recompute_deadlines(deps: Deps) -> str:
 JOBS: list[Callable[[Deps], str]] = [purge_expired_logins, expire_records,
                                      sign_audit_checkpoint, purge_expired_credentials,
                                      lapse_consent_requests, benefit_session_sweeps,
-                                     purge_idempotency_keys, flag_overdue_cases,
+                                     purge_idempotency_keys, rescore_new_year,
+                                     flag_overdue_cases,
                                      recompute_deadlines, dispatch_webhook_events,
                                      purge_webhook_events]
 

@@ -186,3 +186,38 @@ def test_the_stored_score_sums_the_hours_bonus_like_the_explanation(
     credit = client.get("/v1/me/credit", headers=me).get_json()
     assert stored == credit["score"] == 600 + credit["hours_bonus"]
     assert credit["hours_bonus"] == (7 if back else 0)
+
+
+def test_a_new_year_takes_last_years_hours_bonus_out_of_the_stored_score(
+        app: Flask, client: FlaskClient) -> None:
+    from sqlalchemy import select
+
+    from xinyi.pii import IdNumber
+    from xinyi.scoring.models import CreditScore
+    from xinyi.subjects.service import subject_bidx
+    from xinyi.worker import rescore_new_year
+
+    [org] = orgs(app, client)
+    person, me = citizen(client)
+    _other, _ = citizen(client)  # a score without hours: not computed again
+    register(client, org, person["id_number"])
+    today = datetime.now(CHINA).date()
+    back = 1 if (today - timedelta(days=1)).year == today.year else 0
+    assert post(client, org, person["id_number"], "y-1", at(back, 8), at(back, 11)).status_code \
+        == 201
+    deps = app.extensions["xinyi"]
+    bidx = subject_bidx(deps, IdNumber.parse(person["id_number"]))
+
+    def stored() -> int | None:
+        with deps.db.session() as s:
+            return s.scalar(select(CreditScore.score).where(CreditScore.subject_bidx == bidx))
+
+    with_bonus = stored()
+    assert with_bonus == 603
+    assert rescore_new_year(deps) == "rescore_new_year: 0 scores"  # the same year: nothing
+    new_year = datetime(today.year + 1, 1, 1, 0, 5, tzinfo=CHINA)
+    deps.clock = lambda: new_year
+    assert rescore_new_year(deps) == "rescore_new_year: 1 scores"
+    assert stored() == 600
+    assert rescore_new_year(deps) == "rescore_new_year: 0 scores"  # idempotent
+    assert client.get("/v1/me/credit", headers=me).get_json()["hours_bonus"] == 0

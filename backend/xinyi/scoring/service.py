@@ -45,8 +45,8 @@ from xinyi.records.service import (
 from xinyi.scoring import rules
 from xinyi.scoring.models import BenefitRuleRow, CreditScore
 from xinyi.subjects.service import first_seen, subjects_table
-from xinyi.timeutil import china_today
-from xinyi.volunteering.service import hours_points, minutes_in_year
+from xinyi.timeutil import CHINA, china_today
+from xinyi.volunteering.service import hours_points, minutes_in_year, volunteers_in_year
 
 
 def _clamped(raw: ColumnElement[Any]) -> ColumnElement[int]:
@@ -187,6 +187,19 @@ def recompute_subjects(session: Session, bidxs: Sequence[bytes] | Select[Any], *
     result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
         stmt, execution_options={"preserve_rowcount": True})
     return int(result.rowcount)
+
+
+def rescore_new_year(session: Session, *, now: datetime, today: date) -> int:
+    """The hours bonus is a calendar year's: once a new year has begun, every stored score
+    computed before it for someone who served last year still holds last year's bonus, and
+    is computed again. Idempotent: a score computed this year is left alone."""
+    year_start = datetime(today.year, 1, 1, tzinfo=CHINA)
+    stale = (select(CreditScore.subject_bidx)
+             .where(CreditScore.computed_at < year_start,
+                    CreditScore.subject_bidx.in_(volunteers_in_year(date(today.year - 1, 12, 31)))))
+    if session.scalar(select(stale.exists())) is not True:
+        return 0
+    return recompute_subjects(session, stale, now=now, today=today)
 
 
 @dataclass(frozen=True)

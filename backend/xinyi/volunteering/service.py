@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, Subquery, case, func, literal, select
+from sqlalchemy import Integer, Select, Subquery, case, func, literal, select
 from sqlalchemy.orm import Session
 
 from xinyi.auth.principal import Principal
@@ -383,6 +383,15 @@ def hours_points(today: date, cap: int) -> Subquery:
             .where(ServiceRecord.status == "accepted", ServiceRecord.service_day >= first,
                    ServiceRecord.service_day <= last)
             .group_by(ServiceRecord.subject_bidx).subquery("hours_points"))
+
+
+def volunteers_in_year(day: date) -> Select[Any]:
+    """Query piece: the subject of everyone with accepted hours in ``day``'s calendar year."""
+    first, last = _year_bounds(day)
+    return (select(ServiceRecord.subject_bidx)
+            .where(ServiceRecord.status == "accepted", ServiceRecord.service_day >= first,
+                   ServiceRecord.service_day <= last)
+            .distinct())
 
 
 def minutes_in_year(session: Session, bidx: bytes, today: date) -> int:
