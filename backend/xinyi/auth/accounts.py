@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -259,3 +260,11 @@ def client_names(session: Session, client_ids: Collection[uuid.UUID]) -> dict[uu
     rows = session.execute(select(ApiClient.id, ApiClient.name)
                            .where(ApiClient.id.in_(list(client_ids)))).all()
     return {row[0]: row[1] for row in rows}
+
+
+def client_name_sql(client_id: Any) -> Any:
+    """SQL for the display name of the API client whose id is ``client_id`` (a column or
+    expression): a correlated primary-key look-up, for set-based writers that never bring
+    the rows into Python (NULL for an unknown id)."""
+    return (select(ApiClient.name).where(ApiClient.id == client_id)
+            .correlate_except(ApiClient).scalar_subquery())
