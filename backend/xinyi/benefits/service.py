@@ -415,22 +415,20 @@ def _open(session: Session, deps: Deps, partner: Principal, verification_id: uui
         raise VerificationNotEligible.at("verification_id", "answered standard_terms")
     if now - ref.created_at > OPEN_WINDOW:
         raise VerificationStale.at("verification_id", "older than 10 minutes")
-    if session.scalar(select(BenefitSession.id).where(
-            BenefitSession.verification_id == ref.id)) is not None:
-        raise VerificationUsed()
+    # Used already: the unique verification_id refuses the insert below (409), and the
+    # savepoint takes the exposure hold back with it; no look-up first.
     terms = session_terms.terms_of(session, ref.benefit_code)
     want = min(amount, _benefit_limit(ref), amount if waivable is None else waivable)
     session_id = uuid.uuid4()
     with unique_or(session, VerificationUsed):
         waived = _hold(session, ref.subject_bidx, want, terms.cap_for(ref.tier), now)
-        session.execute(insert(BenefitSession).values(
+        row = session.execute(insert(BenefitSession).values(
             id=session_id, verification_id=ref.id, partner_id=partner.id,
             subject_bidx=ref.subject_bidx, benefit_code=ref.benefit_code,
             kind=partner.client_kind or "other", state="open", amount_fen=amount,
             waived_fen=waived, charge_normally_fen=amount - waived, amount_owed_fen=None,
             due_at=due, original_due_at=due, reference=reference, extended=False,
-            created_at=now, updated_at=now))
-    row = _row(session, partner, session_id)
+            created_at=now, updated_at=now).returning(*_COLUMNS)).one()
     _emit(session, "opened", row, now)
     return _view(row)
 
@@ -472,10 +470,10 @@ def close_session(session: Session, deps: Deps, partner: Principal, session_id: 
     body = {"outcome": outcome, "amount_owed_fen": owed}
 
     def run() -> SessionView:
-        current = _row(session, partner, session_id)
-        if outcome == "fulfilled":
+        if outcome == "fulfilled":  # no read first: a missing one is found out below
             values: dict[str, Any] = {"state": "fulfilled", "amount_owed_fen": 0}
         else:
+            current = _row(session, partner, session_id)
             grace = timedelta(days=session_terms.terms_of(session,
                                                           current.benefit_code).grace_days)
             values = {"state": "defaulted", "amount_owed_fen": owed, "defaulted_at": now,
