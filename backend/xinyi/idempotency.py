@@ -81,7 +81,8 @@ def idempotent(session: Session, *, owner_id: uuid.UUID, key: str | None, operat
     # One round trip, no savepoint: ON CONFLICT DO NOTHING waits, like a plain INSERT, for
     # a concurrent uncommitted row under the same key, then inserts nothing if it committed.
     stmt: Any = insert_for(session, table)
-    inserted = session.execute(stmt.values(
+    conn = session.connection()  # Core on the connection: no ORM DML layer on every write
+    inserted = conn.execute(stmt.values(
         owner_id=owner_id, key=key, operation=operation, fingerprint=digest,
         response=None, created_at=now)
         .on_conflict_do_nothing(index_elements=["owner_id", "key"])
@@ -95,7 +96,7 @@ def idempotent(session: Session, *, owner_id: uuid.UUID, key: str | None, operat
             raise _reused() from None
         return load(prior.response)
     result = run()
-    session.execute(update(IdempotentRequest).where(
+    conn.execute(update(IdempotentRequest).where(
         IdempotentRequest.owner_id == owner_id, IdempotentRequest.key == key)
         .values(response=dump(result)))
     return result

@@ -262,9 +262,7 @@ def client_names(session: Session, client_ids: Collection[uuid.UUID]) -> dict[uu
     return {row[0]: row[1] for row in rows}
 
 
-def client_name_sql(client_id: Any) -> Any:
-    """SQL for the display name of the API client whose id is ``client_id`` (a column or
-    expression): a correlated primary-key look-up, for set-based writers that never bring
-    the rows into Python (NULL for an unknown id)."""
-    return (select(ApiClient.name).where(ApiClient.id == client_id)
-            .correlate_except(ApiClient).scalar_subquery())
+def client_names_sql() -> Any:
+    """``(id, name)`` of every API client as a subquery, for set-based writers that join
+    it (a hash join over the small clients table) rather than bring rows into Python."""
+    return select(ApiClient.id, ApiClient.name).subquery("client_names")

@@ -177,11 +177,12 @@ def _events_cte(moved: Any, topic: str, now: datetime) -> Any:
 def _notices_cte(session: Session, moved: Any, template: str, suffix: str,
                  params: dict[str, Any], now: datetime) -> Any:
     m = moved.c
+    source, names = _named(session, moved)
     ref = literal("benefit_session:") + _text(m.id)
-    args = [x for name, value in params.items() for x in (literal(name), value)]
+    args = [x for name, value in {**names, **params}.items() for x in (literal(name), value)]
     return notices_from_select(session, template, select(
         m.subject_bidx, func.json_build_object(*args), ref, ref + literal(f":{suffix}"))
-        .select_from(moved), now=now).cte("notices")
+        .select_from(source), now=now).cte("notices")
 
 
 def _release_cte(moved: Any, now: datetime) -> Any:
@@ -193,15 +194,17 @@ def _release_cte(moved: Any, now: datetime) -> Any:
             .cte("released"))
 
 
-def _names(session: Session, moved: Any) -> dict[str, Any]:
-    """The partner's name (a primary-key look-up per row) and the benefit's (a CASE over
-    the handful of rules) as SQL over the moved rows."""
+def _named(session: Session, moved: Any) -> tuple[Any, dict[str, Any]]:
+    """The moved rows joined to the partners' names (a hash join over the small clients
+    table), and the partner's and the benefit's names (a CASE over the handful of rules) as
+    SQL over them."""
     m = moved.c
+    partners = session_terms.partner_names_sql()
     benefits = {b.code: b.name_zh for b in benefit_rules(session)}
     benefit = case(benefits, value=m.benefit_code, else_=m.benefit_code) if benefits \
         else m.benefit_code
-    return {"partner": func.coalesce(session_terms.partner_name_sql(m.partner_id), "合作机构"),
-            "benefit": benefit}
+    return moved.outerjoin(partners, partners.c.id == m.partner_id), {
+        "partner": func.coalesce(partners.c.name, "合作机构"), "benefit": benefit}
 
 
 def _run_batch(session: Session, moved: Any, *ctes: Any) -> int:
@@ -217,7 +220,7 @@ def mark_overdue(session: Session, deps: Deps, *, batch: int = BATCH,
     values = {"state": "overdue", "overdue_at": now, "updated_at": now}
     if _postgres(session):
         moved = _moved_cte("open", BenefitSession.due_at <= now, values, pg_batch or batch)
-        params = {**_names(session, moved), "due_date": _zh(moved.c.due_at)}
+        params = {"due_date": _zh(moved.c.due_at)}
         return _run_batch(session, moved,
                           _notices_cte(session, moved, "benefit_session_overdue", "overdue",
                                        params, now),
@@ -260,8 +263,7 @@ def default_unclosed(session: Session, deps: Deps, *, batch: int = BATCH,
         owed = batch_cte.c.amount_owed_fen
         amount = (cast(owed // 100, String) + literal(".")
                   + func.lpad(cast(owed % 100, String), 2, "0"))
-        params = {**_names(session, batch_cte), "amount_yuan": amount,
-                  "grace_until": _zh(batch_cte.c.grace_until)}
+        params = {"amount_yuan": amount, "grace_until": _zh(batch_cte.c.grace_until)}
         return _run_batch(session, batch_cte, _release_cte(batch_cte, now),
                           _notices_cte(session, batch_cte, "benefit_session_defaulted",
                                        "defaulted", params, now),

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from xinyi.audit.service import log_staff_action
-from xinyi.auth.accounts import client_name_sql, client_names
+from xinyi.auth.accounts import client_names, client_names_sql
 from xinyi.auth.principal import Principal
 from xinyi.benefits.models import SessionTerms
 from xinyi.deps import Deps
@@ -65,9 +65,9 @@ def partner_names(session: Session, ids: Collection[uuid.UUID]) -> dict[uuid.UUI
     return client_names(session, ids)
 
 
-def partner_name_sql(partner_id: Any) -> Any:
-    """The partner's display name as SQL (for set-based sweeps)."""
-    return client_name_sql(partner_id)
+def partner_names_sql() -> Any:
+    """``(id, name)`` of the partners as a subquery to join (for set-based sweeps)."""
+    return client_names_sql()
 
 
 @dataclass(frozen=True)
