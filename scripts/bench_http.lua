@@ -7,6 +7,8 @@
 --                  "verify": POST BENCH_PATH, one line of BENCH_FILE (a QR payload) per request;
 --                            thread k of BENCH_THREADS takes lines k, k+T, k+2T, … so no
 --                            credential is ever sent twice unless the file runs out
+--                  "posts":  POST, one line of BENCH_FILE "<path>\t<json body>\t<idempotency key>"
+--                            per request (BENCH_AUTH), split between threads like "verify"
 --   BENCH_BENEFIT  benefit code for "verify"
 -- done() prints one line "BENCH_JSON {...}" that the Python driver parses.
 
@@ -60,6 +62,14 @@ function init(args)
       local body = '{"credential":"' .. all[k] .. '","benefit":"' .. benefit .. '"}'
       reqs[#reqs + 1] = wrk.format("POST", path, headers, body)
     end
+  elseif mode == "posts" then
+    local all = lines(os.getenv("BENCH_FILE"))
+    for k = tid + 1, #all, nthreads do
+      local p, b, key = all[k]:match("^([^\t]+)\t([^\t]+)\t(.*)$")
+      local headers = { Authorization = auth, ["Content-Type"] = "application/json",
+                        ["Idempotency-Key"] = key }
+      reqs[#reqs + 1] = wrk.format("POST", p, headers, b)
+    end
   else
     error("unknown BENCH_MODE " .. mode)
   end
@@ -70,10 +80,11 @@ end
 function request()
   i = i + 1
   if i > n then
-    -- Out of distinct requests: start again (for "verify" that reuses credentials, which the
-    -- server answers 409, so the run shows errors instead of silently measuring less).
+    -- Out of distinct requests: start again (for "verify" that reuses credentials, for
+    -- "posts" a used verification or a closed session, which the server refuses, so the run
+    -- shows errors instead of silently measuring less).
     i = 1
-    if mode == "verify" then wrapped = 1 end
+    if mode == "verify" or mode == "posts" then wrapped = 1 end
   end
   return reqs[i]
 end

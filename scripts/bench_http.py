@@ -13,6 +13,12 @@ citizens, and measures, with one load generator for every endpoint (wrk if insta
 * ``POST /v1/partner/verifications``            (a different credential every request)
 * ``POST /v1/me/credentials`` with count 1
 * ``GET /v1/me/credentials/{id}/qr.png``
+* ``POST /v1/partner/benefit-sessions`` and ``POST …/{id}/close`` (issue 13): each open on a
+  fresh ``eligible`` verification of the same partner (made over HTTP just before the run, not
+  measured), each close on a session the open run just opened, both with an
+  ``Idempotency-Key``. The measured unit is the pair: open + close per second is
+  ``1 / (1/open_rps + 1/close_rps)`` (the server time of one open plus one close), compared
+  with verifications per second (one request) from the same run; target ≥ 70 %.
 
 Each endpoint gets a warm-up run and then a fixed-duration measured run, repeated (up to
 ``--tries``) while one gunicorn worker did under a quarter of the work: gthread keeps a
@@ -74,7 +80,9 @@ CREDENTIAL_TTL = 120  # seconds, tokens.MAX_TTL_SECONDS; the server allows 5 s l
 # registration and login can name its own address.
 MAX_CITIZENS_ONE_ADDRESS = 8
 MAX_CITIZENS = 1000
-TARGETS = {"ratio": 0.40, "verify_p99_ms": 30.0, "issue_rps": 1000.0, "qr_rps": 80.0}
+TARGETS = {"ratio": 0.40, "verify_p99_ms": 30.0, "issue_rps": 1000.0, "qr_rps": 80.0,
+           "session_pair_ratio": 0.70}
+VERIFICATION_USABLE_FOR = 600  # seconds: a verification opens a session within 10 minutes
 
 
 # ----------------------------------------------------------------------------- plumbing
@@ -152,6 +160,78 @@ def pre_issue(port: int, tokens: list[str], total: int, parallel: int) -> tuple[
     # Interleave citizens: consecutive requests hit different subjects' access-log chains
     # (sorted by time they already alternate, since each worker cycles the citizens).
     return [payload for _, payload in issued], time.time() - started
+
+
+def _verify_worker(port: int, api_key: str, creds: list[str]) -> list[str]:
+    """Verify each credential (setup, not measured); the ids of the eligible answers."""
+    from benchlib import BENEFIT
+
+    client = Client(port)
+    out: list[str] = []
+    try:
+        for cred in creds:
+            got = client.call("POST", "/v1/partner/verifications",
+                              {"credential": cred, "benefit": BENEFIT}, api_key,
+                              expect=200)
+            if got["decision"] == "eligible":
+                out.append(got["id"])
+    finally:
+        client.close()
+    return out
+
+
+def make_verifications(port: int, tokens: list[str], api_key: str, total: int,
+                       parallel: int) -> tuple[list[str], float]:
+    """`total` fresh eligible verification ids of the bench partner, and the time taken."""
+    started = time.time()
+    creds, _ = pre_issue(port, tokens, total, parallel)
+    with cf.ProcessPoolExecutor(parallel, mp_context=mp.get_context("fork")) as pool:
+        futures = [pool.submit(_verify_worker, port, api_key, creds[p::parallel])
+                   for p in range(parallel)]
+        ids = [x for f in futures for x in f.result(timeout=VERIFICATION_USABLE_FOR)]
+    if len(ids) < total:
+        raise RuntimeError(f"only {len(ids)} of {total} verifications were eligible for "
+                           "the benefit sessions bench")
+    return ids, time.time() - started
+
+
+def open_items(verification_ids: list[str], run: str) -> list[str]:
+    due = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 7 * 86400))
+    return ["/v1/partner/benefit-sessions\t" + json.dumps(
+        {"verification_id": v, "amount_fen": 100, "due_at": due, "reference": f"b-{run}-{k}"},
+        separators=(",", ":")) + f"\topen-{run}-{k}" for k, v in enumerate(verification_ids)]
+
+
+def close_items(session_ids: list[str], run: str) -> list[str]:
+    body = json.dumps({"outcome": "fulfilled", "amount_owed_fen": 0}, separators=(",", ":"))
+    return [f"/v1/partner/benefit-sessions/{sid}/close\t{body}\tclose-{run}-{k}"
+            for k, sid in enumerate(session_ids)]
+
+
+def _post_worker(port: int, auth: str, items: list[str]) -> int:
+    """POST each "path\tbody\tkey" item (setup, not measured); how many were answered 2xx."""
+    client = Client(port)
+    try:
+        for item in items:
+            path, body, key = item.split("\t", 2)
+            client.call("POST", path, json.loads(body), expect=201 if path.endswith(
+                "benefit-sessions") else 200, headers={"Authorization": auth,
+                                                       "Idempotency-Key": key})
+    finally:
+        client.close()
+    return len(items)
+
+
+def post_all(port: int, auth: str, items: list[str], parallel: int) -> None:
+    with cf.ProcessPoolExecutor(parallel, mp_context=mp.get_context("fork")) as pool:
+        for f in [pool.submit(_post_worker, port, auth, items[p::parallel])
+                  for p in range(parallel)]:
+            f.result(timeout=VERIFICATION_USABLE_FOR)
+
+
+def pair_rate(open_rps: float, close_rps: float) -> float:
+    """Open + close pairs per second: one over the server time of one open plus one close."""
+    return 1 / (1 / open_rps + 1 / close_rps) if open_rps and close_rps else 0.0
 
 
 # ----------------------------------------------------------------------------- the bench
@@ -337,6 +417,68 @@ class Bench:
         self.verify_sent_ok += self.verify_ok_in_tries(name)
         return res
 
+    def open_sessions(self) -> list[str]:
+        """The ids of the bench partner's open sessions, oldest first (what to close)."""
+        import psycopg
+
+        url = self.db_url.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(url) as conn:
+            rows = conn.execute("SELECT id FROM benefit_sessions WHERE state = 'open' "
+                                "ORDER BY created_at").fetchall()
+        return [str(r[0]) for r in rows]
+
+    def bench_sessions(self, verify_rps: float) -> tuple[Result, Result]:
+        """Open then close benefit sessions (see the module docstring): a warm-up pair and
+        a measured pair, each open run fed with fresh eligible verifications."""
+        auth = f"Bearer {self.api_key}"
+        o_name, c_name = "POST /v1/partner/benefit-sessions", "POST …/benefit-sessions/{id}/close"
+        par = self.args.issue_parallel
+        n_warm = int(max(500, verify_rps * self.args.warmup * 2.5))
+        ids, took = make_verifications(self.port, self.tokens, self.api_key, n_warm, par)
+        log(f"made {len(ids)} eligible verifications for the warm-up in {took:.1f} s")
+        warm = self.measure(o_name, Load("posts", auth=auth, items=open_items(ids, "w")),
+                            seconds=self.args.warmup, warmup=True)
+        warm_close = self.measure(c_name, Load("posts", auth=auth,
+                                               items=close_items(self.open_sessions(), "w")),
+                                  seconds=self.args.warmup, warmup=True)
+        estimate = warm.rps if not warm.exhausted and warm.errors == 0 else 2.5 * verify_rps
+        n_run = int(estimate * self.args.seconds * 1.35) + 50 * self.args.connections
+        tries = iter(range(1, 100))
+
+        def fresh_verifications() -> Load:
+            self.close_leftovers(auth)
+            ids, took = make_verifications(self.port, self.tokens, self.api_key, n_run, par)
+            log(f"made {len(ids)} eligible verifications in {took:.1f} s (usable for "
+                f"{VERIFICATION_USABLE_FOR} s)")
+            if took + self.args.seconds + 5 > VERIFICATION_USABLE_FOR:
+                log("WARNING: some verifications may be too old to open a session")
+            return Load("posts", auth=auth, items=open_items(ids, f"m{next(tries)}"))
+
+        opened = self.measure_balanced(o_name, fresh_verifications)
+        n_close = int(max(warm_close.rps, opened.rps) * self.args.seconds * 1.35) \
+            + 50 * self.args.connections
+
+        def open_sessions_to_close() -> Load:
+            sessions = self.open_sessions()
+            if len(sessions) < n_close:  # top up, unmeasured (a retry, or closes outpace)
+                more, _ = make_verifications(self.port, self.tokens, self.api_key,
+                                             n_close - len(sessions), par)
+                post_all(self.port, auth, open_items(more, f"t{next(tries)}"), par)
+                sessions = self.open_sessions()
+            log(f"{len(sessions)} sessions open to close")
+            return Load("posts", auth=auth, items=close_items(sessions, f"m{next(tries)}"))
+
+        closed = self.measure_balanced(c_name, open_sessions_to_close)
+        return opened, closed
+
+    def close_leftovers(self, auth: str) -> None:
+        """Close, unmeasured, what an earlier run left open (each citizen's exposure is
+        capped: keep every measured open run on the same footing)."""
+        left = self.open_sessions()
+        if left:
+            post_all(self.port, auth, close_items(left, f"c{time.monotonic_ns()}"),
+                     self.args.issue_parallel)
+
     def verify_ok_in_tries(self, name: str) -> int:
         return sum(r.requests - r.non2xx for r in self.measured if r.name == name)
 
@@ -418,10 +560,11 @@ class Bench:
         verify = self.bench_verification(healthz.rps, issue.rps)
         qr = self.bench_static("GET /v1/me/credentials/{id}/qr.png",
                                Load("list", items=self.qr_items()))
+        opened, closed = self.bench_sessions(verify.rps)
         durable = self.durable_check()
         if a.profile:
             self.profile(Path(a.profile))
-        self.report(healthz, verify, issue, qr, durable)
+        self.report(healthz, verify, issue, qr, durable, opened, closed)
         failed = sorted({r.name for r in self.measured if r.errors})
         if durable["verifications"] < self.verify_sent_ok or \
                 durable["access_log"] != durable["verifications"]:
@@ -432,7 +575,7 @@ class Bench:
         return 0
 
     def report(self, healthz: Result, verify: Result, issue: Result, qr: Result,
-               durable: dict[str, int]) -> None:
+               durable: dict[str, int], opened: Result, closed: Result) -> None:
         a = self.args
         cpu_model = next((ln.split(":", 1)[1].strip() for ln in
                           Path("/proc/cpuinfo").read_text().splitlines()
@@ -450,7 +593,8 @@ class Bench:
                 f"{'other cores':>11} | tries |")
         print(head)
         print("|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|")
-        order = ["GET /healthz", "POST /v1/partner", "POST /v1/me", "GET /v1/me"]
+        order = ["GET /healthz", "POST /v1/partner/verifications", "POST /v1/me", "GET /v1/me",
+                 "POST /v1/partner/benefit", "POST …/benefit"]
         for r in sorted(self.results, key=lambda r: next(
                 (i for i, o in enumerate(order) if r.name.startswith(o)), 9)):
             k = 1000 / r.requests if r.requests else 0.0
@@ -485,6 +629,14 @@ class Bench:
               f"{verdict(issue.rps >= t['issue_rps'])}")
         print(f"target QR PNG ≥ {t['qr_rps']:g}/s: {qr.rps:,.0f}/s — "
               f"{verdict(qr.rps >= t['qr_rps'])}")
+        pairs = pair_rate(opened.rps, closed.rps)
+        pair_ratio = pairs / verify.rps if verify.rps else 0.0
+        print(f"benefit sessions: open {opened.rps:,.0f}/s, close {closed.rps:,.0f}/s → "
+              f"{pairs:,.0f} open+close pairs/s (two requests each) = {pair_ratio:.2f} × "
+              f"verifications/s ({verify.rps:,.0f}/s, one request each); per request "
+              f"{2 * pairs / verify.rps if verify.rps else 0.0:.2f} ×")
+        print(f"target open+close pairs ≥ {t['session_pair_ratio']:.0%} of verifications: "
+              f"{pair_ratio:.0%} — {verdict(pair_ratio >= t['session_pair_ratio'])}")
 
 
 def main() -> int:

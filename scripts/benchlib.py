@@ -237,14 +237,16 @@ class Result:
 
 @dataclass
 class Load:
-    """What to send: one static request, a cycle of GETs, or one credential per request."""
+    """What to send: one static request, a cycle of GETs, one credential per request, or
+    one distinct POST per request ("posts": items are "path\tbody\tidempotency key")."""
 
-    mode: str  # static | list | verify
+    mode: str  # static | list | verify | posts
     path: str = "/healthz"
     method: str = "GET"
     auth: str | None = None
     body: str | None = None
     items: list[str] = field(default_factory=list)  # list: "path\tauth"; verify: payloads
+    #                                                   posts: "path\tbody\tkey"
 
 
 def run_wrk(load: Load, port: int, seconds: float, connections: int, threads: int,
@@ -345,6 +347,11 @@ def run_python(load: Load, port: int, seconds: float, connections: int,
             rows = [item.split("\t", 1) for item in load.items]
             rows = rows[c % len(rows):] + rows[:c % len(rows)]
             per_conn.append([("GET", p, {"Authorization": a}, None) for p, a in rows])
+        elif load.mode == "posts":
+            posts = [item.split("\t", 2) for item in load.items[c::connections]]
+            per_conn.append([
+                ("POST", p, {**json_headers, "Authorization": load.auth or "",
+                             "Idempotency-Key": k}, b.encode()) for p, b, k in posts])
         else:
             per_conn.append([
                 ("POST", load.path, {**json_headers, "Authorization": load.auth or ""},
@@ -353,7 +360,8 @@ def run_python(load: Load, port: int, seconds: float, connections: int,
     groups = [per_conn[p::processes] for p in range(processes)]
     start_at = time.time() + 1.0
     with cf.ProcessPoolExecutor(processes, mp_context=mp.get_context("fork")) as pool:
-        futures = [pool.submit(_py_process, port, g, start_at, seconds, load.mode == "verify")
+        futures = [pool.submit(_py_process, port, g, start_at, seconds,
+                               load.mode in ("verify", "posts"))
                    for g in groups if g]
         parts = [f.result(timeout=seconds + 60) for f in futures]
     lat = sorted(x for p in parts for x in p["lat"])

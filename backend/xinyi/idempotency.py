@@ -1,11 +1,11 @@
 """Idempotency-Key for any write of a principal: the same key and body replay the stored
 answer; the same key with another operation or body is refused, naming the header.
 
-How: the first request inserts its key row (in a savepoint), does the work and stores its
-answer in the row, all in the caller's unit. A concurrent request under the same key meets
-the uncommitted row: on PostgreSQL its insert waits for the first to commit or roll back,
-then either replays the committed answer or (the first failed) does the work itself. A
-request that fails leaves no row, so a retry runs again. Keys live for
+How: the first request inserts its key row (``INSERT … ON CONFLICT DO NOTHING``), does the
+work and stores its answer in the row, all in the caller's unit. A concurrent request under
+the same key meets the uncommitted row: on PostgreSQL its insert waits for the first to
+commit or roll back, then either replays the committed answer or (the first failed) does
+the work itself. A request that fails leaves no row, so a retry runs again. Keys live for
 :data:`KEEP_FOR` (the worker purges older ones).
 """
 
@@ -22,8 +22,8 @@ from sqlalchemy import JSON, String, delete, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from xinyi.db import Base, utcnow
+from xinyi.dbutil import insert_for
 from xinyi.errors import ValidationFailed
-from xinyi.uow import unique_or
 
 T = TypeVar("T")
 KEEP_FOR = timedelta(days=2)
@@ -46,10 +46,6 @@ class IdempotentRequest(Base):
 class IdempotencyKeyReused(ValidationFailed):
     code = "idempotency_key_reused"
     title = "This Idempotency-Key was used for a different request"
-
-
-class _Taken(Exception):
-    pass
 
 
 def fingerprint(operation: str, body: Mapping[str, Any]) -> str:
@@ -81,13 +77,17 @@ def idempotent(session: Session, *, owner_id: uuid.UUID, key: str | None, operat
                                   f"must be 1 to {MAX_KEY_LENGTH} printable characters",
                                   location="headers")
     digest = fingerprint(operation, body)
-    table = IdempotentRequest.__table__
-    try:
-        with unique_or(session, _Taken):
-            session.execute(table.insert().values(  # type: ignore[attr-defined]
-                owner_id=owner_id, key=key, operation=operation, fingerprint=digest,
-                response=None, created_at=now))
-    except _Taken:
+    table: Any = IdempotentRequest.__table__
+    # One round trip, no savepoint: ON CONFLICT DO NOTHING waits, like a plain INSERT, for
+    # a concurrent uncommitted row under the same key, then inserts nothing if it committed.
+    stmt: Any = insert_for(session, table)
+    conn = session.connection()  # Core on the connection: no ORM DML layer on every write
+    inserted = conn.execute(stmt.values(
+        owner_id=owner_id, key=key, operation=operation, fingerprint=digest,
+        response=None, created_at=now)
+        .on_conflict_do_nothing(index_elements=["owner_id", "key"])
+        .returning(table.c.owner_id)).first()
+    if inserted is None:
         prior = session.scalar(select(IdempotentRequest).where(
             IdempotentRequest.owner_id == owner_id, IdempotentRequest.key == key))
         if prior is None or prior.response is None:  # gone or still in flight elsewhere
@@ -96,7 +96,7 @@ def idempotent(session: Session, *, owner_id: uuid.UUID, key: str | None, operat
             raise _reused() from None
         return load(prior.response)
     result = run()
-    session.execute(update(IdempotentRequest).where(
+    conn.execute(update(IdempotentRequest).where(
         IdempotentRequest.owner_id == owner_id, IdempotentRequest.key == key)
         .values(response=dump(result)))
     return result

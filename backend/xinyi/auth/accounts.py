@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -259,3 +260,9 @@ def client_names(session: Session, client_ids: Collection[uuid.UUID]) -> dict[uu
     rows = session.execute(select(ApiClient.id, ApiClient.name)
                            .where(ApiClient.id.in_(list(client_ids)))).all()
     return {row[0]: row[1] for row in rows}
+
+
+def client_names_sql() -> Any:
+    """``(id, name)`` of every API client as a subquery, for set-based writers that join
+    it (a hash join over the small clients table) rather than bring rows into Python."""
+    return select(ApiClient.id, ApiClient.name).subquery("client_names")

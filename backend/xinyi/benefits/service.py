@@ -275,27 +275,29 @@ def _hold(session: Session, bidx: bytes, want: int, cap: int, now: datetime) -> 
     last line: the sum can never pass the cap."""
     if want <= 0 or cap <= 0:
         return 0
+    # Core statements on the session's connection: the hot path skips the ORM's DML layer.
+    conn = session.connection()
     stmt: Any = insert_for(session, Exposure.__table__)  # type: ignore[arg-type]
-    session.execute(stmt.values(subject_bidx=bidx, open_fen=0, cap_fen=0, updated_at=now)
-                    .on_conflict_do_nothing(index_elements=["subject_bidx"]))
-    held = session.execute(select(Exposure.open_fen).where(Exposure.subject_bidx == bidx)
-                           .with_for_update()).scalar_one()
+    conn.execute(stmt.values(subject_bidx=bidx, open_fen=0, cap_fen=0, updated_at=now)
+                 .on_conflict_do_nothing(index_elements=["subject_bidx"]))
+    held = conn.execute(select(Exposure.open_fen).where(Exposure.subject_bidx == bidx)
+                        .with_for_update()).scalar_one()
     take = max(0, min(want, cap - held))
     if take == 0:
         return 0
-    done = session.execute(
+    done = conn.execute(
         update(Exposure)
         .where(Exposure.subject_bidx == bidx, Exposure.open_fen + take <= cap)
         .values(open_fen=Exposure.open_fen + take, cap_fen=cap, updated_at=now))
-    return take if done.rowcount == 1 else 0  # type: ignore[attr-defined]
+    return take if done.rowcount == 1 else 0
 
 
 def release(session: Session, bidx: bytes, amount: int, now: datetime) -> None:
     """Give back ``amount`` fen of the citizen's exposure (a session left open/overdue)."""
     if amount <= 0:
         return
-    session.execute(update(Exposure).where(Exposure.subject_bidx == bidx)
-                    .values(open_fen=Exposure.open_fen - amount, updated_at=now))
+    session.connection().execute(update(Exposure).where(Exposure.subject_bidx == bidx)
+                                 .values(open_fen=Exposure.open_fen - amount, updated_at=now))
 
 
 def exposure_of(session: Session, bidx: bytes) -> int:
@@ -415,22 +417,20 @@ def _open(session: Session, deps: Deps, partner: Principal, verification_id: uui
         raise VerificationNotEligible.at("verification_id", "answered standard_terms")
     if now - ref.created_at > OPEN_WINDOW:
         raise VerificationStale.at("verification_id", "older than 10 minutes")
-    if session.scalar(select(BenefitSession.id).where(
-            BenefitSession.verification_id == ref.id)) is not None:
-        raise VerificationUsed()
+    # Used already: the unique verification_id refuses the insert below (409), and the
+    # savepoint takes the exposure hold back with it; no look-up first.
     terms = session_terms.terms_of(session, ref.benefit_code)
     want = min(amount, _benefit_limit(ref), amount if waivable is None else waivable)
     session_id = uuid.uuid4()
     with unique_or(session, VerificationUsed):
         waived = _hold(session, ref.subject_bidx, want, terms.cap_for(ref.tier), now)
-        session.execute(insert(BenefitSession).values(
+        row = session.connection().execute(insert(BenefitSession).values(
             id=session_id, verification_id=ref.id, partner_id=partner.id,
             subject_bidx=ref.subject_bidx, benefit_code=ref.benefit_code,
             kind=partner.client_kind or "other", state="open", amount_fen=amount,
             waived_fen=waived, charge_normally_fen=amount - waived, amount_owed_fen=None,
             due_at=due, original_due_at=due, reference=reference, extended=False,
-            created_at=now, updated_at=now))
-    row = _row(session, partner, session_id)
+            created_at=now, updated_at=now).returning(*_COLUMNS)).one()
     _emit(session, "opened", row, now)
     return _view(row)
 
@@ -447,7 +447,7 @@ def _transition(session: Session, partner: Principal, session_id: uuid.UUID,
             .values(**values).returning(*_COLUMNS))
     if extra is not None:
         stmt = stmt.where(extra)
-    return session.execute(stmt).first()
+    return session.connection().execute(stmt).first()
 
 
 def close_session(session: Session, deps: Deps, partner: Principal, session_id: uuid.UUID,
@@ -472,10 +472,10 @@ def close_session(session: Session, deps: Deps, partner: Principal, session_id: 
     body = {"outcome": outcome, "amount_owed_fen": owed}
 
     def run() -> SessionView:
-        current = _row(session, partner, session_id)
-        if outcome == "fulfilled":
+        if outcome == "fulfilled":  # no read first: a missing one is found out below
             values: dict[str, Any] = {"state": "fulfilled", "amount_owed_fen": 0}
         else:
+            current = _row(session, partner, session_id)
             grace = timedelta(days=session_terms.terms_of(session,
                                                           current.benefit_code).grace_days)
             values = {"state": "defaulted", "amount_owed_fen": owed, "defaulted_at": now,

@@ -1,8 +1,10 @@
 """The worker's sweeps over benefit sessions: overdue, default by itself, record after grace.
 
-Each sweep is a batch of set-based statements: one guarded ``UPDATE … WHERE id IN (SELECT …
-LIMIT n FOR UPDATE SKIP LOCKED) AND state = … RETURNING``, then one bulk insert each for the
-notices and the events, and one bulk release of exposure. Several workers take disjoint
+Each batch of the overdue and default sweeps is, on PostgreSQL, ONE statement: the guarded
+``UPDATE … WHERE id IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED) AND state = … RETURNING``
+as a data-modifying CTE, and from its rows, in the same statement, the notices (``INSERT …
+ON CONFLICT DO NOTHING``), the events and the release of exposure; no row reaches Python.
+Elsewhere (SQLite) the same steps run one after another. Several workers take disjoint
 batches (SKIP LOCKED); a row another worker already moved no longer matches the state; the
 notices carry dedupe keys. So a sweep run twice, or by two workers, changes each session
 once, notifies once and emits once.
@@ -43,13 +45,16 @@ from xinyi.benefits.service import (
     zh_time,
 )
 from xinyi.deps import Deps
-from xinyi.notifications.service import Notice, notify_from_select, notify_many
+from xinyi.notifications.service import Notice, notices_from_select, notify_many
 from xinyi.outbox.service import events_table
 from xinyi.records.service import DefaultRecord, catalogue_by_code, record_defaults
 from xinyi.scoring.service import benefit_rules
 from xinyi.timeutil import china_today
 
-BATCH = 5000
+BATCH = 5000  # rows per batch where they pass through Python (not PostgreSQL)
+#: Rows per batch on PostgreSQL, where a batch is one statement and no row reaches Python:
+#: larger batches mean fewer statements, each holding its rows' locks a little longer.
+PG_BATCH = 20000
 _CHUNK = 5000  # rows per INSERT: 7 columns each stay under PostgreSQL's 65,535 parameters
 #: The catalogue item a default of each partner kind is recorded as.
 DEFAULT_ITEMS = {"library": "library.overdue_default", "bike": "bike.default",
@@ -120,16 +125,6 @@ def _postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-def _move_ids(session: Session, state: str, condition: Any, values: dict[str, Any],
-              batch: int) -> list[uuid.UUID]:
-    """As :func:`_move`, returning only the ids (PostgreSQL's path keeps rows in SQL)."""
-    picked = _due_batch(state, condition, batch).scalar_subquery()
-    return list(session.scalars(
-        update(BenefitSession)
-        .where(BenefitSession.id.in_(picked), BenefitSession.state == state)
-        .values(**values).returning(BenefitSession.id)).all())
-
-
 def _in_batch(session: Session, ids: list[uuid.UUID]) -> Any:
     """``id`` in the batch: one array parameter on PostgreSQL, an expanding IN elsewhere."""
     if _postgres(session):
@@ -149,9 +144,9 @@ def _text(column: Any) -> Any:
     return cast(column, String)
 
 
-def _payload_sql() -> Any:
-    """:func:`xinyi.benefits.service.event_payload` as SQL (the same keys and values)."""
-    s = BenefitSession
+def _payload_sql(s: Any) -> Any:
+    """:func:`xinyi.benefits.service.event_payload` as SQL (the same keys and values), over
+    the columns ``s`` of the moved rows."""
     return func.json_build_object(
         "session_id", _text(s.id), "verification_id", _text(s.verification_id),
         "benefit_code", s.benefit_code, "kind", s.kind, "state", s.state,
@@ -161,50 +156,75 @@ def _payload_sql() -> Any:
         "record_id", _text(s.record_id))
 
 
-def _events_sql(session: Session, topic: str, ids: list[uuid.UUID], now: datetime) -> None:
-    table = events_table()
-    session.execute(table.insert().from_select(
+def _moved_cte(state: str, condition: Any, values: dict[str, Any], batch: int) -> Any:
+    """The batch's guarded ``UPDATE … RETURNING`` (every column, after the change) as the
+    CTE the notices, events and exposure are written from, in the same statement."""
+    picked = _due_batch(state, condition, batch).scalar_subquery()
+    return (update(BenefitSession)
+            .where(BenefitSession.id.in_(picked), BenefitSession.state == state)
+            .values(**values).returning(*_COLUMNS).cte("moved"))
+
+
+def _events_cte(moved: Any, topic: str, now: datetime) -> Any:
+    m = moved.c
+    return events_table().insert().from_select(
         ["id", "topic", "payload", "partner_id", "created_at"],
         select(func.gen_random_uuid(), literal(f"benefit_session.{topic}"),
-               cast(_payload_sql(), JSON), BenefitSession.partner_id,
-               literal(now, BenefitSession.created_at.type)).where(_in_batch(session, ids))))
+               cast(_payload_sql(m), JSON), m.partner_id,
+               literal(now, BenefitSession.created_at.type)).select_from(moved)).cte("events")
 
 
-def _names_sql(session: Session, ids: list[uuid.UUID]) -> tuple[Any, Any]:
-    """The partner's and the benefit's names as SQL CASEs (a handful of each)."""
-    names = _Names(session)
-    partners = list(session.scalars(select(BenefitSession.partner_id).distinct()
-                                    .where(_in_batch(session, ids))))
-    names.load(partners)
-    partner = case({p: names.partner(p) for p in partners}, value=BenefitSession.partner_id,
-                   else_="合作机构") if partners else literal("合作机构")
-    benefit = case(names.benefits, value=BenefitSession.benefit_code,
-                   else_=BenefitSession.benefit_code) if names.benefits \
-        else BenefitSession.benefit_code
-    return partner, benefit
+def _notices_cte(session: Session, moved: Any, template: str, suffix: str,
+                 params: dict[str, Any], now: datetime) -> Any:
+    m = moved.c
+    source, names = _named(session, moved)
+    ref = literal("benefit_session:") + _text(m.id)
+    args = [x for name, value in {**names, **params}.items() for x in (literal(name), value)]
+    return notices_from_select(session, template, select(
+        m.subject_bidx, func.json_build_object(*args), ref, ref + literal(f":{suffix}"))
+        .select_from(source), now=now).cte("notices")
 
 
-def _notices_sql(session: Session, template: str, suffix: str, ids: list[uuid.UUID],
-                 params: Any, now: datetime) -> None:
-    ref = literal("benefit_session:") + _text(BenefitSession.id)
-    notify_from_select(session, template, select(
-        BenefitSession.subject_bidx, params, ref, ref + literal(f":{suffix}"))
-        .where(_in_batch(session, ids)), now=now)
+def _release_cte(moved: Any, now: datetime) -> Any:
+    m = moved.c
+    held = (select(m.subject_bidx.label("bidx"), func.sum(m.waived_fen).label("total"))
+            .where(m.waived_fen > 0).group_by(m.subject_bidx).subquery("held"))
+    return (update(Exposure).where(Exposure.subject_bidx == held.c.bidx)
+            .values(open_fen=Exposure.open_fen - held.c.total, updated_at=now)
+            .cte("released"))
 
 
-def mark_overdue(session: Session, deps: Deps, *, batch: int = BATCH) -> int:
+def _named(session: Session, moved: Any) -> tuple[Any, dict[str, Any]]:
+    """The moved rows joined to the partners' names (a hash join over the small clients
+    table), and the partner's and the benefit's names (a CASE over the handful of rules) as
+    SQL over them."""
+    m = moved.c
+    partners = session_terms.partner_names_sql()
+    benefits = {b.code: b.name_zh for b in benefit_rules(session)}
+    benefit = case(benefits, value=m.benefit_code, else_=m.benefit_code) if benefits \
+        else m.benefit_code
+    return moved.outerjoin(partners, partners.c.id == m.partner_id), {
+        "partner": func.coalesce(partners.c.name, "合作机构"), "benefit": benefit}
+
+
+def _run_batch(session: Session, moved: Any, *ctes: Any) -> int:
+    """One statement: the state change and every write that depends on it (PostgreSQL runs
+    each data-modifying CTE once, whether the final SELECT reads it or not)."""
+    return int(session.scalar(select(func.count()).select_from(moved).add_cte(*ctes)) or 0)
+
+
+def mark_overdue(session: Session, deps: Deps, *, batch: int = BATCH,
+                 pg_batch: int | None = PG_BATCH) -> int:
     """Open sessions past their due date become ``overdue``; each citizen is notified."""
     now = deps.clock()
     values = {"state": "overdue", "overdue_at": now, "updated_at": now}
     if _postgres(session):
-        ids = _move_ids(session, "open", BenefitSession.due_at <= now, values, batch)
-        if ids:
-            partner, benefit = _names_sql(session, ids)
-            _notices_sql(session, "benefit_session_overdue", "overdue", ids,
-                         func.json_build_object("partner", partner, "benefit", benefit,
-                                                "due_date", _zh(BenefitSession.due_at)), now)
-            _events_sql(session, "overdue", ids, now)
-        return len(ids)
+        moved = _moved_cte("open", BenefitSession.due_at <= now, values, pg_batch or batch)
+        params = {"due_date": _zh(moved.c.due_at)}
+        return _run_batch(session, moved,
+                          _notices_cte(session, moved, "benefit_session_overdue", "overdue",
+                                       params, now),
+                          _events_cte(moved, "overdue", now))
     rows = _move(session, "open", BenefitSession.due_at <= now, values, batch)
     if not rows:
         return 0
@@ -219,7 +239,8 @@ def mark_overdue(session: Session, deps: Deps, *, batch: int = BATCH) -> int:
     return len(rows)
 
 
-def default_unclosed(session: Session, deps: Deps, *, batch: int = BATCH) -> int:
+def default_unclosed(session: Session, deps: Deps, *, batch: int = BATCH,
+                     pg_batch: int | None = PG_BATCH) -> int:
     """Overdue sessions not closed 30 days after their due date become ``defaulted`` by
     themselves: the amount owed is what was waived, grace starts, the exposure is released
     and the citizen is notified."""
@@ -230,15 +251,27 @@ def default_unclosed(session: Session, deps: Deps, *, batch: int = BATCH) -> int
         groups[terms.get(rule.code, session_terms.Terms()).grace_days].append(rule.code)
     default_days = session_terms.DEFAULT_GRACE_DAYS
     known = [code for codes in groups.values() for code in codes]
-    postgres = _postgres(session)
-    moved: list[Any] = []  # ids on PostgreSQL, rows elsewhere
     cut = now - AUTO_DEFAULT_AFTER
+    if _postgres(session):
+        grace = case(*[(BenefitSession.benefit_code.in_(codes), now + timedelta(days=days))
+                       for days, codes in sorted(groups.items())],
+                     else_=now + timedelta(days=default_days)) if groups \
+            else literal(now + timedelta(days=default_days), BenefitSession.grace_until.type)
+        batch_cte = _moved_cte("overdue", BenefitSession.due_at <= cut,
+                               {**_auto_default_values(now, default_days),
+                                "grace_until": grace}, pg_batch or batch)
+        owed = batch_cte.c.amount_owed_fen
+        amount = (cast(owed // 100, String) + literal(".")
+                  + func.lpad(cast(owed % 100, String), 2, "0"))
+        params = {"amount_yuan": amount, "grace_until": _zh(batch_cte.c.grace_until)}
+        return _run_batch(session, batch_cte, _release_cte(batch_cte, now),
+                          _notices_cte(session, batch_cte, "benefit_session_defaulted",
+                                       "defaulted", params, now),
+                          _events_cte(batch_cte, "defaulted", now))
+    moved: list[Row[Any]] = []
 
-    def move(condition: Any, days: int, room: int) -> list[Any]:
-        values = _auto_default_values(now, days)
-        if postgres:
-            return _move_ids(session, "overdue", condition, values, room)
-        return _move(session, "overdue", condition, values, room)
+    def move(condition: Any, days: int, room: int) -> list[Row[Any]]:
+        return _move(session, "overdue", condition, _auto_default_values(now, days), room)
 
     for days, codes in sorted(groups.items()):
         moved += move((BenefitSession.due_at <= cut) & BenefitSession.benefit_code.in_(codes),
@@ -251,19 +284,6 @@ def default_unclosed(session: Session, deps: Deps, *, batch: int = BATCH) -> int
                       default_days, batch - len(moved))
     if not moved:
         return 0
-    if postgres:
-        _release(session, moved, now)
-        partner, benefit = _names_sql(session, moved)
-        owed = BenefitSession.amount_owed_fen
-        amount = (cast(owed // 100, String) + literal(".")
-                  + func.lpad(cast(owed % 100, String), 2, "0"))
-        _notices_sql(session, "benefit_session_defaulted", "defaulted", moved,
-                     func.json_build_object("partner", partner, "benefit", benefit,
-                                            "amount_yuan", amount,
-                                            "grace_until", _zh(BenefitSession.grace_until)),
-                     now)
-        _events_sql(session, "defaulted", moved, now)
-        return len(moved)
     _release(session, [r.id for r in moved], now)
     _defaulted_notices(session, moved, now)
     _events(session, "defaulted", moved, now)

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from xinyi.audit.service import log_staff_action
-from xinyi.auth.accounts import client_names
+from xinyi.auth.accounts import client_names, client_names_sql
 from xinyi.auth.principal import Principal
 from xinyi.benefits.models import SessionTerms
 from xinyi.deps import Deps
@@ -63,6 +63,11 @@ def benefit_name(session: Session, code: str) -> str:
 
 def partner_names(session: Session, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, str]:
     return client_names(session, ids)
+
+
+def partner_names_sql() -> Any:
+    """``(id, name)`` of the partners as a subquery to join (for set-based sweeps)."""
+    return client_names_sql()
 
 
 @dataclass(frozen=True)

@@ -150,13 +150,22 @@ def notify_from_select(session: Session, template: str, rows: Select[Any], *,
     """PostgreSQL: inbox entries straight from a query of ``(subject_bidx, params (JSON),
     ref, dedupe_key)``, in one ``INSERT … SELECT`` (a sweep over many rows never brings them
     into Python); a dedupe key the citizen already has is skipped. Inbox only, no SMS."""
+    session.execute(notices_from_select(session, template, rows, now=now))
+
+
+def notices_from_select(session: Session, template: str, rows: Select[Any], *,
+                        now: datetime) -> Any:
+    """The statement :func:`notify_from_select` runs, not executed: a PostgreSQL
+    ``INSERT … SELECT … ON CONFLICT DO NOTHING`` a caller can also put in a data-modifying
+    CTE (``.cte()``), so the inbox entries are written by the statement that changes the
+    rows they are about."""
     if template not in TEMPLATES:
         raise ValueError(f"unknown notification template {template!r}")
     source = rows.subquery("notices")
     cols = list(source.c)
     stmt: Any = insert_for(session, Notification.__table__)  # type: ignore[arg-type]
-    session.execute(stmt.from_select(
+    return stmt.from_select(
         ["id", "subject_bidx", "template", "params", "ref", "dedupe_key", "created_at"],
         select(func.gen_random_uuid(), cols[0], literal(template), cols[1], cols[2], cols[3],
-               literal(now, Notification.created_at.type)))
-        .on_conflict_do_nothing(index_elements=["subject_bidx", "dedupe_key"]))
+               literal(now, Notification.created_at.type))) \
+        .on_conflict_do_nothing(index_elements=["subject_bidx", "dedupe_key"])
