@@ -37,12 +37,10 @@ XINYI = str(Path(sys.executable).with_name("xinyi"))
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     redis_url = os.environ.get("XINYI_TEST_E2E_REDIS_URL",
                                TEST_REDIS_URL.rsplit("/", 1)[0] + "/10")
-    with pytest.MonkeyPatch.context() as mp:
-        # The receiver listens on 127.0.0.1, which the SSRF guard refuses otherwise.
-        mp.setenv("XINYI_WEBHOOK_ALLOW_PRIVATE", "1")
-        with live_server(tmp_path_factory.mktemp("instance"), postgres_suffix="e2ehooks",
-                         redis_url=redis_url) as live:
-            yield live
+    # The receiver listens on 127.0.0.1, which the SSRF guard refuses otherwise.
+    with live_server(tmp_path_factory.mktemp("instance"), postgres_suffix="e2ehooks",
+                     redis_url=redis_url, private_webhooks=True) as live:
+        yield live
 
 
 def _login(http: requests.Session, url: str, phone: str, password: str) -> dict[str, str]:
