@@ -41,6 +41,7 @@ from limits.strategies import FixedWindowRateLimiter
 from xinyi.deps import Deps
 from xinyi.errors import ServiceUnavailable
 from xinyi.kv import redis_options
+from xinyi.logs import failure
 from xinyi.uow import run_in_unit
 from xinyi.webhooks.delivery import Finished, Job, lease_due, record_attempts, release
 from xinyi.webhooks.sending import TOTAL_TIMEOUT_S, HttpSender, Outcome, signed_headers
@@ -234,7 +235,9 @@ class DeliveryLoop:
         try:
             outcome = self.sender.send(job.url, headers, job.body)
         except Exception as exc:  # a bug in sending must not lose the lease silently
-            log.exception("webhook send failed", extra={"event": "webhook_send_bug"})
+            # The type and where, never the message: it could quote the URL.
+            log.error("webhook send failed", extra={"event": "webhook_send_bug",
+                                                    **failure(exc)})
             outcome = Outcome(None, 0, "", f"internal:{type(exc).__name__}"[:64])
         return Finished(job, outcome, started_at)
 
@@ -271,9 +274,9 @@ class DeliveryLoop:
                 continue
             try:
                 self._record(batch)
-            except Exception:  # never let the recorder die: the leases would all run out
-                log.exception("webhook attempts not recorded",
-                              extra={"event": "webhook_record_failed"})
+            except Exception as exc:  # never let the recorder die: the leases would run out
+                log.error("webhook attempts not recorded",
+                          extra={"event": "webhook_record_failed", **failure(exc)})
             finally:
                 self._done([item.job for item in batch], recorded=True)
                 self._wake.set()
@@ -300,12 +303,12 @@ class DeliveryLoop:
                 run_in_unit(self.deps.db.sessions, lambda session: record_attempts(
                     session, self.deps, [item], now=self.deps.clock()))
                 return
-            except Exception:
+            except Exception as exc:
                 if attempt == RECORD_TRIES - 1:
                     # The lease runs out and the delivery is sent again, same webhook-id.
-                    log.exception("webhook attempt not recorded",
-                                  extra={"event": "webhook_record_failed",
-                                         "delivery_id": str(item.job.delivery_id)})
+                    log.error("webhook attempt not recorded",
+                              extra={"event": "webhook_record_failed",
+                                     "delivery_id": str(item.job.delivery_id), **failure(exc)})
 
     # -- running -----------------------------------------------------------------------
     def wake(self) -> None:
@@ -319,9 +322,9 @@ class DeliveryLoop:
                 self._wake.clear()
                 try:
                     started = self.step()
-                except Exception:
-                    log.exception("webhook delivery round failed",
-                                  extra={"event": "webhook_round_failed"})
+                except Exception as exc:
+                    log.error("webhook delivery round failed",
+                              extra={"event": "webhook_round_failed", **failure(exc)})
                     stop.wait(1.0)
                     continue
                 free_total, _ = self._free()
