@@ -15,6 +15,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+import redis
 import requests
 from standardwebhooks import Webhook, WebhookVerificationError
 
@@ -37,10 +38,18 @@ XINYI = str(Path(sys.executable).with_name("xinyi"))
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     redis_url = os.environ.get("XINYI_TEST_E2E_REDIS_URL",
                                TEST_REDIS_URL.rsplit("/", 1)[0] + "/10")
-    # The receiver listens on 127.0.0.1, which the SSRF guard refuses otherwise.
-    with live_server(tmp_path_factory.mktemp("instance"), postgres_suffix="e2ehooks",
-                     redis_url=redis_url, private_webhooks=True) as live:
-        yield live
+    # Its Redis starts empty: another module's registrations and logins from 127.0.0.1 (the
+    # walkthrough shares this database) must not count against this one's rate limits.
+    store = redis.Redis.from_url(redis_url)
+    store.flushdb()
+    try:
+        # The receiver listens on 127.0.0.1, which the SSRF guard refuses otherwise.
+        with live_server(tmp_path_factory.mktemp("instance"), postgres_suffix="e2ehooks",
+                         redis_url=redis_url, private_webhooks=True) as live:
+            yield live
+    finally:
+        store.flushdb()
+        store.close()
 
 
 def _login(http: requests.Session, url: str, phone: str, password: str) -> dict[str, str]:
