@@ -44,6 +44,11 @@ TEMPLATES: Mapping[str, str] = {
         "处理期间该信息标注为“异议处理中”。"),
     "dispute_resolved": (
         "【信易+】您对“{record}”提出的异议已办结，结果：{outcome}。详情可在应用内查看。"),
+    "decision_review_received": (
+        "【信易+】您对“{decision}”提出的人工复核申请已于{received_on}受理，"
+        "将在{due_on}前作出复核结论。"),
+    "decision_review_decided": (
+        "【信易+】您对“{decision}”提出的人工复核已有结论：{outcome}。理由可在应用内查看。"),
 }
 
 

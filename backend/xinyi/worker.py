@@ -116,24 +116,31 @@ def rescore_new_year(deps: Deps) -> str:
 
 
 def flag_overdue_cases(deps: Deps) -> str:
-    """Alert staff to repairs and objections past their working-day deadline (once each)."""
+    """Alert staff to repairs, objections and decision reviews past their working-day
+    deadline (once each)."""
+    from xinyi.decisions.service import flag_overdue as reviews_overdue
     from xinyi.disputes.service import flag_overdue as disputes_overdue
     from xinyi.repairs.service import flag_overdue as repairs_overdue
 
     repairs = run_in_unit(deps.db.sessions, lambda session: repairs_overdue(session, deps))
     disputes = run_in_unit(deps.db.sessions, lambda session: disputes_overdue(session, deps))
-    return f"flag_overdue_cases: {repairs} repairs, {disputes} objections overdue"
+    reviews = run_in_unit(deps.db.sessions, lambda session: reviews_overdue(session, deps))
+    return (f"flag_overdue_cases: {repairs} repairs, {reviews} decision reviews, "
+            f"{disputes} objections overdue")
 
 
 def recompute_deadlines(deps: Deps) -> str:
     """Count again the provisional deadlines whose year is now known (a staff entry or a
     newer calendar package), alerting staff for each."""
+    from xinyi.decisions.service import recompute_provisional as reviews_recompute
     from xinyi.disputes.service import recompute_provisional as disputes_recompute
     from xinyi.repairs.service import recompute_provisional as repairs_recompute
 
     repairs = run_in_unit(deps.db.sessions, lambda session: repairs_recompute(session, deps))
     disputes = run_in_unit(deps.db.sessions, lambda session: disputes_recompute(session, deps))
-    return f"recompute_deadlines: {repairs} repairs, {disputes} objections moved"
+    reviews = run_in_unit(deps.db.sessions, lambda session: reviews_recompute(session, deps))
+    return (f"recompute_deadlines: {repairs} repairs, {reviews} decision reviews, "
+            f"{disputes} objections moved")
 
 
 JOBS: list[Callable[[Deps], str]] = [purge_expired_logins, expire_records,

@@ -189,6 +189,13 @@ MATRIX: dict[str, str | frozenset[str]] = {
     "GET /v1/admin/calendar": STAFF,
     "GET /v1/admin/calendar/<int:year>": STAFF,
     "PUT /v1/admin/calendar/<int:year>": OPERATOR,
+    # Automated decisions about the citizen and their human review.
+    "GET /v1/me/decisions": frozenset({"citizen"}),
+    "GET /v1/me/decisions/<string:decision_id>": frozenset({"citizen"}),
+    "POST /v1/me/decisions/<string:decision_id>/review": frozenset({"citizen"}),
+    "GET /v1/me/reviews": frozenset({"citizen"}),
+    "GET /v1/admin/reviews": REVIEWER,
+    "POST /v1/admin/reviews/<uuid:review_id>/decide": REVIEWER,
     "GET /v1/admin/alerts": frozenset({"operator", "reviewer"}),
     "POST /v1/admin/alerts/<uuid:alert_id>/acknowledge": frozenset({"operator", "reviewer"}),
 }

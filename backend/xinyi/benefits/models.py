@@ -40,6 +40,8 @@ class BenefitSession(Base):
                         name="benefit_session_amounts_split"),
         CheckConstraint("amount_owed_fen IS NULL OR amount_owed_fen >= 0",
                         name="benefit_session_owed_not_negative"),
+        CheckConstraint("defaulted_by IS NULL OR defaulted_by IN ('system', 'partner')",
+                        name="benefit_session_defaulted_by_known"),
         Index("ix_benefit_sessions_state_due", "state", "due_at"),
         Index("ix_benefit_sessions_state_grace", "state", "grace_until"),
         Index("ix_benefit_sessions_subject_created", "subject_bidx", "created_at"),
@@ -66,6 +68,9 @@ class BenefitSession(Base):
     overdue_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
     defaulted_at: Mapped[datetime | None]
+    # Who declared the default: the sweep (30 days after the due date, by itself) or the
+    # partner's close. Sessions defaulted before this column existed have NULL.
+    defaulted_by: Mapped[str | None] = mapped_column(String(8))
     grace_until: Mapped[datetime | None]
     settled_at: Mapped[datetime | None]
     recorded_at: Mapped[datetime | None]

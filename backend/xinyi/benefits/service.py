@@ -479,7 +479,7 @@ def close_session(session: Session, deps: Deps, partner: Principal, session_id: 
             grace = timedelta(days=session_terms.terms_of(session,
                                                           current.benefit_code).grace_days)
             values = {"state": "defaulted", "amount_owed_fen": owed, "defaulted_at": now,
-                      "grace_until": now + grace}
+                      "defaulted_by": "partner", "grace_until": now + grace}
         row = _transition(session, partner, session_id, HELD_STATES,
                           {**values, "closed_at": now, "updated_at": now})
         if row is None:

@@ -292,7 +292,7 @@ def default_unclosed(session: Session, deps: Deps, *, batch: int = BATCH,
 
 def _auto_default_values(now: datetime, grace_days: int) -> dict[str, Any]:
     return {"state": "defaulted", "amount_owed_fen": BenefitSession.waived_fen,
-            "defaulted_at": now, "closed_at": now,
+            "defaulted_at": now, "defaulted_by": "system", "closed_at": now,
             "grace_until": now + timedelta(days=grace_days), "updated_at": now}
 
 

@@ -151,16 +151,17 @@ def _rule(session: Session, deps: Deps, partner: Principal, code: str) -> Benefi
 
 
 def _tier_and_grant(session: Session, held: _Holder, rule: BenefitView,
-                    now: datetime) -> tuple[str, bool]:
-    """The stored score suffices, except for rules with a clean-years condition."""
+                    now: datetime) -> tuple[int, str, bool]:
+    """``(score, tier, conditions met)``: the stored score suffices, except for rules with a
+    clean-years condition."""
     if "clean_years" in rule.limits:
         report = credit_report(session, held.account_id, now=now)
         # Whether the rule's conditions are met: the black list is applied by the caller.
         granted = any(b.code == rule.code and (b.eligible or b.reason == "black_list_entry")
                       for b in report.benefits)
-        return report.tier, granted
+        return report.score, report.tier, granted
     score = held.score if held.score is not None else rules.SCORE_BASE
-    return rules.tier_for(score), rules.eligible(rule.rule, score)
+    return score, rules.tier_for(score), rules.eligible(rule.rule, score)
 
 
 def _previous(session: Session, partner: Principal, key: str | None,
@@ -228,7 +229,7 @@ def _fingerprint(presented: str) -> str:
 def _decide_and_record(session: Session, deps: Deps, partner: Principal, held: _Holder,
                        rule: BenefitView, credential: str, idempotency_key: str | None,
                        now: datetime) -> dict[str, Any]:
-    tier, granted = _tier_and_grant(session, held, rule, now)
+    score, tier, granted = _tier_and_grant(session, held, rule, now)
     decided = with_eligibility(rule, granted, held.black_listed)
     eligible, reason = bool(decided.eligible), decided.reason
     # Recorded once per (partner, citizen); a returning citizen costs no write.
@@ -249,13 +250,24 @@ def _decide_and_record(session: Session, deps: Deps, partner: Principal, held: _
         "id": verification_id, "partner_id": partner.id, "idempotency_key": idempotency_key,
         "credential_jti": held.jti, "subject_bidx": held.bidx, "benefit_code": rule.code,
         "decision": response["decision"], "created_at": now,
-        "response": {**response, "_credential": _fingerprint(credential)}})
+        "response": {**response, "_credential": _fingerprint(credential),
+                     "_inputs": _inputs(rule, score, granted, held.black_listed)}})
     append(session, Access(subject_bidx=held.bidx, actor_type="partner",
                            actor_id=str(partner.id),
                            actor_name=partner.client_name or "unknown", action="verification",
                            scope=f"benefit:{rule.code}", purpose=f"verify {rule.code}"),
            now=now, head=held.head)
     return response
+
+
+def _inputs(rule: BenefitView, score: int, met: bool, listed: bool) -> dict[str, Any]:
+    """What the answer was decided from, kept with it for the citizen's explanation (never
+    part of the partner's answer: keys starting with ``_`` are not replayed)."""
+    inputs: dict[str, Any] = {"score": score, "min_score": rule.min_score,
+                              "conditions_met": met, "black_listed": listed}
+    if "clean_years" in rule.limits:
+        inputs["clean_years_required"] = rule.limits["clean_years"]
+    return inputs
 
 
 def verify(session: Session, deps: Deps, partner: Principal, *, credential: str, benefit: str,
@@ -351,3 +363,52 @@ def verification_of(session: Session, partner_id: uuid.UUID,
     return VerificationRef(id=row[0], partner_id=row[1], subject_bidx=bytes(row[2]),
                            benefit_code=row[3], decision=row[4], created_at=row[5],
                            tier=str(response.get("tier", rules.TIER_LOWEST)), limits=limits)
+
+
+@dataclass(frozen=True)
+class EligibilityAnswer:
+    """An answer given to a partner about this citizen (an automated decision), with what it
+    was decided from. ``inputs`` is empty for answers recorded before they were kept."""
+
+    id: uuid.UUID
+    partner_id: uuid.UUID
+    created_at: datetime
+    benefit_code: str
+    benefit_name_zh: str
+    decision: str  # eligible | standard_terms
+    reason: str | None  # below_threshold | black_list_entry | None
+    tier: str
+    limits: dict[str, int]
+    inputs: dict[str, Any]
+
+
+def _answer(row: Any) -> EligibilityAnswer:
+    response: dict[str, Any] = row.response or {}
+    benefit = response.get("benefit") or {}
+    return EligibilityAnswer(
+        id=row.id, partner_id=row.partner_id, created_at=row.created_at,
+        benefit_code=row.benefit_code, benefit_name_zh=str(benefit.get("name_zh") or
+                                                           row.benefit_code),
+        decision=row.decision, reason=response.get("reason"),
+        tier=str(response.get("tier", "")),
+        limits={str(k): int(v) for k, v in (benefit.get("limits") or {}).items()},
+        inputs=dict(response.get("_inputs") or {}))
+
+
+_ANSWERS = select(Verification.id, Verification.partner_id, Verification.created_at,
+                  Verification.benefit_code, Verification.decision, Verification.response)
+
+
+def answers_about(session: Session, bidx: bytes) -> list[EligibilityAnswer]:
+    """Every verification answer given about this subject, newest first."""
+    return [_answer(r) for r in session.execute(
+        _ANSWERS.where(Verification.subject_bidx == bidx)
+        .order_by(Verification.created_at.desc(), Verification.id))]
+
+
+def answer_about(session: Session, bidx: bytes,
+                 verification_id: uuid.UUID) -> EligibilityAnswer | None:
+    """One answer about this subject; None if there is none (or it is about another)."""
+    row = session.execute(_ANSWERS.where(Verification.id == verification_id,
+                                         Verification.subject_bidx == bidx)).first()
+    return None if row is None else _answer(row)

@@ -25,7 +25,9 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    or_,
     select,
+    true,
     union_all,
 )
 from sqlalchemy.engine import CursorResult
@@ -43,7 +45,7 @@ from xinyi.records.service import (
     counted_points,
 )
 from xinyi.scoring import rules
-from xinyi.scoring.models import BenefitRuleRow, CreditScore
+from xinyi.scoring.models import BenefitRuleRow, CreditScore, ScoreChange
 from xinyi.subjects.service import first_seen, subjects_table
 from xinyi.timeutil import CHINA, china_today
 from xinyi.volunteering.service import hours_points, minutes_in_year, volunteers_in_year
@@ -96,13 +98,43 @@ def _emit_tier_changes(session: Session, fresh: Subquery, now: datetime) -> None
     session.execute(_tier_changes(session, fresh, now))
 
 
+_HISTORY_COLUMNS = ["id", "subject_bidx", "computed_at", "score_from", "score_to", "tier_from",
+                    "tier_to", "record_points", "records_counted", "hours_bonus"]
+
+
+def _history(session: Session, fresh: Subquery | CTE, now: datetime) -> Insert:
+    """A ``score_history`` row for every subject of ``fresh`` (``bidx``, ``score``, ``tier``
+    and the rule's inputs) whose score differs from the stored one, or who has none yet: one
+    INSERT … SELECT that, like the tier events, must see the stored scores as they were."""
+    old = CreditScore.__table__.alias("prior_scores")
+    changed = (select(_new_id(session), fresh.c.bidx, literal(now, ScoreChange.computed_at.type),
+                      old.c.score, fresh.c.score, old.c.tier, fresh.c.tier,
+                      fresh.c.record_points, fresh.c.records_counted, fresh.c.hours_bonus)
+               .select_from(fresh).outerjoin(old, old.c.subject_bidx == fresh.c.bidx)
+               .where(or_(old.c.subject_bidx.is_(None), old.c.score != fresh.c.score)))
+    return insert(ScoreChange).from_select(_HISTORY_COLUMNS, changed)
+
+
 def scored_points(today: date) -> Subquery:
-    """``(bidx, points)`` of everything a score sums today: each counted record's points and
-    the volunteer-hours bonus of this calendar year (full hours, capped)."""
+    """``(bidx, points, from_hours)`` of everything a score sums today: each counted record's
+    points (``from_hours`` 0) and the volunteer-hours bonus of this calendar year (full hours,
+    capped; ``from_hours`` 1)."""
     records = counted_points(today)
     hours = hours_points(today, rules.HOURS_BONUS_YEARLY_CAP * rules.HOURS_BONUS_POINTS_PER_HOUR)
-    return union_all(select(records.c.bidx, records.c.points),
-                     select(hours.c.bidx, hours.c.points)).subquery("scored")
+    return union_all(select(records.c.bidx, records.c.points,
+                            literal(0, Integer).label("from_hours")),
+                     select(hours.c.bidx, hours.c.points,
+                            literal(1, Integer).label("from_hours"))).subquery("scored")
+
+
+def _inputs(counted: Subquery) -> list[ColumnElement[Any]]:
+    """The rule's inputs as aggregates over ``counted`` (zero where a subject has none)."""
+    of_records = counted.c.from_hours == 0
+    return [func.coalesce(func.sum(case((of_records, counted.c.points), else_=0)), 0)
+            .label("record_points"),
+            func.coalesce(func.sum(case((of_records, 1), else_=0)), 0).label("records_counted"),
+            func.coalesce(func.sum(case((counted.c.from_hours == 1, counted.c.points),
+                                        else_=0)), 0).label("hours_bonus")]
 
 
 def hours_this_year(session: Session, bidx: bytes, today: date) -> Decimal:
@@ -113,14 +145,22 @@ def hours_this_year(session: Session, bidx: bytes, today: date) -> Decimal:
 def recompute_subject(session: Session, bidx: bytes, *, now: datetime, today: date) -> int:
     """Recompute one subject's score inside the caller's transaction."""
     counted = scored_points(today)
-    total = session.scalar(
-        select(func.coalesce(func.sum(counted.c.points), 0))
-        .where(counted.c.bidx == bidx)) or 0
-    score = rules.clamp_score(rules.SCORE_BASE + int(total))
-    before = session.scalar(select(CreditScore.tier).where(CreditScore.subject_bidx == bidx))
+    record_points, records_counted, hours_bonus = session.execute(
+        select(*_inputs(counted)).where(counted.c.bidx == bidx)).one()
+    score = rules.clamp_score(rules.SCORE_BASE + int(record_points) + int(hours_bonus))
+    prior = session.execute(select(CreditScore.score, CreditScore.tier)
+                            .where(CreditScore.subject_bidx == bidx)).first()
+    before = None if prior is None else prior.tier
     if before is not None and before != rules.tier_for(score):
         emit(session, TIER_CHANGED, {"from": before, "to": rules.tier_for(score)}, now=now,
              subject_bidx=bidx)
+    if prior is None or prior.score != score:
+        session.add(ScoreChange(
+            subject_bidx=bidx, computed_at=now, score_from=None if prior is None else prior.score,
+            score_to=score, tier_from=before, tier_to=rules.tier_for(score),
+            record_points=int(record_points), records_counted=int(records_counted),
+            hours_bonus=int(hours_bonus)))
+        session.flush()
     upsert(session, CreditScore.__table__,  # type: ignore[arg-type]
            {"subject_bidx": bidx, "score": score, "tier": rules.tier_for(score),
             "computed_at": now},
@@ -131,7 +171,7 @@ def recompute_subject(session: Session, bidx: bytes, *, now: datetime, today: da
 def recompute_all(session: Session, *, now: datetime, today: date) -> int:
     """Set-based recompute for every subject: one aggregate, one insert, in the caller's unit."""
     counted = scored_points(today)
-    sums = (select(counted.c.bidx, func.sum(counted.c.points).label("total"))
+    sums = (select(counted.c.bidx, func.sum(counted.c.points).label("total"), *_inputs(counted))
             .group_by(counted.c.bidx).subquery())
     raw = (literal(rules.SCORE_BASE, Integer) + func.coalesce(sums.c.total, 0))
     score = _clamped(raw)
@@ -139,9 +179,14 @@ def recompute_all(session: Session, *, now: datetime, today: date) -> int:
     rows = (select(subjects.c.bidx, score, _tier(score),
                    literal(now, CreditScore.computed_at.type))
             .select_from(subjects).outerjoin(sums, sums.c.bidx == subjects.c.bidx))
-    _emit_tier_changes(session, select(subjects.c.bidx.label("bidx"), _tier(score).label("tier"))
-                       .select_from(subjects).outerjoin(sums, sums.c.bidx == subjects.c.bidx)
-                       .subquery("fresh"), now)
+    fresh = (select(subjects.c.bidx.label("bidx"), score.label("score"),
+                    _tier(score).label("tier"),
+                    *[func.coalesce(sums.c[name], 0).label(name)
+                      for name in ("record_points", "records_counted", "hours_bonus")])
+             .select_from(subjects).outerjoin(sums, sums.c.bidx == subjects.c.bidx)
+             .subquery("fresh"))
+    _emit_tier_changes(session, fresh, now)
+    session.execute(_history(session, fresh, now))
     session.execute(delete(CreditScore))
     session.execute(insert(CreditScore).from_select(
         ["subject_bidx", "score", "tier", "computed_at"], rows))
@@ -166,21 +211,28 @@ def recompute_subjects(session: Session, bidxs: Sequence[bytes] | Select[Any], *
                      + func.coalesce(func.sum(counted.c.points), 0))
     rows = (select(chosen.c.bidx.label("bidx"), score.label("score"),
                    _tier(score).label("tier"),
-                   literal(now, CreditScore.computed_at.type).label("computed_at"))
+                   literal(now, CreditScore.computed_at.type).label("computed_at"),
+                   *_inputs(counted))
             .select_from(chosen).outerjoin(counted, counted.c.bidx == chosen.c.bidx)
             .group_by(chosen.c.bidx))
     stmt: Any = insert_for(session, CreditScore.__table__)  # type: ignore[arg-type]
     if session.get_bind().dialect.name == "postgresql":
         # One statement: the scores are computed once (a CTE used twice is materialised),
-        # and the tier events, a data-modifying CTE, see the stored tiers as they were.
-        fresh = rows.cte("fresh")
+        # and the tier events and the history, data-modifying CTEs, see the stored scores
+        # as they were.
+        fresh: Any = rows.cte("fresh")
         stmt = stmt.from_select(["subject_bidx", "score", "tier", "computed_at"],
                                 select(fresh.c.bidx, fresh.c.score, fresh.c.tier,
                                        fresh.c.computed_at))
-        stmt = stmt.add_cte(_tier_changes(session, fresh, now).cte("tier_events"))
+        stmt = stmt.add_cte(_tier_changes(session, fresh, now).cte("tier_events"),
+                            _history(session, fresh, now).cte("score_history_rows"))
     else:
-        _emit_tier_changes(session, rows.subquery("fresh"), now)
-        stmt = stmt.from_select(["subject_bidx", "score", "tier", "computed_at"], rows)
+        fresh = rows.subquery("fresh")
+        _emit_tier_changes(session, fresh, now)
+        session.execute(_history(session, fresh, now))
+        stmt = stmt.from_select(["subject_bidx", "score", "tier", "computed_at"],
+                                select(fresh.c.bidx, fresh.c.score, fresh.c.tier,
+                                       fresh.c.computed_at).where(true()))
     stmt = stmt.on_conflict_do_update(
         index_elements=["subject_bidx"],
         set_={c: stmt.excluded[c] for c in ("score", "tier", "computed_at")})
@@ -299,6 +351,44 @@ def credit_report(session: Session, account_id: uuid.UUID, *, now: datetime) -> 
         benefits=benefits_for(session, explanation.score, records, today=today,
                               history_start=china_today(known_since), bidx=bidx),
         next_steps=list(explanation.next_steps))
+
+
+@dataclass(frozen=True)
+class ScoreChangeView:
+    """One entry of a subject's score history: the score (and tier) before and after, and
+    the inputs of the rule that computed it (``base + record_points + hours_bonus``, within
+    the published range)."""
+
+    id: uuid.UUID
+    computed_at: datetime
+    score_from: int | None
+    score_to: int
+    tier_from: str | None
+    tier_to: str
+    record_points: int
+    records_counted: int
+    hours_bonus: int
+
+
+def _change_view(row: ScoreChange) -> ScoreChangeView:
+    return ScoreChangeView(id=row.id, computed_at=row.computed_at, score_from=row.score_from,
+                           score_to=row.score_to, tier_from=row.tier_from, tier_to=row.tier_to,
+                           record_points=row.record_points, records_counted=row.records_counted,
+                           hours_bonus=row.hours_bonus)
+
+
+def score_history(session: Session, bidx: bytes) -> list[ScoreChangeView]:
+    """The subject's score history, newest first (changes since the history was kept)."""
+    return [_change_view(r) for r in session.scalars(
+        select(ScoreChange).where(ScoreChange.subject_bidx == bidx)
+        .order_by(ScoreChange.computed_at.desc(), ScoreChange.id))]
+
+
+def score_change(session: Session, bidx: bytes, change_id: uuid.UUID) -> ScoreChangeView | None:
+    """One entry of this subject's history; None if there is none (or it is another's)."""
+    row = session.scalar(select(ScoreChange).where(ScoreChange.id == change_id,
+                                                   ScoreChange.subject_bidx == bidx))
+    return None if row is None else _change_view(row)
 
 
 def stored_scores() -> Subquery:
