@@ -33,7 +33,7 @@ EXAMPLES = 5  # per operation and phase; the coverage phase adds its own determi
 # Whose credentials an operation gets, by its path (the first match; anonymous otherwise).
 PRINCIPALS = [("citizen", r"^/v1/me(/|$)"), ("partner", r"^/v1/partner/"),
               ("provider", r"^/v1/provider/"), ("org", r"^/v1/org/"),
-              ("reviewer", r"^/v1/admin/(repairs|disputes|attachments)(/|$)"),
+              ("reviewer", r"^/v1/admin/(repairs|disputes|attachments|reviews)(/|$)"),
               ("operator", r"^/v1/admin/")]
 
 # Where a check cannot know what the server rightly does, with the reason. Each entry is an

@@ -284,3 +284,66 @@ def test_bad_ids_are_refused_and_write_nothing(app: Flask, client: FlaskClient) 
                          json={"outcome": "confirmed", "reason": "x"})
     assert resp.status_code == 404 and resp.get_json()["code"] == "review_not_found"
     assert count(app, DecisionReview) == 0
+
+
+def test_every_recompute_path_keeps_the_history_of_changed_scores_only(
+        app: Flask, client: FlaskClient) -> None:
+    from xinyi.scoring.models import CreditScore
+    from xinyi.scoring.service import recompute_all, recompute_subject, score_history
+
+    w = World(app, client)
+    me = Citizen(w)
+    w.advance(minutes=1)
+    me.push(provider(w), "bravery.act", w.now.date() - timedelta(days=3))  # +60
+    today = w.now.date()
+
+    def history() -> list[tuple[int | None, int, int, int]]:
+        with w.deps.db.session() as s:
+            return [(c.score_from, c.score_to, c.record_points, c.records_counted)
+                    for c in score_history(s, me.bidx)]
+
+    def stored(score: int) -> None:
+        with w.deps.db.session() as s:
+            s.get(CreditScore, me.bidx).score = score  # type: ignore[union-attr]
+            s.commit()
+
+    assert history() == [(600, 660, 60, 1), (None, 600, 0, 0)]
+    with w.deps.db.session() as s:
+        recompute_all(s, now=w.now, today=today)
+        recompute_subject(s, me.bidx, now=w.now, today=today)
+        s.commit()
+    assert len(history()) == 2  # nothing changed, nothing written
+    w.advance(minutes=1)
+    stored(640)
+    with w.deps.db.session() as s:
+        recompute_all(s, now=w.now, today=today)
+        s.commit()
+    assert history()[0] == (640, 660, 60, 1)
+    w.advance(minutes=1)
+    stored(650)
+    with w.deps.db.session() as s:
+        recompute_subject(s, me.bidx, now=w.now, today=today)
+        s.commit()
+    assert history()[0] == (650, 660, 60, 1) and len(history()) == 4
+
+
+def test_reviews_for_the_export_and_the_deadline_counts(app: Flask, client: FlaskClient) -> None:
+    from xinyi.decisions.service import deadline_counts, export_reviews
+
+    w = World(app, client)
+    reviewer = staff(w, "reviewer")
+    me, other = Citizen(w), Citizen(w)
+    [first] = me.decisions()["items"]
+    [theirs] = other.decisions()["items"]
+    decided = me.review(first["id"], "第一次").get_json()
+    late = other.review(theirs["id"], "第二次").get_json()
+    assert w.client.post(f"/v1/admin/reviews/{decided['id']}/decide", headers=reviewer, json={
+        "outcome": "confirmed", "reason": "计算无误"}).status_code == 200
+    with w.deps.db.session() as s:
+        [exported] = export_reviews(s, w.deps, me.bidx)
+        counts = deadline_counts(s, today=w.now.date() + timedelta(days=40))
+    assert exported["id"] == decided["id"] and exported["status"] == "confirmed"
+    assert exported["outcome_reason"] == "计算无误" and exported["decision"]["id"] == first["id"]
+    assert late["id"] not in str(exported)
+    assert (counts.decided_in_time, counts.decided_late, counts.open_in_time,
+            counts.open_overdue) == (1, 0, 0, 1)

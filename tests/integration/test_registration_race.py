@@ -16,7 +16,7 @@ from xinyi.auth.models import Account
 from xinyi.citizens.models import Citizen
 from xinyi.citizens.service import register
 from xinyi.errors import Conflict
-from xinyi.scoring.models import CreditScore
+from xinyi.scoring.models import CreditScore, ScoreChange
 from xinyi.subjects.models import Subject
 from xinyi.uow import UnitOfWork
 
@@ -70,6 +70,7 @@ def _remove(app: Flask, engine: Engine, bodies: list[dict[str, str]]) -> tuple[i
         citizens = conn.scalar(select(func.count()).select_from(Citizen)
                                .where(Citizen.account_id.in_(ids))) or 0
         conn.execute(delete(CreditScore).where(CreditScore.subject_bidx.in_(subjects)))
+        conn.execute(delete(ScoreChange).where(ScoreChange.subject_bidx.in_(subjects)))
         conn.execute(delete(Citizen).where(Citizen.account_id.in_(ids)))
         conn.execute(delete(Subject).where(Subject.bidx.in_(subjects)))
         conn.execute(delete(Account).where(Account.id.in_(ids)))

@@ -54,7 +54,7 @@ def test_two_workers_sweeping_at_once_archive_each_record_once(
     first one's), not archived again over the first worker's work."""
     from xinyi.records import service
     from xinyi.records.models import CreditRecord
-    from xinyi.scoring.models import CreditScore
+    from xinyi.scoring.models import CreditScore, ScoreChange
     from xinyi.subjects.models import Subject
 
     deps = app.extensions["xinyi"]
@@ -113,6 +113,7 @@ def test_two_workers_sweeping_at_once_archive_each_record_once(
     finally:
         with engine.begin() as conn:
             conn.execute(delete(CreditScore).where(CreditScore.subject_bidx == bidx))
+            conn.execute(delete(ScoreChange).where(ScoreChange.subject_bidx == bidx))
             conn.execute(delete(CreditRecord).where(CreditRecord.subject_bidx == bidx))
             conn.execute(delete(Subject).where(Subject.bidx == bidx))
             conn.execute(text("DELETE FROM api_clients WHERE id = :id"), {"id": provider_id})

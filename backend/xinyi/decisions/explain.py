@@ -29,6 +29,9 @@ _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 _ID = re.compile(rf"(?P<kind>score_change|tier_change|eligibility|list_entry):(?P<id>{_UUID})"
                  rf"|session_outcome:(?P<sid>{_UUID}):(?P<step>overdue|defaulted|recorded)")
 MAX_ID_LENGTH = 100
+#: The id's form as the OpenAPI document states it (the same as :data:`_ID`).
+ID_PATTERN = (rf"^((score_change|tier_change|eligibility|list_entry):{_UUID}"
+              rf"|session_outcome:{_UUID}:(overdue|defaulted|recorded))$")
 LIST_ZH = {"red": "红名单", "black": "黑名单"}
 SEVERITY_ZH = {"minor": "轻微", "general": "一般", "serious": "严重"}
 

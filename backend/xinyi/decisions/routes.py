@@ -6,6 +6,7 @@ from typing import Any
 from flask_smorest import Blueprint
 
 from xinyi.decisions import service
+from xinyi.decisions.explain import ID_PATTERN, MAX_ID_LENGTH
 from xinyi.decisions.schemas import (
     DecisionArgs,
     DecisionOut,
@@ -20,6 +21,12 @@ from xinyi.web import db, deps, principal, requires
 
 me_blp = Blueprint("me_decisions", __name__, url_prefix="/v1/me",
                    description="Automated decisions about the citizen and their human review")
+# The decision id's form, stated in the document (the route itself takes any string and
+# answers 422 `invalid_decision_id` for one of another form).
+DECISION_ID = {"parameters": [{
+    "in": "path", "name": "decision_id", "required": True,
+    "description": "<kind>:<uuid>, or session_outcome:<uuid>:<step>",
+    "schema": {"type": "string", "pattern": ID_PATTERN, "maxLength": MAX_ID_LENGTH}}]}
 admin_blp = Blueprint("admin_reviews", __name__, url_prefix="/v1/admin",
                       description="Human reviews of automated decisions, for reviewers")
 
@@ -39,6 +46,7 @@ def my_decisions(args: dict[str, Any]) -> dict[str, Any]:
 
 @me_blp.route("/decisions/<string:decision_id>", methods=["GET"])
 @requires("citizen")
+@me_blp.doc(**DECISION_ID)
 @me_blp.response(200, DecisionOut)
 def my_decision(decision_id: str) -> service.DecisionView:
     return service.my_decision(db(), principal().id, decision_id)
@@ -46,6 +54,7 @@ def my_decision(decision_id: str) -> service.DecisionView:
 
 @me_blp.route("/decisions/<string:decision_id>/review", methods=["POST"])
 @requires("citizen")
+@me_blp.doc(**DECISION_ID)
 @me_blp.arguments(ReviewIn)
 @me_blp.response(201, ReviewOut)
 def request_review(body: dict[str, Any], decision_id: str) -> service.ReviewView:

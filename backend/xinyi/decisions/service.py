@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from xinyi.alerts.service import raise_alert
@@ -27,6 +27,7 @@ from xinyi.auth.service import client_refs
 from xinyi.benefits import outcomes as sessions
 from xinyi.citizens.service import citizen_bidx
 from xinyi.credentials import verification
+from xinyi.dbutil import china_date
 from xinyi.decisions import explain
 from xinyi.decisions.explain import Decision, DecisionRef
 from xinyi.decisions.models import DecisionReview
@@ -390,6 +391,30 @@ def recompute_provisional(session: Session, deps: Deps) -> int:
                          f"{due.due_on.isoformat()}" + (" (moved)" if moved else " (unchanged)"),
                     dedupe_key=f"deadline_recomputed:decision_review:{r.id}", now=now)
     return changed
+
+
+@dataclass(frozen=True)
+class DeadlineCounts:
+    """Reviews against their deadline, for the credit office's statistics (counts only)."""
+
+    decided_in_time: int
+    decided_late: int
+    open_in_time: int
+    open_overdue: int
+
+
+def deadline_counts(session: Session, *, today: date) -> DeadlineCounts:
+    """One GROUP BY over every review: decided by its due day (Asia/Shanghai) or after it,
+    and the open ones before or past it."""
+    decided_on = china_date(session, DecisionReview.decided_at)
+    bucket = case((DecisionReview.status == "open",
+                   case((DecisionReview.due_on < today, "open_overdue"), else_="open_in_time")),
+                  (decided_on <= DecisionReview.due_on, "decided_in_time"),
+                  else_="decided_late")
+    counts: dict[str, int] = {str(k): int(n) for k, n in session.execute(
+        select(bucket, func.count()).group_by(bucket))}
+    return DeadlineCounts(**{name: int(counts.get(name, 0)) for name in (
+        "decided_in_time", "decided_late", "open_in_time", "open_overdue")})
 
 
 def export_reviews(session: Session, deps: Deps, bidx: bytes) -> list[dict[str, Any]]:
