@@ -347,3 +347,23 @@ def test_reviews_for_the_export_and_the_deadline_counts(app: Flask, client: Flas
     assert late["id"] not in str(exported)
     assert (counts.decided_in_time, counts.decided_late, counts.open_in_time,
             counts.open_overdue) == (1, 0, 0, 1)
+
+
+def test_the_queue_names_a_subject_whose_id_no_key_opens_by_reference_only(
+        app: Flask, client: FlaskClient) -> None:
+    from xinyi.subjects.models import Subject
+
+    w = World(app, client)
+    reviewer = staff(w, "reviewer")
+    bidx = uuid.uuid4().bytes * 2
+    with w.deps.db.session() as s:
+        s.add(Subject(bidx=bidx, id_number_enc=b"\x07" + b"x" * 40, first_seen_at=w.now))
+        s.flush()
+        s.add(DecisionReview(
+            subject_bidx=bidx, decision_id=f"list_entry:{uuid.uuid4()}",
+            decision_kind="list_entry", decision={}, reason="复核", status="open",
+            requested_at=w.now, received_on=w.now.date(), due_on=w.now.date(),
+            due_provisional=False))
+        s.commit()
+    [item] = w.client.get("/v1/admin/reviews", headers=reviewer).get_json()["items"]
+    assert item["subject"] == f"account closed ({bidx.hex()[:8]}…)"
