@@ -199,6 +199,7 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
     from xinyi.consents import routes as consents
     from xinyi.credentials import routes as credentials
     from xinyi.disputes import routes as disputes
+    from xinyi.exports import routes as exports
     from xinyi.notifications.routes import blp as notifications_blp
     from xinyi.ops.routes import blp as ops_blp
     from xinyi.records import routes as records
@@ -219,7 +220,8 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
                 webhook_deliveries.admin_blp, *adapter_blueprints(),
                 volunteering.org_blp, volunteering.me_blp, repairs.me_blp, repairs.admin_blp,
                 disputes.me_blp, disputes.provider_blp, disputes.admin_blp, attachments.me_blp,
-                attachments.admin_blp, attachments.provider_blp, calendar_blp, alerts_blp):
+                attachments.admin_blp, attachments.provider_blp, calendar_blp, alerts_blp,
+                exports.me_blp, exports.schema_blp):
         api.register_blueprint(blp)
     # OpenAPI 3.1 ``webhooks``: what partners receive, one entry per catalogue type.
     spec.options["webhooks"] = webhooks_section()

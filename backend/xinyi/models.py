@@ -15,6 +15,7 @@ from xinyi.consents import models as consent_models
 from xinyi.credentials import models as credential_models
 from xinyi.db import Base
 from xinyi.disputes import models as dispute_models
+from xinyi.exports import models as export_models
 from xinyi.notifications import models as notification_models
 from xinyi.outbox import models as outbox_models
 from xinyi.records import models as record_models
@@ -29,7 +30,7 @@ from xinyi.workdays import models as workday_models
 metadata = Base.metadata
 __all__ = ["adapter_models", "alert_models", "attachment_models", "audit_models", "auth_models",
            "benefit_models", "citizen_models", "commitment_models", "consent_models",
-           "credential_models", "dispute_models", "idempotency", "metadata",
+           "credential_models", "dispute_models", "export_models", "idempotency", "metadata",
            "notification_models", "outbox_models", "record_models", "repair_models",
            "scoring_models", "signing_models", "subject_models", "volunteering_models",
            "webhook_models", "workday_models"]

@@ -191,6 +191,12 @@ MATRIX: dict[str, str | frozenset[str]] = {
     "PUT /v1/admin/calendar/<int:year>": OPERATOR,
     "GET /v1/admin/alerts": frozenset({"operator", "reviewer"}),
     "POST /v1/admin/alerts/<uuid:alert_id>/acknowledge": frozenset({"operator", "reviewer"}),
+    # The citizen's export of everything held about them, and its published schema.
+    "GET /v1/me/export": frozenset({"citizen"}),
+    "POST /v1/me/exports": frozenset({"citizen"}),
+    "GET /v1/me/exports/<uuid:export_id>": frozenset({"citizen"}),
+    "GET /v1/me/exports/<uuid:export_id>/download": frozenset({"citizen"}),
+    "GET /v1/export-schema": PUBLIC,
 }
 
 # Served by flask-smorest itself, and the Swagger UI's files: the only views allowed to

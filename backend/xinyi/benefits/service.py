@@ -37,6 +37,7 @@ from sqlalchemy import Row, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from xinyi.auth.principal import Principal
+from xinyi.auth.service import client_refs
 from xinyi.benefits import terms as session_terms
 from xinyi.benefits.models import HELD_STATES, BenefitSession, Exposure
 from xinyi.citizens.service import citizen_bidx
@@ -45,6 +46,7 @@ from xinyi.dbutil import insert_for
 from xinyi.deps import Deps
 from xinyi.errors import Conflict, NotFound, ValidationFailed
 from xinyi.idempotency import idempotent
+from xinyi.jsonable import row
 from xinyi.notifications.service import notify
 from xinyi.outbox.service import emit
 from xinyi.timeutil import china_today
@@ -607,3 +609,18 @@ def citizen_sessions(session: Session, deps: Deps, account_id: uuid.UUID, *, pag
             grace_until=r.grace_until, record_id=r.record_id, next_step=step,
             next_step_at=at))
     return out, total
+
+
+def export_sessions(session: Session, deps: Deps, account_id: uuid.UUID,
+                    bidx: bytes) -> list[dict[str, Any]]:
+    """Every benefit session of the citizen, whatever its state (export)."""
+    found = list(session.scalars(select(BenefitSession).where(BenefitSession.subject_bidx == bidx)
+                                 .order_by(BenefitSession.created_at, BenefitSession.id)))
+    names = client_refs(session, {s.partner_id for s in found})
+    return [row(s, "id", "verification_id", "partner_id", "benefit_code", "kind", "state",
+                "amount_fen", "waived_fen", "charge_normally_fen", "amount_owed_fen", "due_at",
+                "original_due_at", "reference", "extended", "created_at", "overdue_at",
+                "closed_at", "defaulted_at", "grace_until", "settled_at", "recorded_at",
+                "record_id", "updated_at",
+                partner_name=names[s.partner_id].name if s.partner_id in names else None)
+            for s in found]

@@ -13,10 +13,12 @@ from datetime import datetime
 from typing import Any
 
 import jwt
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from xinyi.commitments.models import CreditCommitment
 from xinyi.deps import Deps
+from xinyi.jsonable import row
 from xinyi.signing import service as signing
 
 PURPOSES = ("repair",)
@@ -64,3 +66,12 @@ def verify_commitment(session: Session, commitment_id: uuid.UUID) -> bool:
     except jwt.InvalidTokenError:
         return False
     return bool(claims == _claims(commitment))
+
+
+def export_commitments(session: Session, deps: Deps, account_id: uuid.UUID,
+                       bidx: bytes) -> list[dict[str, Any]]:
+    """Every credit commitment the citizen signed, with its text and signature (export)."""
+    return [row(c, "id", "purpose", "ref", "text", "kid", "signature", "signed_at")
+            for c in session.scalars(select(CreditCommitment)
+                                     .where(CreditCommitment.subject_bidx == bidx)
+                                     .order_by(CreditCommitment.signed_at, CreditCommitment.id))]

@@ -23,6 +23,7 @@ from xinyi.citizens.service import citizen_bidx
 from xinyi.deps import Deps
 from xinyi.disputes.models import Dispute
 from xinyi.errors import Conflict, NotFound, ValidationFailed
+from xinyi.jsonable import row
 from xinyi.notifications.service import notify
 from xinyi.outbox.service import emit
 from xinyi.records import service as records
@@ -242,3 +243,13 @@ def recompute_provisional(session: Session, deps: Deps) -> int:
                          + (" (moved)" if moved else " (unchanged)"),
                     dedupe_key=f"deadline_recomputed:dispute:{d.id}", now=now)
     return changed
+
+
+def export_disputes(session: Session, deps: Deps, account_id: uuid.UUID,
+                    bidx: bytes) -> list[dict[str, Any]]:
+    """Every objection the citizen filed and how it was resolved (export)."""
+    return [row(d, "id", "record_id", "provider_id", "catalogue_code", "reason", "evidence",
+                "status", "filed_at", "received_on", "due_on", "due_provisional",
+                "resolved_at", "resolved_by_kind", "resolution_reason", "correction")
+            for d in session.scalars(select(Dispute).where(Dispute.subject_bidx == bidx)
+                                     .order_by(Dispute.filed_at, Dispute.id))]

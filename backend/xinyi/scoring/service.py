@@ -34,7 +34,9 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from xinyi.citizens.service import citizen_bidx, registered_at
 from xinyi.dbutil import insert_for, upsert
+from xinyi.deps import Deps
 from xinyi.errors import NotFound, ValidationFailed
+from xinyi.jsonable import row
 from xinyi.outbox.service import emit, events_table
 from xinyi.records.service import (
     active_records,
@@ -336,3 +338,11 @@ def update_benefit_rule(session: Session, code: str, *, min_score: int | None,
     row.min_score, row.limits, row.updated_at = new_min, new_limits, now
     session.flush()
     return before, dataclasses.replace(before, min_score=new_min, limits=new_limits)
+
+
+def export_scores(session: Session, deps: Deps, account_id: uuid.UUID,
+                  bidx: bytes) -> list[dict[str, Any]]:
+    """The citizen's stored scores for their export. One row is kept per subject (each
+    recomputation replaces it), so the history is that row: the score, tier and when."""
+    return [row(s, "score", "tier", "computed_at")
+            for s in session.scalars(select(CreditScore).where(CreditScore.subject_bidx == bidx))]
