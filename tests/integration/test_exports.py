@@ -443,3 +443,46 @@ def test_the_schema_url_serves_the_committed_schema_which_rejects_a_short_docume
     assert not v.is_valid({**doc, "schema_version": "0"})
     assert not v.is_valid({**doc, "profile": {**doc["profile"], "extra": 1}})
     assert not v.is_valid({**doc, "access_log": [{**doc["access_log"][0], "hash": "x"}]})
+
+
+def test_two_workers_never_build_one_export_and_one_citizen_has_one_in_progress(
+        app: Flask) -> None:
+    """A claim holds its row (FOR UPDATE SKIP LOCKED): a second worker passes it by instead
+    of waiting or claiming it too; once claimed it is ``building`` and nobody claims it
+    again. The partial unique index keeps a citizen to one export queued or building."""
+    from sqlalchemy import create_engine, delete, text
+    from sqlalchemy.exc import IntegrityError
+    from sqlalchemy.orm import Session
+
+    deps = app.extensions["xinyi"]
+    if not deps.db.url.startswith("postgresql"):
+        pytest.skip("SQLite has a single writer: two claims cannot interleave")
+    engine = create_engine(deps.db.url, pool_size=4)
+    account_id, export_id = uuid.uuid4(), uuid.uuid4()
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO accounts (id, role, phone_enc, phone_bidx, password_hash, "
+                "created_at, password_changed_at) VALUES (:id, 'citizen', :enc, :bidx, 'x', "
+                "now(), now())"), {"id": account_id, "enc": b"x" * 40,
+                                   "bidx": uuid.uuid4().bytes * 2})
+            conn.execute(text("INSERT INTO exports (id, account_id, format, status, created_at)"
+                              " VALUES (:id, :account, 'json', 'queued', now())"),
+                         {"id": export_id, "account": account_id})
+        with Session(engine) as first, Session(engine) as second:
+            assert service.claim_next(first, deps) == export_id  # held, not committed
+            assert service.claim_next(second, deps) is None  # skipped, not waited for
+            second.rollback()
+            first.commit()
+            assert service.claim_next(second, deps) is None  # building: claimed once
+            second.rollback()
+        with Session(engine) as s:
+            s.add(Export(account_id=account_id, format="zip", status="queued",
+                         created_at=datetime.now(UTC)))
+            with pytest.raises(IntegrityError):
+                s.flush()
+    finally:
+        with engine.begin() as conn:
+            conn.execute(delete(Export).where(Export.account_id == account_id))
+            conn.execute(text("DELETE FROM accounts WHERE id = :id"), {"id": account_id})
+        engine.dispose()
