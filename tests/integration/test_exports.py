@@ -325,6 +325,8 @@ def test_a_background_export_is_built_then_downloaded_once_by_its_owner(
     token = w.me["Authorization"].removeprefix("Bearer ")
     for query in (f"access_token={token}", f"token={token}"):
         assert client.get(f"{download}?{query}").status_code == 401
+    head = client.head(download, headers=w.me)  # a HEAD does not use the download up
+    assert head.status_code == 405 and head.headers["Allow"] == "GET"
     logged = count(app, AccessLogEntry)
     first = client.get(download, headers=w.me)
     assert first.status_code == 200 and first.mimetype == "application/json"

@@ -7,6 +7,7 @@ import csv
 import io
 import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
@@ -52,3 +53,26 @@ def test_a_csv_has_a_bom_the_schemas_columns_and_defused_formulas() -> None:
                      "2026-12-01T00:00:00+00:00", "'-1"]]
     one = document.to_csv("score_history", [])
     assert one.decode("utf-8-sig").splitlines() == ["score,tier,computed_at"]
+
+
+def test_building_stops_at_the_section_that_passes_the_row_limit(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    read: list[str] = []
+
+    def section(name: str, value: Any) -> Any:
+        def read_it(*_args: Any) -> Any:
+            read.append(name)
+            return value
+        return read_it
+
+    monkeypatch.setattr(document, "SECTIONS", [
+        ("profile", section("profile", {"x": 1})), ("records", section("records", [1, 2])),
+        ("notifications", section("notifications", [3]))])
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    args: Any = (None, None, uuid.uuid4(), b"")
+    with pytest.raises(document.TooManyRows):
+        document.build(*args, now=now, max_rows=2)
+    assert read == ["profile", "records"]  # the rest is never read
+    read.clear()
+    built = document.build(*args, now=now, max_rows=4)
+    assert built["notifications"] == [3] and read == ["profile", "records", "notifications"]

@@ -42,20 +42,32 @@ def schema() -> dict[str, Any]:
     return loaded
 
 
+class TooManyRows(Exception):
+    """The sections read so far already hold more than the rows allowed."""
+
+    def __init__(self, rows: int) -> None:
+        super().__init__(rows)
+        self.rows = rows
+
+
+def _rows(value: Any) -> int:
+    return len(value) if isinstance(value, list) else 1
+
+
 def build(session: Session, deps: Deps, account_id: uuid.UUID, bidx: bytes, *,
-          now: datetime) -> dict[str, Any]:
-    """Every section for this citizen, in registry order, read in the caller's unit."""
+          now: datetime, max_rows: int | None = None) -> dict[str, Any]:
+    """Every section for this citizen, in registry order, read in the caller's unit. With
+    ``max_rows``, stops at the first section that takes the total past it (TooManyRows)
+    instead of reading the rest."""
     document: dict[str, Any] = {"schema_version": SCHEMA_VERSION,
                                 "generated_at": now.astimezone(UTC).isoformat()}
+    rows = 0
     for name, section in SECTIONS:
         document[name] = section(session, deps, account_id, bidx)
+        rows += _rows(document[name])
+        if max_rows is not None and rows > max_rows:
+            raise TooManyRows(rows)
     return document
-
-
-def row_count(document: Mapping[str, Any]) -> int:
-    """Rows the document holds: each list item, and one per object section."""
-    return sum(len(value) if isinstance(value, list) else 1
-               for name, value in document.items() if name in dict(SECTIONS))
 
 
 def to_json(document: Mapping[str, Any]) -> bytes:

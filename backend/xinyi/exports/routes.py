@@ -3,8 +3,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import Response, url_for
+from flask import Response, request, url_for
 from flask_smorest import Blueprint
+from werkzeug.exceptions import MethodNotAllowed
 
 from xinyi.exports import document, service
 from xinyi.exports.schemas import ExportArgs, ExportIn, ExportOut
@@ -65,6 +66,8 @@ def export_status(export_id: uuid.UUID) -> service.ExportView:
 def download(export_id: uuid.UUID) -> Response:
     """The file, once, with your bearer token in the `Authorization` header (never in the
     URL). Downloaded already, expired or not yours: 404 `export_not_found`."""
+    if request.method == "HEAD":  # Flask adds HEAD to every GET: it must not use the file up
+        raise MethodNotAllowed(valid_methods=["GET"])
     return _file(service.download(db(), deps(), principal().id, export_id))
 
 

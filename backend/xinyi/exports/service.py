@@ -45,8 +45,8 @@ class ExportTooLarge(DomainError):
     code = "export_too_large"
     title = "This export is too large to build in the request"
 
-    def __init__(self, rows: int, limit: int) -> None:
-        super().__init__(f"The export holds {rows} rows, more than {limit}: request it with "
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"The export holds more than {limit} rows: request it with "
                          "POST /v1/me/exports and download it when it is ready")
 
 
@@ -115,10 +115,11 @@ def export_now(session: Session, deps: Deps, account_id: uuid.UUID, *, fmt: str)
     bidx = citizen_bidx(session, account_id)
     now = deps.clock()
     _logged(session, bidx, account_id, now)
-    doc = document.build(session, deps, account_id, bidx, now=now)
-    rows, limit = document.row_count(doc), deps.settings.export_sync_max_rows
-    if rows > limit:
-        raise ExportTooLarge(rows, limit)
+    limit = deps.settings.export_sync_max_rows
+    try:
+        doc = document.build(session, deps, account_id, bidx, now=now, max_rows=limit)
+    except document.TooManyRows:
+        raise ExportTooLarge(limit) from None
     return ExportFile(_encode(fmt, doc), MEDIA_TYPES[fmt], _filename(fmt, now))
 
 
