@@ -197,6 +197,9 @@ def test_an_export_holds_every_kind_of_data_and_validates_against_its_schema(
     assert doc["commitments"][0]["purpose"] == "repair"
     assert doc["list_entries"] == [] or all(e["record_id"] in statuses
                                             for e in doc["list_entries"])
+    [verified] = doc["verifications"]
+    assert verified["response"]["decision"] == "eligible"
+    assert not [k for k in verified["response"] if k.startswith("_")]  # replay bookkeeping
     [attachment] = doc["attachments"]
     assert attachment["cases"][0]["case_id"] in w.ids["disputes"]
     # The access log: the chain whole, this export its last entry, the checkpoint covering

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from xinyi.audit.models import AccessLogEntry, StaffAction
 from xinyi.auth.service import client_name
 from xinyi.dbutil import china_date, insert_for
+from xinyi.deps import Deps
 from xinyi.errors import DomainError
 
 GENESIS = b"\x00" * 32
@@ -321,7 +322,7 @@ def _entry_row(entry: AccessLogEntry) -> dict[str, Any]:
             "hash": entry.hash.hex()}
 
 
-def export_access_log(session: Session, deps: Any, account_id: uuid.UUID,
+def export_access_log(session: Session, deps: Deps, account_id: uuid.UUID,
                       bidx: bytes) -> list[dict[str, Any]]:
     """The citizen's whole chain, oldest first, each entry with every field its hash covers
     (docs/access-log.md), for their export."""

@@ -134,6 +134,8 @@ def export_verifications(session: Session, deps: Deps, account_id: uuid.UUID,
     found = list(session.scalars(select(Verification).where(Verification.subject_bidx == bidx)
                                  .order_by(Verification.created_at, Verification.id)))
     names = client_refs(session, {v.partner_id for v in found})
-    return [row(v, "id", "partner_id", "benefit_code", "decision", "response", "created_at",
+    return [row(v, "id", "partner_id", "benefit_code", "decision", "created_at",
+                # The answer the partner got, without the fields kept for replays only.
+                response={k: a for k, a in v.response.items() if not k.startswith("_")},
                 partner_name=names[v.partner_id].name if v.partner_id in names else None)
             for v in found]
