@@ -136,9 +136,22 @@ def recompute_deadlines(deps: Deps) -> str:
     return f"recompute_deadlines: {repairs} repairs, {disputes} objections moved"
 
 
+def record_commitment_breaches(deps: Deps) -> str:
+    """Breaches of credit commitments whose grace is over become records, a unit per
+    batch (idempotent)."""
+    from xinyi.commitments.service import record_breaches
+
+    total = 0
+    while recorded := run_in_unit(deps.db.sessions,
+                                  lambda session: record_breaches(session, deps)):
+        total += recorded
+    return f"record_commitment_breaches: {total} recorded"
+
+
 JOBS: list[Callable[[Deps], str]] = [purge_expired_logins, expire_records,
                                      sign_audit_checkpoint, purge_expired_credentials,
                                      lapse_consent_requests, benefit_session_sweeps,
+                                     record_commitment_breaches,
                                      purge_idempotency_keys, rescore_new_year,
                                      flag_overdue_cases,
                                      recompute_deadlines, dispatch_webhook_events,

@@ -587,3 +587,11 @@ def black_list_under_objection(subject: Any) -> ColumnElement[bool]:
             .where(ListEntry.subject_bidx == subject, ListEntry.list == "black",
                    ListEntry.left_at.is_(None), CreditRecord.objection_status == "open")
             .exists())
+
+
+def holds_records_for(session: Session, provider_id: uuid.UUID, bidx: bytes) -> bool:
+    """Whether this provider has (or had: archived ones count) a record of this subject:
+    what lets it look at the person's commitments (信用承诺)."""
+    return session.scalar(select(CreditRecord.id).where(
+        CreditRecord.provider_id == provider_id, CreditRecord.subject_bidx == bidx)
+        .limit(1)) is not None
