@@ -137,7 +137,7 @@ def read(session: Session, deps: Deps, reader: Principal,
     if reader.kind == "citizen":
         allowed = citizen_bidx(session, reader.id) == attachment.owner_bidx
     else:
-        links = select(AttachmentLink.provider_id).where(
+        links = select(AttachmentLink.case_id).where(
             AttachmentLink.attachment_id == attachment_id)
         if reader.kind == "provider":
             links = links.where(AttachmentLink.provider_id == reader.id)
