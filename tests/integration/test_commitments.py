@@ -25,6 +25,7 @@ from tests.factories import (
 from xinyi.audit.models import AccessLogEntry, StaffAction
 from xinyi.commitments.models import CommitmentText, CreditCommitment
 from xinyi.commitments.service import verify_commitment
+from xinyi.logs import redact_http
 from xinyi.notifications.models import Notification
 from xinyi.records.models import CreditRecord
 from xinyi.timeutil import CHINA
@@ -183,6 +184,9 @@ def test_a_provider_sees_commitments_only_of_people_it_holds_records_for(
     queries = client.get("/v1/me/queries", headers=w.me).get_json()["items"]
     assert any(q["scope"] == "commitments" for q in queries), queries
     assert not any(w.person["id_number"] in line for line in CAPTURED_LOGS[logs_from:])
+    # The server's access log (gunicorn, through xinyi.serving) drops the query string.
+    line = f'"GET /v1/provider/commitments?id_number={w.person["id_number"]} HTTP/1.1" 200'
+    assert w.person["id_number"] not in redact_http(line)
 
 
 def breach(client: FlaskClient, w: World, commitment_id: str, **overrides: Any) -> Any:
