@@ -24,7 +24,7 @@ from tests.factories import (
 )
 from xinyi.audit.models import AccessLogEntry, StaffAction
 from xinyi.commitments.models import CommitmentText, CreditCommitment
-from xinyi.commitments.service import verify_commitment
+from xinyi.commitments.service import export_commitments, verify_commitment
 from xinyi.logs import redact_http
 from xinyi.notifications.models import Notification
 from xinyi.records.models import CreditRecord
@@ -129,6 +129,11 @@ def test_a_commitment_is_signed_listed_and_unknown_texts_are_refused(
     assert listed["items"][0]["signature"] == made["signature"]
     other = bearer(login(client, register_citizen(client)["phone"])["access_token"])
     assert client.get("/v1/me/commitments", headers=other).get_json()["items"] == []
+    deps = app.extensions["xinyi"]
+    with deps.db.session() as s:
+        [exported] = export_commitments(s, deps.bidx(w.person["id_number"], kind="id_number"))
+    assert exported["id"] == made["id"] and exported["signature"] == made["signature"]
+    assert exported["signed_at"] == datetime.fromisoformat(made["signed_at"]).isoformat()
 
 
 def test_revocation_only_where_the_text_allows_and_only_once(

@@ -18,7 +18,7 @@ import hashlib
 import re
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -249,6 +249,18 @@ def my_commitments(session: Session, account_id: uuid.UUID, *, page: int,
                    page_size: int) -> tuple[list[CommitmentView], int]:
     """The citizen's commitments, newest first."""
     return _listed(session, citizen_bidx(session, account_id), page=page, page_size=page_size)
+
+
+def export_commitments(session: Session, bidx: bytes) -> list[dict[str, Any]]:
+    """For the citizen's export (PIPL): every commitment they gave, as JSON-ready objects."""
+    out = []
+    for view in reversed(_listed(session, bidx)[0]):  # oldest first
+        item = asdict(view)
+        for key, value in item.items():
+            if isinstance(value, datetime | date | uuid.UUID):
+                item[key] = value.isoformat() if not isinstance(value, uuid.UUID) else str(value)
+        out.append(item)
+    return out
 
 
 def revoke(session: Session, deps: Deps, account_id: uuid.UUID,
