@@ -196,6 +196,7 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
     from xinyi.auth.routes import blp as auth_blp
     from xinyi.benefits import routes as benefits
     from xinyi.citizens.routes import blp as me_blp
+    from xinyi.commitments import routes as commitments
     from xinyi.consents import routes as consents
     from xinyi.credentials import routes as credentials
     from xinyi.disputes import routes as disputes
@@ -204,6 +205,7 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
     from xinyi.ops.routes import blp as ops_blp
     from xinyi.records import routes as records
     from xinyi.repairs import routes as repairs
+    from xinyi.reports import routes as reports
     from xinyi.scoring.routes import blp as scoring_blp
     from xinyi.volunteering import routes as volunteering
     from xinyi.webhooks import delivery_routes as webhook_deliveries
@@ -221,7 +223,10 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
                 volunteering.org_blp, volunteering.me_blp, repairs.me_blp, repairs.admin_blp,
                 disputes.me_blp, disputes.provider_blp, disputes.admin_blp, attachments.me_blp,
                 attachments.admin_blp, attachments.provider_blp, calendar_blp, alerts_blp,
-                exports.me_blp, exports.schema_blp):
+                exports.me_blp, exports.schema_blp,
+                commitments.texts_blp, commitments.me_blp, commitments.provider_blp,
+                commitments.admin_blp, reports.me_blp, reports.admin_blp,
+                reports.provider_blp):
         api.register_blueprint(blp)
     # OpenAPI 3.1 ``webhooks``: what partners receive, one entry per catalogue type.
     spec.options["webhooks"] = webhooks_section()

@@ -152,6 +152,11 @@ class Settings:
     login_limit_per_address: str = "30/5minute"
     register_limit_per_address: str = "10/hour"
     register_limit_per_phone: str = "3/hour"
+    # Reports of dishonest behaviour (有奖举报) a citizen may file.
+    report_limit_per_citizen: str = "5/day"
+    # Days between a provider's report that a commitment was broken (the citizen is notified)
+    # and the record it becomes.
+    commitment_breach_grace_days: int = 7
     max_body_bytes: int = 1024 * 1024
     # The citizen's export: past this many rows the synchronous ``GET /v1/me/export`` refuses
     # (413 ``export_too_large``) and points to the background export; exports per citizen.

@@ -20,6 +20,7 @@ from xinyi.notifications import models as notification_models
 from xinyi.outbox import models as outbox_models
 from xinyi.records import models as record_models
 from xinyi.repairs import models as repair_models
+from xinyi.reports import models as report_models
 from xinyi.scoring import models as scoring_models
 from xinyi.signing import models as signing_models
 from xinyi.subjects import models as subject_models
@@ -32,5 +33,6 @@ __all__ = ["adapter_models", "alert_models", "attachment_models", "audit_models"
            "benefit_models", "citizen_models", "commitment_models", "consent_models",
            "credential_models", "dispute_models", "export_models", "idempotency", "metadata",
            "notification_models", "outbox_models", "record_models", "repair_models",
+           "report_models",
            "scoring_models", "signing_models", "subject_models", "volunteering_models",
            "webhook_models", "workday_models"]

@@ -185,6 +185,21 @@ MATRIX: dict[str, str | frozenset[str]] = {
     "GET /v1/provider/disputes": frozenset({"provider"}),
     "POST /v1/provider/disputes/<uuid:dispute_id>/resolve": frozenset({"provider"}),
     "GET /v1/provider/attachments/<uuid:attachment_id>": frozenset({"provider"}),
+    # Credit commitments (信用承诺): published texts, the citizen's, providers' look-up.
+    "GET /v1/commitment-texts": PUBLIC,
+    "POST /v1/admin/commitment-texts": OPERATOR,
+    "POST /v1/me/commitments": frozenset({"citizen"}),
+    "GET /v1/me/commitments": frozenset({"citizen"}),
+    "POST /v1/me/commitments/<uuid:commitment_id>/revoke": frozenset({"citizen"}),
+    "GET /v1/provider/commitments": frozenset({"provider"}),
+    "POST /v1/provider/commitments/<uuid:commitment_id>/breach": frozenset({"provider"}),
+    # Reports of dishonest behaviour (有奖举报): filed by citizens, triaged by reviewers, read
+    # (without the reporter) by the provider a report is forwarded to.
+    "POST /v1/me/reports": frozenset({"citizen"}),
+    "GET /v1/me/reports": frozenset({"citizen"}),
+    "GET /v1/admin/reports": REVIEWER,
+    "POST /v1/admin/reports/<uuid:report_id>/decide": REVIEWER,
+    "GET /v1/provider/reports": frozenset({"provider"}),
     # The working-day calendar and staff alerts.
     "GET /v1/admin/calendar": STAFF,
     "GET /v1/admin/calendar/<int:year>": STAFF,

@@ -105,7 +105,9 @@ def check_owned(session: Session, owner_bidx: bytes, ids: Sequence[uuid.UUID],
 
 
 def link(session: Session, ids: Sequence[uuid.UUID], *, case_kind: str, case_id: uuid.UUID,
-         provider_id: uuid.UUID) -> None:
+         provider_id: uuid.UUID | None) -> None:
+    """Reference these attachments from a case; ``provider_id`` is the provider that may
+    read them besides reviewers (None: reviewers only)."""
     for attachment_id in ids:
         session.add(AttachmentLink(case_kind=case_kind, case_id=case_id,
                                    attachment_id=attachment_id, provider_id=provider_id))
@@ -137,7 +139,7 @@ def read(session: Session, deps: Deps, reader: Principal,
     if reader.kind == "citizen":
         allowed = citizen_bidx(session, reader.id) == attachment.owner_bidx
     else:
-        links = select(AttachmentLink.provider_id).where(
+        links = select(AttachmentLink.case_id).where(
             AttachmentLink.attachment_id == attachment_id)
         if reader.kind == "provider":
             links = links.where(AttachmentLink.provider_id == reader.id)

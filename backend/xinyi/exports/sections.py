@@ -23,6 +23,7 @@ from xinyi.disputes import service as disputes
 from xinyi.notifications import service as notifications
 from xinyi.records import service as records
 from xinyi.repairs import service as repairs
+from xinyi.reports import service as reports
 from xinyi.scoring import service as scoring
 from xinyi.volunteering import service as volunteering
 
@@ -46,6 +47,7 @@ SECTIONS: list[tuple[str, SectionFn]] = [
     ("repairs", repairs.export_repairs),
     ("disputes", disputes.export_disputes),
     ("commitments", commitments.export_commitments),
+    ("reports_filed", reports.export_reports_filed),
     ("attachments", attachments.export_attachments),
     ("notifications", notifications.export_notifications),
 ]

@@ -614,3 +614,9 @@ def export_list_entries(session: Session, deps: Deps, account_id: uuid.UUID,
                 "left_at", "left_reason")
             for e in session.scalars(select(ListEntry).where(ListEntry.subject_bidx == bidx)
                                      .order_by(ListEntry.entered_at, ListEntry.id))]
+def holds_records_for(session: Session, provider_id: uuid.UUID, bidx: bytes) -> bool:
+    """Whether this provider has (or had: archived ones count) a record of this subject:
+    what lets it look at the person's commitments (信用承诺)."""
+    return session.scalar(select(CreditRecord.id).where(
+        CreditRecord.provider_id == provider_id, CreditRecord.subject_bidx == bidx)
+        .limit(1)) is not None
