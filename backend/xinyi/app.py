@@ -204,6 +204,7 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
     from xinyi.records import routes as records
     from xinyi.repairs import routes as repairs
     from xinyi.scoring.routes import blp as scoring_blp
+    from xinyi.stats.routes import blp as stats_blp
     from xinyi.volunteering import routes as volunteering
     from xinyi.webhooks import delivery_routes as webhook_deliveries
     from xinyi.webhooks import routes as webhooks
@@ -219,7 +220,8 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
                 webhook_deliveries.admin_blp, *adapter_blueprints(),
                 volunteering.org_blp, volunteering.me_blp, repairs.me_blp, repairs.admin_blp,
                 disputes.me_blp, disputes.provider_blp, disputes.admin_blp, attachments.me_blp,
-                attachments.admin_blp, attachments.provider_blp, calendar_blp, alerts_blp):
+                attachments.admin_blp, attachments.provider_blp, calendar_blp, alerts_blp,
+                stats_blp):
         api.register_blueprint(blp)
     # OpenAPI 3.1 ``webhooks``: what partners receive, one entry per catalogue type.
     spec.options["webhooks"] = webhooks_section()

@@ -6,15 +6,16 @@ import hashlib
 import logging
 import re
 import uuid
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import bindparam, delete, insert, select
+from sqlalchemy import bindparam, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from xinyi.citizens.service import citizen_subjects
 from xinyi.credentials import qr
-from xinyi.credentials.models import Credential
+from xinyi.credentials.models import Credential, Verification
 from xinyi.credentials.tokens import MAX_BATCH, MAX_TTL_SECONDS, IssuedCredential, issue_batch
+from xinyi.dbutil import china_date
 from xinyi.deps import Deps
 from xinyi.errors import NotFound, ValidationFailed
 from xinyi.records.service import black_listed
@@ -115,3 +116,13 @@ def purge_expired(session: Session, deps: Deps) -> int:
 
 def owner_of(session: Session, jti: str) -> Credential | None:
     return session.scalar(select(Credential).where(Credential.jti == jti))
+
+
+def verifications_per_day(session: Session, since: datetime) -> list[tuple[date, str, int]]:
+    """Partners' verification answers per China day and decision since ``since``, oldest
+    first: one GROUP BY (the credit office's statistics)."""
+    day = china_date(session, Verification.created_at)
+    return [(d, decision, int(n)) for d, decision, n in session.execute(
+        select(day, Verification.decision, func.count())
+        .where(Verification.created_at >= since)
+        .group_by(day, Verification.decision).order_by(day, Verification.decision))]

@@ -28,7 +28,7 @@ from xinyi.outbox.service import emit
 from xinyi.records import service as records
 from xinyi.timeutil import china_today
 from xinyi.uow import unique_or
-from xinyi.workdays.service import deadline
+from xinyi.workdays.service import DeadlineCounts, deadline, deadline_counts
 
 log = logging.getLogger(__name__)
 REVIEW_PURPOSE = "异议处理 (objection handling)"
@@ -242,3 +242,18 @@ def recompute_provisional(session: Session, deps: Deps) -> int:
                          + (" (moved)" if moved else " (unchanged)"),
                     dedupe_key=f"deadline_recomputed:dispute:{d.id}", now=now)
     return changed
+
+
+# ---- the credit office's statistics (counts only) ------------------------------------------
+
+def outcome_counts(session: Session) -> dict[str, int]:
+    """Objections per status (``open`` or the outcome: ``corrected``, ``deleted``,
+    ``upheld``): one GROUP BY."""
+    return {status: int(n) for status, n in session.execute(
+        select(Dispute.status, func.count()).group_by(Dispute.status))}
+
+
+def deadline_compliance(session: Session, today: date) -> DeadlineCounts:
+    """Resolutions within the working days allowed, and open objections past them."""
+    return deadline_counts(session, due_on=Dispute.due_on, decided_at=Dispute.resolved_at,
+                           is_open=Dispute.status == "open", today=today)

@@ -336,3 +336,13 @@ def update_benefit_rule(session: Session, code: str, *, min_score: int | None,
     row.min_score, row.limits, row.updated_at = new_min, new_limits, now
     session.flush()
     return before, dataclasses.replace(before, min_score=new_min, limits=new_limits)
+
+
+def scored_by_district(session: Session) -> dict[str | None, int]:
+    """People with a stored score per district (``None``: a subject whose district is not
+    recorded yet): one GROUP BY, no one named (the credit office's coverage)."""
+    subjects = subjects_table()
+    return {district: int(n) for district, n in session.execute(
+        select(subjects.c.district, func.count()).select_from(CreditScore)
+        .join(subjects, subjects.c.bidx == CreditScore.subject_bidx)
+        .group_by(subjects.c.district))}
