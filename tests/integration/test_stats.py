@@ -25,7 +25,7 @@ from tests.factories import (
     valid_id_number,
 )
 from xinyi.audit.models import StaffAction
-from xinyi.audit.service import staff_read
+from xinyi.audit.service import Access, append, staff_read
 from xinyi.benefits.models import BenefitSession
 from xinyi.credentials.models import Verification
 from xinyi.deps import Deps
@@ -34,7 +34,7 @@ from xinyi.pii import IdNumber
 from xinyi.repairs.models import RepairApplication
 from xinyi.scoring.service import recompute_subjects
 from xinyi.stats.models import District
-from xinyi.stats.service import CACHE_KEY
+from xinyi.stats.service import CACHE_KEY, compute
 from xinyi.subjects.service import ensure_subject, subjects_table
 from xinyi.timeutil import CHINA, china_today
 
@@ -336,6 +336,8 @@ def test_bad_codes_and_populations_are_refused_and_write_nothing(
                         ({"resident_population": 5}, "name"),
                         ({**good, "name": ""}, "name"),
                         ({**good, "name": "x" * 101}, "name"),
+                        ({**good, "name": " 东城区"}, "name"),
+                        ({**good, "name": "东城\n区"}, "name"),
                         ({"name": "东城区"}, "resident_population"),
                         ({**good, "district": A}, "district")]:
         resp = put_district(client, operator, A, body)
@@ -360,3 +362,19 @@ def test_only_staff_read_and_only_operators_set(app: Flask, client: FlaskClient)
         assert (resp.status_code, resp.get_json()["code"]) == (403, "forbidden")
     assert client.get("/v1/admin/stats").status_code == 401
     assert count(app, District) == 0
+
+
+def test_the_days_shown_are_whole_china_days(app: Flask, client: FlaskClient) -> None:
+    """The last 30 days are 30 whole calendar days in Asia/Shanghai: the oldest day shown is
+    never a partial count cut at the current time of day."""
+    now = datetime(2024, 3, 31, 12, 0, tzinfo=CHINA).astimezone(UTC)
+    deps: Deps = app.extensions["xinyi"]
+    with deps.db.session() as s:
+        bidx = ensure_subject(s, deps, IdNumber.parse(valid_id_number(7420)), now)
+        for when in (datetime(2024, 3, 1, 10, 0), datetime(2024, 3, 1, 14, 0),
+                     datetime(2024, 3, 2, 0, 30), datetime(2024, 3, 31, 8, 0)):
+            append(s, Access(bidx, "partner", "p-1", "图书馆", "report", "report.summary", "x"),
+                   now=when.replace(tzinfo=CHINA).astimezone(UTC))
+        s.flush()
+        per_day = compute(s, now=now).queries_per_day
+    assert [(d.date, d.queries) for d in per_day] == [("2024-03-02", 1), ("2024-03-31", 1)]

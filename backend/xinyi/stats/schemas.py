@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from xinyi.schemas import PageArgs, StrictSchema, WholeNumber
+from xinyi.schemas import FullMatch, PageArgs, StrictSchema, WholeNumber
 from xinyi.stats.service import DISTRICT_CODE, MAX_POPULATION
 
 # The path parameter's rule, as the OpenAPI document states it: the one the service checks.
@@ -24,7 +24,11 @@ class StatsArgs(StrictSchema):
 
 
 class DistrictIn(StrictSchema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    name = fields.String(required=True, validate=[
+        validate.Length(min=1, max=100),
+        FullMatch(r"^[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$",
+                  error="must start with a letter and hold no control characters")],
+        metadata={"example": "历下区"})
     resident_population = WholeNumber(
         required=True, allow_none=True, validate=validate.Range(min=1, max=MAX_POPULATION),
         metadata={"description": "Resident population (常住人口); null while not known "
