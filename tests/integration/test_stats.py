@@ -378,3 +378,21 @@ def test_the_days_shown_are_whole_china_days(app: Flask, client: FlaskClient) ->
         s.flush()
         per_day = compute(s, now=now).queries_per_day
     assert [(d.date, d.queries) for d in per_day] == [("2024-03-02", 1), ("2024-03-31", 1)]
+
+
+def test_a_subject_stored_before_districts_gets_one_when_seen_again(
+        app: Flask, client: FlaskClient) -> None:
+    deps: Deps = app.extensions["xinyi"]
+    idn = valid_id_number(7430, region=C)
+    with deps.db.session() as s:
+        bidx = ensure_subject(s, deps, IdNumber.parse(idn), deps.clock())
+        recompute_subjects(s, [bidx], now=deps.clock(), today=china_today(deps.clock()))
+        table = subjects_table()
+        s.execute(update(table).where(table.c.bidx == bidx).values(district=None))
+        s.commit()
+    auditor = staff_headers(app, client, "auditor")
+    assert stats(client, auditor)["coverage"]["scored_district_unknown"] == 1
+    register_citizen(client, id_number=idn)  # the same person registers: seen again
+    coverage = stats(client, auditor, "?refresh=true")["coverage"]
+    assert coverage["scored_district_unknown"] == 0
+    assert [(d["code"], d["scored"]) for d in coverage["districts"]] == [(C, 1)]
