@@ -24,6 +24,7 @@ from tests.factories import (
     staff_headers,
     valid_id_number,
 )
+from xinyi.adapters.models import AdapterRecord
 from xinyi.audit.models import StaffAction
 from xinyi.audit.service import Access, append, staff_read
 from xinyi.benefits.models import BenefitSession
@@ -129,6 +130,14 @@ def world(app: Flask, client: FlaskClient) -> World:
                     defaulted_at=now, settled_at=now, amount_owed_fen=29900),
         ])
 
+        # Scenic entries have no session: a discounted one is a benefit used, one on
+        # standard terms (nothing waived) is not.
+        s.add_all([AdapterRecord(
+            kind="scenic", partner_id=partner_id, decision=decision, status="closed",
+            reference=f"entry-{waived}", amount_fen=10000, waived_fen=waived,
+            charge_normally_fen=10000 - waived, details={}, created_at=now, closed_at=now)
+            for decision, waived in (("eligible", 2000), ("standard_terms", 0))])
+
         # Repairs (3 working days): one decided on time, one decided at 00:30 China time the
         # day after its due date (still the due date in UTC: late), two pending, one past due.
         due = today - timedelta(days=7)
@@ -220,6 +229,8 @@ def test_every_figure_is_counted_exactly(app: Flask, client: FlaskClient) -> Non
          "fulfilled": 0, "cancelled": 0, "amount_fen": 29900, "waived_fen": 29900},
         {"benefit_code": "library.deposit_free", "partner_kind": "library", "opened": 4,
          "fulfilled": 1, "cancelled": 1, "amount_fen": 8000, "waived_fen": 7500},
+        {"benefit_code": "scenic.discount", "partner_kind": "scenic", "opened": 1,
+         "fulfilled": 1, "cancelled": 0, "amount_fen": 10000, "waived_fen": 2000},
     ]
     assert body["defaults"] == {"defaulted": 3, "in_grace": 1, "settled": 1, "recorded": 1}
     assert body["repairs"] == {"requested": 4, "pending": 2, "approved": 1, "rejected": 1}

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from xinyi.adapters.registry import sessionless_uses
 from xinyi.audit.service import log_staff_action, reads_per_day
 from xinyi.auth.principal import Principal
 from xinyi.benefits import service as benefits
@@ -109,7 +110,6 @@ def compute(session: Session, *, now: datetime, days: int = DAYS) -> Statistics:
     today = china_today(now)
     # Whole days in Asia/Shanghai: the oldest day shown is never cut at this time of day.
     since = datetime.combine(today - timedelta(days=days - 1), time(), tzinfo=CHINA)
-    usage = benefits.usage_counts(session)
     defaults = benefits.default_counts(session)
     repair_status = repairs.status_counts(session)
     outcomes = disputes.outcome_counts(session)
@@ -126,10 +126,7 @@ def compute(session: Session, *, now: datetime, days: int = DAYS) -> Statistics:
             DayVerifications(date=str(d), decision=decision, verifications=n)
             for d, decision, n in verifications_per_day(session, since)),
         coverage=coverage(session),
-        benefits=tuple(BenefitUse(
-            benefit_code=u.benefit_code, partner_kind=u.partner_kind, opened=u.opened,
-            fulfilled=u.fulfilled, cancelled=u.cancelled, amount_fen=u.amount_fen,
-            waived_fen=u.waived_fen) for u in usage),
+        benefits=_benefits(session),
         defaults=DefaultCounts(defaulted=defaults.defaulted, in_grace=defaults.in_grace,
                                settled=defaults.settled, recorded=defaults.recorded),
         repairs=RepairCounts(
@@ -143,6 +140,19 @@ def compute(session: Session, *, now: datetime, days: int = DAYS) -> Statistics:
         deadlines=tuple(_compliance(kind, counts(session, today))
                         for kind, counts in DEADLINES),
     )
+
+
+def _benefits(session: Session) -> tuple[BenefitUse, ...]:
+    """Sessions per benefit and partner kind, and the benefits granted without a session
+    (scenic entries: each discounted entry is used and fulfilled at once)."""
+    rows = [BenefitUse(benefit_code=u.benefit_code, partner_kind=u.partner_kind,
+                       opened=u.opened, fulfilled=u.fulfilled, cancelled=u.cancelled,
+                       amount_fen=u.amount_fen, waived_fen=u.waived_fen)
+            for u in benefits.usage_counts(session)]
+    rows += [BenefitUse(benefit_code=code, partner_kind=kind, opened=n, fulfilled=n,
+                        cancelled=0, amount_fen=amount, waived_fen=waived)
+             for code, kind, n, amount, waived in sessionless_uses(session)]
+    return tuple(sorted(rows, key=lambda u: (u.benefit_code, u.partner_kind)))
 
 
 def _share(part: int, whole: int | None) -> float | None:
