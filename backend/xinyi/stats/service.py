@@ -11,8 +11,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from datetime import datetime, time, timedelta
-from typing import Any
+from collections.abc import Callable
+from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -65,7 +65,7 @@ MAX_POPULATION = 200_000_000
 
 # The kinds of case with a working-day deadline, each counted by its own domain. Another kind
 # (decision reviews) is one more entry: ("reviews", reviews.service.deadline_compliance).
-DEADLINES: tuple[tuple[str, Any], ...] = (
+DEADLINES: tuple[tuple[str, Callable[[Session, date], DeadlineCounts]], ...] = (
     ("repairs", repairs.deadline_compliance),
     ("disputes", disputes.deadline_compliance),
 )
