@@ -207,6 +207,7 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
     from xinyi.repairs import routes as repairs
     from xinyi.reports import routes as reports
     from xinyi.scoring.routes import blp as scoring_blp
+    from xinyi.stats.routes import blp as stats_blp
     from xinyi.volunteering import routes as volunteering
     from xinyi.webhooks import delivery_routes as webhook_deliveries
     from xinyi.webhooks import routes as webhooks
@@ -226,7 +227,7 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
                 exports.me_blp, exports.schema_blp,
                 commitments.texts_blp, commitments.me_blp, commitments.provider_blp,
                 commitments.admin_blp, reports.me_blp, reports.admin_blp,
-                reports.provider_blp):
+                reports.provider_blp, stats_blp):
         api.register_blueprint(blp)
     # OpenAPI 3.1 ``webhooks``: what partners receive, one entry per catalogue type.
     spec.options["webhooks"] = webhooks_section()

@@ -23,6 +23,7 @@ from xinyi.repairs import models as repair_models
 from xinyi.reports import models as report_models
 from xinyi.scoring import models as scoring_models
 from xinyi.signing import models as signing_models
+from xinyi.stats import models as stats_models
 from xinyi.subjects import models as subject_models
 from xinyi.volunteering import models as volunteering_models
 from xinyi.webhooks import models as webhook_models
@@ -34,5 +35,5 @@ __all__ = ["adapter_models", "alert_models", "attachment_models", "audit_models"
            "credential_models", "dispute_models", "export_models", "idempotency", "metadata",
            "notification_models", "outbox_models", "record_models", "repair_models",
            "report_models",
-           "scoring_models", "signing_models", "subject_models", "volunteering_models",
-           "webhook_models", "workday_models"]
+           "scoring_models", "signing_models", "stats_models", "subject_models",
+           "volunteering_models", "webhook_models", "workday_models"]

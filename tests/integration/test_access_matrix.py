@@ -146,6 +146,8 @@ MATRIX: dict[str, str | frozenset[str]] = {
     "PATCH /v1/admin/catalogue/<string:code>": OPERATOR,
     "GET /v1/admin/lists": STAFF,
     "GET /v1/admin/stats": STAFF,
+    "GET /v1/admin/districts": STAFF,
+    "PUT /v1/admin/districts/<string:code>": OPERATOR,
     "GET /v1/admin/benefit-rules": OPERATOR_OR_AUDITOR,
     "PATCH /v1/admin/benefit-rules/<string:code>": OPERATOR,
     "GET /v1/me/benefit-sessions": frozenset({"citizen"}),

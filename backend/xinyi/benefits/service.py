@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, func, insert, select, update
+from sqlalchemy import Row, case, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from xinyi.auth.principal import Principal
@@ -624,3 +624,54 @@ def export_sessions(session: Session, deps: Deps, account_id: uuid.UUID,
                 "record_id", "updated_at",
                 partner_name=names[s.partner_id].name if s.partner_id in names else None)
             for s in found]
+# ---- the credit office's statistics (counts only, one GROUP BY each) ----
+
+@dataclass(frozen=True)
+class Usage:
+    """Sessions of one benefit at one kind of partner; the amounts leave out cancelled ones."""
+
+    benefit_code: str
+    partner_kind: str
+    opened: int
+    fulfilled: int
+    cancelled: int
+    amount_fen: int
+    waived_fen: int
+
+
+def _how_many(condition: Any) -> Any:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+def _fen(condition: Any, column: Any) -> Any:
+    return func.coalesce(func.sum(case((condition, column), else_=0)), 0)
+
+
+def usage_counts(session: Session) -> list[Usage]:
+    s = BenefitSession
+    used = s.state != "cancelled"
+    return [Usage(code, kind, int(opened), int(fulfilled), int(cancelled), int(amount),
+                  int(waived))
+            for code, kind, opened, fulfilled, cancelled, amount, waived in session.execute(
+                select(s.benefit_code, s.kind, func.count(), _how_many(s.state == "fulfilled"),
+                       _how_many(s.state == "cancelled"), _fen(used, s.amount_fen),
+                       _fen(used, s.waived_fen))
+                .group_by(s.benefit_code, s.kind).order_by(s.benefit_code, s.kind))]
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """Partner defaults: every session that defaulted, and where each stands now."""
+
+    defaulted: int
+    in_grace: int  # still within its grace days
+    settled: int  # paid within grace: no record
+    recorded: int  # grace over unpaid: a minor market-default record was written
+
+
+def default_counts(session: Session) -> Defaults:
+    s = BenefitSession
+    defaulted, in_grace, settled, recorded = session.execute(select(
+        _how_many(s.defaulted_at.is_not(None)), _how_many(s.state == "defaulted"),
+        _how_many(s.state == "settled"), _how_many(s.state == "recorded"))).one()
+    return Defaults(int(defaulted), int(in_grace), int(settled), int(recorded))

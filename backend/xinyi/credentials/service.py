@@ -6,10 +6,10 @@ import hashlib
 import logging
 import re
 import uuid
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select
+from sqlalchemy import bindparam, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from xinyi.auth.service import client_refs
@@ -17,6 +17,7 @@ from xinyi.citizens.service import citizen_subjects
 from xinyi.credentials import qr
 from xinyi.credentials.models import Credential, Verification
 from xinyi.credentials.tokens import MAX_BATCH, MAX_TTL_SECONDS, IssuedCredential, issue_batch
+from xinyi.dbutil import china_date
 from xinyi.deps import Deps
 from xinyi.errors import NotFound, ValidationFailed
 from xinyi.jsonable import row
@@ -139,3 +140,11 @@ def export_verifications(session: Session, deps: Deps, account_id: uuid.UUID,
                 response={k: a for k, a in v.response.items() if not k.startswith("_")},
                 partner_name=names[v.partner_id].name if v.partner_id in names else None)
             for v in found]
+def verifications_per_day(session: Session, since: datetime) -> list[tuple[date, str, int]]:
+    """Partners' verification answers per China day and decision since ``since``, oldest
+    first: one GROUP BY (the credit office's statistics)."""
+    day = china_date(session, Verification.created_at)
+    return [(d, decision, int(n)) for d, decision, n in session.execute(
+        select(day, Verification.decision, func.count())
+        .where(Verification.created_at >= since)
+        .group_by(day, Verification.decision).order_by(day, Verification.decision))]

@@ -38,7 +38,7 @@ from xinyi.subjects.service import subjects_table
 from xinyi.timeutil import china_today
 from xinyi.uow import unique_or
 from xinyi.volunteering import service as volunteering
-from xinyi.workdays.service import deadline
+from xinyi.workdays.service import DeadlineCounts, deadline, deadline_counts
 
 log = logging.getLogger(__name__)
 REVIEW_PURPOSE = "信用修复审核 (credit repair review)"
@@ -336,3 +336,16 @@ def export_repairs(session: Session, deps: Deps, account_id: uuid.UUID,
                                      .where(RepairApplication.subject_bidx == bidx)
                                      .order_by(RepairApplication.created_at,
                                                RepairApplication.id))]
+# ---- the credit office's statistics (counts only) ------------------------------------------
+
+def status_counts(session: Session) -> dict[str, int]:
+    """Applications per status (``pending``, ``approved``, ``rejected``): one GROUP BY."""
+    return {status: int(n) for status, n in session.execute(
+        select(RepairApplication.status, func.count()).group_by(RepairApplication.status))}
+
+
+def deadline_compliance(session: Session, today: date) -> DeadlineCounts:
+    """Decisions within the 3 working days, and pending applications past them."""
+    r = RepairApplication
+    return deadline_counts(session, due_on=r.due_on, decided_at=r.decided_at,
+                           is_open=r.status == "pending", today=today)

@@ -346,3 +346,11 @@ def export_scores(session: Session, deps: Deps, account_id: uuid.UUID,
     recomputation replaces it), so the history is that row: the score, tier and when."""
     return [row(s, "score", "tier", "computed_at")
             for s in session.scalars(select(CreditScore).where(CreditScore.subject_bidx == bidx))]
+def scored_by_district(session: Session) -> dict[str | None, int]:
+    """People with a stored score per district (``None``: a subject whose district is not
+    recorded yet): one GROUP BY, no one named (the credit office's coverage)."""
+    subjects = subjects_table()
+    return {district: int(n) for district, n in session.execute(
+        select(subjects.c.district, func.count()).select_from(CreditScore)
+        .join(subjects, subjects.c.bidx == CreditScore.subject_bidx)
+        .group_by(subjects.c.district))}
