@@ -64,17 +64,19 @@ def make_settings(database_url: str, redis_url: str | None, **overrides: Any) ->
     return settings
 
 
-def valid_id_number(seed: int | None = None) -> str:
-    """A valid ID number: fixed for a seed (under 10,000; region 110101), otherwise random
-    and never equal to a seeded one (another region). Two random ones collide once in
-    132,000 (one in 1,000 before: a test registering two citizens failed once in a while)."""
+def valid_id_number(seed: int | None = None, *, region: str | None = None) -> str:
+    """A valid ID number: fixed for a seed (under 10,000; region 110101, or ``region`` when
+    it names one of ``_RANDOM_REGIONS``), otherwise random and never equal to a seeded one
+    (another region). Two random ones collide once in 132,000 (one in 1,000 before: a test
+    registering two citizens failed once in a while)."""
     from stdnum.cn import ric
 
     if seed is None:
-        region = _RANDOM_REGIONS[secrets.randbelow(len(_RANDOM_REGIONS))]
+        region = region or _RANDOM_REGIONS[secrets.randbelow(len(_RANDOM_REGIONS))]
         n = secrets.randbelow(21_000)  # the fields below repeat every 21,000 values of n
     else:
-        region, n = "110101", seed
+        assert region is None or region in ("110101", *_RANDOM_REGIONS)
+        region, n = region or "110101", seed
     body = f"{region}{1960 + n % 50:04d}{1 + n % 12:02d}{1 + n % 28:02d}{n % 1000:03d}"
     number = body + ric.calc_check_digit(body + "0")
     SENSITIVE_VALUES.add(number)

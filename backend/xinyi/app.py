@@ -196,15 +196,19 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
     from xinyi.auth.routes import blp as auth_blp
     from xinyi.benefits import routes as benefits
     from xinyi.citizens.routes import blp as me_blp
+    from xinyi.commitments import routes as commitments
     from xinyi.consents import routes as consents
     from xinyi.credentials import routes as credentials
     from xinyi.decisions import routes as decisions
     from xinyi.disputes import routes as disputes
+    from xinyi.exports import routes as exports
     from xinyi.notifications.routes import blp as notifications_blp
     from xinyi.ops.routes import blp as ops_blp
     from xinyi.records import routes as records
     from xinyi.repairs import routes as repairs
+    from xinyi.reports import routes as reports
     from xinyi.scoring.routes import blp as scoring_blp
+    from xinyi.stats.routes import blp as stats_blp
     from xinyi.volunteering import routes as volunteering
     from xinyi.webhooks import delivery_routes as webhook_deliveries
     from xinyi.webhooks import routes as webhooks
@@ -221,7 +225,10 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
                 volunteering.org_blp, volunteering.me_blp, repairs.me_blp, repairs.admin_blp,
                 disputes.me_blp, disputes.provider_blp, disputes.admin_blp, attachments.me_blp,
                 attachments.admin_blp, attachments.provider_blp, calendar_blp, alerts_blp,
-                decisions.me_blp, decisions.admin_blp):
+                exports.me_blp, exports.schema_blp,
+                commitments.texts_blp, commitments.me_blp, commitments.provider_blp,
+                commitments.admin_blp, reports.me_blp, reports.admin_blp,
+                reports.provider_blp, stats_blp, decisions.me_blp, decisions.admin_blp):
         api.register_blueprint(blp)
     # OpenAPI 3.1 ``webhooks``: what partners receive, one entry per catalogue type.
     spec.options["webhooks"] = webhooks_section()

@@ -317,6 +317,35 @@ def scores_recompute() -> None:
     click.echo(f"recomputed {count} scores in {time.perf_counter() - started:.1f} s")
 
 
+@main.group()
+def subjects() -> None:
+    """People known by ID number."""
+
+
+@subjects.command("backfill-districts")
+@click.option("--batch", type=click.IntRange(1, 100_000), default=1000, show_default=True)
+def subjects_backfill_districts(batch: int) -> None:
+    """Record the district of every subject stored before districts were kept (the coverage
+    statistics): each ID number decrypted in memory, a unit of work per batch. Resumable and
+    idempotent; run once after the upgrade that added the column (more runs find nothing)."""
+    from xinyi.subjects.service import backfill_districts
+    from xinyi.wiring import build_deps
+
+    deps = build_deps(_settings())
+    filled = unreadable = 0
+    after: bytes | None = None
+    while True:
+        with UnitOfWork(deps.db.sessions) as uow:
+            done = backfill_districts(uow.session, deps, after=after, batch=batch)
+            uow.commit()
+        filled, unreadable = filled + done.filled, unreadable + done.unreadable
+        if done.last is None:
+            break
+        after = done.last
+    click.echo(f"districts recorded for {filled} subjects"
+               + (f"; {unreadable} ID numbers no longer decrypt" if unreadable else ""))
+
+
 @main.command("import-records")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--provider", "provider_id", required=True, type=click.UUID,

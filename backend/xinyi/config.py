@@ -152,7 +152,16 @@ class Settings:
     login_limit_per_address: str = "30/5minute"
     register_limit_per_address: str = "10/hour"
     register_limit_per_phone: str = "3/hour"
+    # Reports of dishonest behaviour (有奖举报) a citizen may file.
+    report_limit_per_citizen: str = "5/day"
+    # Days between a provider's report that a commitment was broken (the citizen is notified)
+    # and the record it becomes.
+    commitment_breach_grace_days: int = 7
     max_body_bytes: int = 1024 * 1024
+    # The citizen's export: past this many rows the synchronous ``GET /v1/me/export`` refuses
+    # (413 ``export_too_large``) and points to the background export; exports per citizen.
+    export_sync_max_rows: int = 5000
+    export_limit_per_citizen: str = "10/hour"
     # Deadlines in working days (official calendar): a repair is decided within 3 (R9), an
     # objection resolved within this many.
     repair_working_days: int = 3
@@ -227,6 +236,8 @@ class Settings:
                               "XINYI_WEBHOOK_CONCURRENCY")
         if self.is_production and self.webhook_require_https is False:
             raise ConfigError("XINYI_WEBHOOK_HTTPS_ONLY cannot be turned off in production")
+        if self.export_sync_max_rows < 1:
+            raise ConfigError("XINYI_EXPORT_SYNC_MAX_ROWS must be at least 1")
         if self.webhook_retention_days < 1:
             raise ConfigError("XINYI_WEBHOOK_RETENTION_DAYS must be at least 1")
         if self.public_url is not None:
@@ -361,6 +372,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                                     "XINYI_DISPUTE_WORKING_DAYS"),
         trust_proxy_hops=_whole(env.get("XINYI_TRUST_PROXY_HOPS", "0"),
                                 "XINYI_TRUST_PROXY_HOPS"),
+        export_sync_max_rows=_whole(env.get("XINYI_EXPORT_SYNC_MAX_ROWS", "5000"),
+                                    "XINYI_EXPORT_SYNC_MAX_ROWS"),
         public_url=env.get("XINYI_PUBLIC_URL") or None,
         instance_path=str(instance),
         log_level=env.get("XINYI_LOG_LEVEL", "INFO"),

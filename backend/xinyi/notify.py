@@ -42,6 +42,19 @@ TEMPLATES: Mapping[str, str] = {
     "dispute_received": (
         "【信易+】您对“{record}”提出的异议已于{received_on}受理，将在{due_on}前办结；"
         "处理期间该信息标注为“异议处理中”。"),
+    "commitment_breached": (
+        "【信易+】{provider}报告您未履行{signed_on}作出的“{title}”。宽限期至{record_on}，"
+        "期满后将记入信用记录（{item}）；如有误，请与该单位联系，记入后也可在应用内提出异议。"),
+    "commitment_breach_recorded": (
+        "【信易+】您未履行“{title}”的情况已记入信用记录（{item}）。"
+        "如有异议，可在应用内对该记录提出异议。"),
+    "report_forwarded": (
+        "【信易+】您的举报（编号{reference}）已受理，并已转交有关单位核查处理。"),
+    "report_rejected": (
+        "【信易+】您的举报（编号{reference}）经审核不予受理，理由可在应用内查看。"),
+    "report_rewarded": (
+        "【信易+】您的举报（编号{reference}）经核实属实，奖励{reward_yuan}元，"
+        "领取方式可在应用内查看。"),
     "dispute_resolved": (
         "【信易+】您对“{record}”提出的异议已办结，结果：{outcome}。详情可在应用内查看。"),
     "decision_review_received": (

@@ -122,18 +122,25 @@ class FieldCipher:
         self._current = current
 
     def encrypt(self, plaintext: str, *, context: str) -> bytes:
-        nonce = secrets.token_bytes(12)
-        sealed = self._keys[self._current].encrypt(nonce, plaintext.encode(), context.encode())
-        return bytes([self._current]) + nonce + sealed
+        return self.encrypt_bytes(plaintext.encode(), context=context)
 
     def decrypt(self, blob: bytes, *, context: str) -> str:
+        return self.decrypt_bytes(blob, context=context).decode()
+
+    def encrypt_bytes(self, plaintext: bytes, *, context: str) -> bytes:
+        """:meth:`encrypt` for binary content (a built export file)."""
+        nonce = secrets.token_bytes(12)
+        sealed = self._keys[self._current].encrypt(nonce, plaintext, context.encode())
+        return bytes([self._current]) + nonce + sealed
+
+    def decrypt_bytes(self, blob: bytes, *, context: str) -> bytes:
         if len(blob) < 1 + 12 + 16:
             raise DecryptionError("ciphertext too short")
         aead = self._keys.get(blob[0])
         if aead is None:
             raise DecryptionError("unknown data key version")
         try:
-            return aead.decrypt(blob[1:13], blob[13:], context.encode()).decode()
+            return aead.decrypt(blob[1:13], blob[13:], context.encode())
         except InvalidTag:
             raise DecryptionError("ciphertext failed authentication") from None
 

@@ -143,13 +143,33 @@ def recompute_deadlines(deps: Deps) -> str:
             f"{disputes} objections moved")
 
 
+def build_exports(deps: Deps) -> str:
+    """Citizens' background exports: build each queued one (a unit per claim and per build),
+    then delete the files of those not downloaded within their hour."""
+    from xinyi.exports.service import build_pending
+
+    built, failed, expired = build_pending(deps)
+    return f"build_exports: {built} built, {failed} failed, {expired} expired"
+def record_commitment_breaches(deps: Deps) -> str:
+    """Breaches of credit commitments whose grace is over become records, a unit per
+    batch (idempotent)."""
+    from xinyi.commitments.service import record_breaches
+
+    total = 0
+    while recorded := run_in_unit(deps.db.sessions,
+                                  lambda session: record_breaches(session, deps)):
+        total += recorded
+    return f"record_commitment_breaches: {total} recorded"
+
+
 JOBS: list[Callable[[Deps], str]] = [purge_expired_logins, expire_records,
                                      sign_audit_checkpoint, purge_expired_credentials,
                                      lapse_consent_requests, benefit_session_sweeps,
+                                     record_commitment_breaches,
                                      purge_idempotency_keys, rescore_new_year,
                                      flag_overdue_cases,
                                      recompute_deadlines, dispatch_webhook_events,
-                                     purge_webhook_events]
+                                     purge_webhook_events, build_exports]
 
 
 def deliver_webhooks(deps: Deps) -> str:

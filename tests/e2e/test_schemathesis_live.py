@@ -33,7 +33,7 @@ EXAMPLES = 5  # per operation and phase; the coverage phase adds its own determi
 # Whose credentials an operation gets, by its path (the first match; anonymous otherwise).
 PRINCIPALS = [("citizen", r"^/v1/me(/|$)"), ("partner", r"^/v1/partner/"),
               ("provider", r"^/v1/provider/"), ("org", r"^/v1/org/"),
-              ("reviewer", r"^/v1/admin/(repairs|disputes|attachments|reviews)(/|$)"),
+              ("reviewer", r"^/v1/admin/(repairs|disputes|attachments|reports|reviews)(/|$)"),
               ("operator", r"^/v1/admin/")]
 
 # Where a check cannot know what the server rightly does, with the reason. Each entry is an
@@ -68,6 +68,20 @@ ALLOWANCES: list[tuple[str, dict[str, object]]] = [
                        "POST /v1/partner/benefit-sessions/{session_id}/extend",
                        "POST /v1/partner/webhook-endpoints",
                        "PATCH /v1/partner/webhook-endpoints/{endpoint_id}"],
+      "checks": {"positive_data_acceptance": {"expected-statuses": REFUSALS_ALLOWED}}}),
+    ("Which commitment texts (purpose and version) and catalogue items exist is data, not "
+     "schema; an ID number's check digit cannot be said in JSON Schema; a report's facts must "
+     "not be blank, an organisation's credit code has a check character, and filing is "
+     "rate-limited per citizen. Each is a 422 naming the field (429 for the limit).",
+     {"include-name": ["POST /v1/me/commitments", "POST /v1/admin/commitment-texts",
+                       "GET /v1/provider/commitments",
+                       "POST /v1/provider/commitments/{commitment_id}/breach",
+                       "POST /v1/me/reports", "POST /v1/admin/reports/{report_id}/decide"],
+      "checks": {"positive_data_acceptance": {"expected-statuses": REFUSALS_ALLOWED}}}),
+    ("A name must not be blank (`pattern: \\s*\\S`), but Python's `\\s` also matches "
+     "U+001C–U+001F, which JSON Schema's does not: a name of only those is refused with 422 "
+     "naming it.",
+     {"include-name": ["POST /v1/admin/partners", "POST /v1/admin/orgs"],
       "checks": {"positive_data_acceptance": {"expected-statuses": REFUSALS_ALLOWED}}}),
     ("An attachment is judged by its content: bytes that are not a PNG, JPEG or PDF are 415, "
      "an empty file 422; JSON Schema cannot say what a file holds.",

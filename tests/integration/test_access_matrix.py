@@ -146,6 +146,8 @@ MATRIX: dict[str, str | frozenset[str]] = {
     "PATCH /v1/admin/catalogue/<string:code>": OPERATOR,
     "GET /v1/admin/lists": STAFF,
     "GET /v1/admin/stats": STAFF,
+    "GET /v1/admin/districts": STAFF,
+    "PUT /v1/admin/districts/<string:code>": OPERATOR,
     "GET /v1/admin/benefit-rules": OPERATOR_OR_AUDITOR,
     "PATCH /v1/admin/benefit-rules/<string:code>": OPERATOR,
     "GET /v1/me/benefit-sessions": frozenset({"citizen"}),
@@ -185,6 +187,21 @@ MATRIX: dict[str, str | frozenset[str]] = {
     "GET /v1/provider/disputes": frozenset({"provider"}),
     "POST /v1/provider/disputes/<uuid:dispute_id>/resolve": frozenset({"provider"}),
     "GET /v1/provider/attachments/<uuid:attachment_id>": frozenset({"provider"}),
+    # Credit commitments (信用承诺): published texts, the citizen's, providers' look-up.
+    "GET /v1/commitment-texts": PUBLIC,
+    "POST /v1/admin/commitment-texts": OPERATOR,
+    "POST /v1/me/commitments": frozenset({"citizen"}),
+    "GET /v1/me/commitments": frozenset({"citizen"}),
+    "POST /v1/me/commitments/<uuid:commitment_id>/revoke": frozenset({"citizen"}),
+    "GET /v1/provider/commitments": frozenset({"provider"}),
+    "POST /v1/provider/commitments/<uuid:commitment_id>/breach": frozenset({"provider"}),
+    # Reports of dishonest behaviour (有奖举报): filed by citizens, triaged by reviewers, read
+    # (without the reporter) by the provider a report is forwarded to.
+    "POST /v1/me/reports": frozenset({"citizen"}),
+    "GET /v1/me/reports": frozenset({"citizen"}),
+    "GET /v1/admin/reports": REVIEWER,
+    "POST /v1/admin/reports/<uuid:report_id>/decide": REVIEWER,
+    "GET /v1/provider/reports": frozenset({"provider"}),
     # The working-day calendar and staff alerts.
     "GET /v1/admin/calendar": STAFF,
     "GET /v1/admin/calendar/<int:year>": STAFF,
@@ -198,6 +215,12 @@ MATRIX: dict[str, str | frozenset[str]] = {
     "POST /v1/admin/reviews/<uuid:review_id>/decide": REVIEWER,
     "GET /v1/admin/alerts": frozenset({"operator", "reviewer"}),
     "POST /v1/admin/alerts/<uuid:alert_id>/acknowledge": frozenset({"operator", "reviewer"}),
+    # The citizen's export of everything held about them, and its published schema.
+    "GET /v1/me/export": frozenset({"citizen"}),
+    "POST /v1/me/exports": frozenset({"citizen"}),
+    "GET /v1/me/exports/<uuid:export_id>": frozenset({"citizen"}),
+    "GET /v1/me/exports/<uuid:export_id>/download": frozenset({"citizen"}),
+    "GET /v1/export-schema": PUBLIC,
 }
 
 # Served by flask-smorest itself, and the Swagger UI's files: the only views allowed to

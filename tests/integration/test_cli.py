@@ -15,8 +15,10 @@ from xinyi.audit.models import AccessLogEntry
 from xinyi.audit.service import Access, append
 from xinyi.cli import alembic_config, main
 from xinyi.config import load_settings
+from xinyi.pii import IdNumber
 from xinyi.signing.models import SigningKeyRow
 from xinyi.subjects.models import Subject
+from xinyi.subjects.service import ensure_subject
 from xinyi.wiring import build_deps
 
 
@@ -80,6 +82,30 @@ def test_scores_recompute_keys_rotate_and_audit_verify(database: str, tmp_path: 
     assert idn not in out
     deps.db.engine.dispose()
     engine.dispose()
+
+
+def test_backfill_records_the_district_of_subjects_stored_without_one(database: str) -> None:
+    deps = build_deps(load_settings())
+    ids = [valid_id_number(5950 + n, region=region)
+           for n, region in enumerate(("110102", "310104", "120101"))]
+    shredded = b"\x01" * 32  # a subject whose ID number no longer decrypts
+    with deps.db.session() as s:
+        keys = [ensure_subject(s, deps, IdNumber.parse(idn), datetime.now(UTC)) for idn in ids]
+        s.execute(update(Subject).values(district=None))  # as stored before the column
+        s.add(Subject(bidx=shredded, id_number_enc=b"\x09" * 40))
+        s.commit()
+    code, out = run("subjects", "backfill-districts", "--batch", "2")
+    assert (code, out.strip()) == (
+        0, "districts recorded for 3 subjects; 1 ID numbers no longer decrypt"), out
+    with deps.db.session() as s:
+        assert {bidx: district for bidx, district in s.execute(
+            select(Subject.bidx, Subject.district))} == {
+            **{key: idn[:6] for key, idn in zip(keys, ids, strict=True)}, shredded: None}
+    code, out = run("subjects", "backfill-districts")  # again: nothing left to do
+    assert (code, out.strip()) == (
+        0, "districts recorded for 0 subjects; 1 ID numbers no longer decrypt"), out
+    assert not any(idn in out or idn[:6] in out for idn in ids)
+    deps.db.engine.dispose()
 
 
 def test_seed_demo_prints_each_login_and_its_keys_only_once(database: str) -> None:

@@ -31,6 +31,7 @@ class Citizen:
         self.person = register_citizen(w.client)
         self.headers = bearer(login(w.client, self.person["phone"])["access_token"])
         account = w.client.get("/v1/me", headers=self.headers).get_json()["id"]
+        self.account_id = uuid.UUID(account)
         from xinyi.citizens.service import citizen_bidx
 
         with w.deps.db.session() as s:
@@ -328,7 +329,7 @@ def test_every_recompute_path_keeps_the_history_of_changed_scores_only(
 
 
 def test_reviews_for_the_export_and_the_deadline_counts(app: Flask, client: FlaskClient) -> None:
-    from xinyi.decisions.service import deadline_counts, export_reviews
+    from xinyi.decisions.service import deadline_compliance, export_reviews
 
     w = World(app, client)
     reviewer = staff(w, "reviewer")
@@ -340,13 +341,13 @@ def test_reviews_for_the_export_and_the_deadline_counts(app: Flask, client: Flas
     assert w.client.post(f"/v1/admin/reviews/{decided['id']}/decide", headers=reviewer, json={
         "outcome": "confirmed", "reason": "计算无误"}).status_code == 200
     with w.deps.db.session() as s:
-        [exported] = export_reviews(s, w.deps, me.bidx)
-        counts = deadline_counts(s, today=w.now.date() + timedelta(days=40))
+        [exported] = export_reviews(s, w.deps, me.account_id, me.bidx)
+        counts = deadline_compliance(s, w.now.date() + timedelta(days=40))
     assert exported["id"] == decided["id"] and exported["status"] == "confirmed"
     assert exported["outcome_reason"] == "计算无误" and exported["decision"]["id"] == first["id"]
     assert late["id"] not in str(exported)
-    assert (counts.decided_in_time, counts.decided_late, counts.open_in_time,
-            counts.open_overdue) == (1, 0, 0, 1)
+    assert (counts.decided, counts.decided_on_time, counts.open,
+            counts.open_past_due) == (1, 1, 1, 1)
 
 
 def test_the_queue_names_a_subject_whose_id_no_key_opens_by_reference_only(

@@ -136,7 +136,8 @@ def test_csv_import_writes_what_the_batch_api_writes(app: Flask, client: FlaskCl
                                                      tmp_path: Path) -> None:
     api_headers, _ = new_provider(app, client)
     _, provider_id = new_provider(app, client)
-    ids = [valid_id_number(5100 + n) for n in range(3)]
+    ids = [valid_id_number(5100 + n, region=region)
+           for n, region in enumerate(("110102", "310104", "120101"))]
     rows = [
         row("a-1", ids[0], "traffic.violation_minor", occupation="teacher"),
         row("a-2", ids[0], "court.dishonest_debtor", occurred=40),  # black list
@@ -166,9 +167,10 @@ def test_csv_import_writes_what_the_batch_api_writes(app: Flask, client: FlaskCl
 
     with deps.db.session() as s:
         assert s.scalar(select(func.count()).select_from(Subject)) == 3
-        stored = {deps.cipher.decrypt(e, context="subjects.id_number")
-                  for e in s.scalars(select(Subject.id_number_enc))}
-        assert stored == set(ids)
+        stored = {deps.cipher.decrypt(e, context="subjects.id_number"): district
+                  for e, district in s.execute(select(Subject.id_number_enc, Subject.district))}
+        # Each person's district (the statistics' coverage) from the ID number in hand.
+        assert stored == {idn: idn[:6] for idn in ids}
         entries = list(s.scalars(select(ListEntry).where(
             ListEntry.record_id.in_([imported["a-2"].id, imported["a-3"].id]))))
         assert sorted(e.list for e in entries) == ["black", "red"]
@@ -745,4 +747,5 @@ def test_a_chunk_that_meets_a_concurrent_writer_is_redone_with_on_conflict(
         row("c-6", ids[3]), row("c-7", valid_id_number(5920))]))
     assert (subjects_only.created, subjects_only.redone) == (2, 1)
     assert count(app, Subject) == before[3] + 2
+    assert count(app, Subject, Subject.district.is_(None)) == 0  # the staged way keeps it too
     assert count(app, CreditRecord) == before[0] + 4

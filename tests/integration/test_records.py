@@ -317,17 +317,6 @@ def test_catalogue_is_public_and_editable_by_operators(app: Flask, client: Flask
         assert resp.status_code == 404 and resp.get_json()["code"] == "not_found", odd
 
 
-def test_statistics_count_coverage_and_domains(app: Flask, client: FlaskClient) -> None:
-    headers = provider(app, client)
-    push(client, headers, item(valid_id_number(301), "a"),
-         item(valid_id_number(302), "b", code="blood.donation"))
-    stats = client.get("/v1/admin/stats",
-                       headers=staff_headers(app, client, "auditor")).get_json()
-    assert stats["citizens_covered"] == 2
-    assert sum(r["records"] for r in stats["records_by_domain_and_severity"]) == 2
-    assert isinstance(stats["queries_per_day"], list)
-
-
 def test_unknown_query_parameters_are_refused(app: Flask, client: FlaskClient) -> None:
     citizen = register_citizen(client)
     me = bearer(login(client, citizen["phone"])["access_token"])
@@ -399,29 +388,6 @@ def test_an_occurrence_time_with_an_offset_is_dated_in_china(app: Flask,
                                   headers=headers).get_json()["occurred_at"] for r in results}
     assert dates == {"utc": (day + timedelta(days=1)).isoformat(), "cst": day.isoformat(),
                      "naive": day.isoformat()}
-
-
-def test_queries_per_day_count_whole_china_days_only(app: Flask, client: FlaskClient) -> None:
-    """The last 30 days are 30 whole calendar days in Asia/Shanghai: the oldest day shown is
-    never a partial count cut at the current time of day."""
-    from xinyi.audit.service import Access, append
-    from xinyi.records.reading import statistics
-    from xinyi.subjects.models import Subject
-    from xinyi.timeutil import CHINA
-
-    now = datetime(2024, 3, 31, 12, 0, tzinfo=CHINA).astimezone(UTC)
-    deps = app.extensions["xinyi"]
-    with deps.db.session() as s:
-        bidx = b"\x42" * 32
-        s.add(Subject(bidx=bidx, id_number_enc=b"x" * 40, first_seen_at=now))
-        s.flush()
-        for when in (datetime(2024, 3, 1, 10, 0), datetime(2024, 3, 1, 14, 0),
-                     datetime(2024, 3, 2, 0, 30), datetime(2024, 3, 31, 8, 0)):
-            append(s, Access(bidx, "partner", "p-1", "图书馆", "report", "report.summary", "x"),
-                   now=when.replace(tzinfo=CHINA).astimezone(UTC))
-        s.flush()
-        per_day = statistics(s, now=now).queries_per_day
-    assert [(d.date, d.queries) for d in per_day] == [("2024-03-02", 1), ("2024-03-31", 1)]
 
 
 def test_a_correction_keeps_the_rules_the_record_was_recorded_under(

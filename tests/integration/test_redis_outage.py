@@ -179,3 +179,23 @@ def test_the_ports_fail_closed_and_fast(own_redis: OwnRedis) -> None:
             call()
         assert time.monotonic() - started < 0.5
         assert int(refused.value.headers["Retry-After"]) > 0
+
+
+def test_statistics_are_answered_while_redis_is_down(
+        app: Flask, client: FlaskClient, own_redis: OwnRedis) -> None:
+    """The statistics' cache is only a cache: without Redis they are computed and answered,
+    and a population set meanwhile is committed (the old cache entry dies with its TTL)."""
+    operator = staff_headers(app, client, "operator")
+    register_citizen(client)
+    cached = client.get("/v1/admin/stats", headers=operator).get_json()
+    own_redis.kill()
+    down = client.get("/v1/admin/stats", headers=operator)
+    assert down.status_code == 200, down.get_json()
+    assert down.get_json()["citizens_covered"] == cached["citizens_covered"] == 1
+    put = client.put("/v1/admin/districts/110101", headers=operator,
+                     json={"name": "东城区", "resident_population": 10})
+    assert put.status_code == 200, put.get_json()
+    districts = client.get("/v1/admin/stats?refresh=true", headers=operator).get_json()[
+        "coverage"]["districts"]
+    assert {"code": "110101", "name": "东城区", "resident_population": 10, "scored": 0,
+            "coverage": 0.0, "meets_target": False} in districts

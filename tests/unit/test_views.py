@@ -14,9 +14,10 @@ from xinyi.consents import schemas as consent_schemas
 from xinyi.consents import views as consent_views
 from xinyi.credentials import schemas as credential_schemas
 from xinyi.credentials import tokens as credential_tokens
-from xinyi.records import routes as record_routes
 from xinyi.records import schemas as record_schemas
 from xinyi.records import views as record_views
+from xinyi.stats import schemas as stats_schemas
+from xinyi.stats import views as stats_views
 
 PAIRS = [
     (consent_views.PartnerView, consent_schemas.PartnerOut),
@@ -25,9 +26,18 @@ PAIRS = [
     (consent_views.PartnerRequestView, consent_schemas.PartnerConsentRequestOut),
     (record_views.CitizenRecordView, record_schemas.CitizenRecordOut),
     (record_views.ListEntryView, record_schemas.ListEntryOut),
-    (record_views.RecordCount, record_routes.DomainCount),
-    (record_views.DayQueries, record_routes.DayCount),
-    (record_views.Statistics, record_routes.StatsOut),
+    (stats_views.DistrictView, stats_schemas.DistrictOut),
+    (stats_views.RecordCount, stats_schemas.DomainCount),
+    (stats_views.DayQueries, stats_schemas.DayCount),
+    (stats_views.DayVerifications, stats_schemas.DayVerificationCount),
+    (stats_views.DistrictCoverage, stats_schemas.DistrictCoverageOut),
+    (stats_views.Coverage, stats_schemas.CoverageOut),
+    (stats_views.BenefitUse, stats_schemas.BenefitUseOut),
+    (stats_views.DefaultCounts, stats_schemas.DefaultsOut),
+    (stats_views.RepairCounts, stats_schemas.RepairsOut),
+    (stats_views.ObjectionCounts, stats_schemas.ObjectionsOut),
+    (stats_views.DeadlineCompliance, stats_schemas.DeadlineOut),
+    (stats_views.Statistics, stats_schemas.StatsOut),
     (audit_service.Actor, audit_schemas.ActorOut),
     (audit_service.Query, audit_schemas.QueryOut),
     (audit_service.ChainHead, audit_schemas.ChainHeadOut),

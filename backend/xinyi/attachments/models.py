@@ -36,11 +36,12 @@ class Attachment(Base):
 
 class AttachmentLink(Base):
     """An attachment referenced by a case: who besides its owner may read it follows from
-    here (any reviewer; the provider of the record the case is about)."""
+    here (any reviewer; the provider of the record the case is about, if any)."""
 
     __tablename__ = "attachment_links"
     __table_args__ = (
-        CheckConstraint("case_kind IN ('repair', 'dispute')", name="case_kind_known"),
+        CheckConstraint("case_kind IN ('repair', 'dispute', 'report')",
+                        name="case_kind_known"),
         Index("ix_attachment_links_attachment", "attachment_id"),
     )
 
@@ -48,4 +49,5 @@ class AttachmentLink(Base):
     case_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     attachment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("attachments.id"),
                                                      primary_key=True)
-    provider_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("api_clients.id"))
+    # None: no provider reads it (a report's evidence: reviewers only).
+    provider_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_clients.id"))

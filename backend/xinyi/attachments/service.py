@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,6 +20,7 @@ from xinyi.auth.principal import Principal
 from xinyi.citizens.service import citizen_bidx
 from xinyi.deps import Deps
 from xinyi.errors import DomainError, NotFound, ValidationFailed
+from xinyi.jsonable import row
 
 MAX_BYTES = 2 * 1024 * 1024
 MAX_PER_CASE = 5
@@ -103,7 +105,9 @@ def check_owned(session: Session, owner_bidx: bytes, ids: Sequence[uuid.UUID],
 
 
 def link(session: Session, ids: Sequence[uuid.UUID], *, case_kind: str, case_id: uuid.UUID,
-         provider_id: uuid.UUID) -> None:
+         provider_id: uuid.UUID | None) -> None:
+    """Reference these attachments from a case; ``provider_id`` is the provider that may
+    read them besides reviewers (None: reviewers only)."""
     for attachment_id in ids:
         session.add(AttachmentLink(case_kind=case_kind, case_id=case_id,
                                    attachment_id=attachment_id, provider_id=provider_id))
@@ -135,7 +139,7 @@ def read(session: Session, deps: Deps, reader: Principal,
     if reader.kind == "citizen":
         allowed = citizen_bidx(session, reader.id) == attachment.owner_bidx
     else:
-        links = select(AttachmentLink.provider_id).where(
+        links = select(AttachmentLink.case_id).where(
             AttachmentLink.attachment_id == attachment_id)
         if reader.kind == "provider":
             links = links.where(AttachmentLink.provider_id == reader.id)
@@ -154,3 +158,19 @@ def read(session: Session, deps: Deps, reader: Principal,
     if not allowed:
         raise NotFound("No attachment you may read has this id")
     return AttachmentContent(attachment.media_type, attachment.content)
+
+
+def export_attachments(session: Session, deps: Deps, account_id: uuid.UUID,
+                       bidx: bytes) -> list[dict[str, Any]]:
+    """What the citizen uploaded, described (type, size, SHA-256, the cases citing it): the
+    content itself stays at ``GET /v1/me/attachments/{id}``."""
+    found = list(session.scalars(select(Attachment).where(Attachment.owner_bidx == bidx)
+                                 .order_by(Attachment.created_at, Attachment.id)))
+    links: dict[uuid.UUID, list[dict[str, Any]]] = {a.id: [] for a in found}
+    if found:
+        for link in session.scalars(select(AttachmentLink)
+                                    .where(AttachmentLink.attachment_id.in_(list(links)))
+                                    .order_by(AttachmentLink.case_kind, AttachmentLink.case_id)):
+            links[link.attachment_id].append(row(link, "case_kind", "case_id"))
+    return [row(a, "id", "media_type", "size", "sha256", "created_at", cases=links[a.id])
+            for a in found]

@@ -10,8 +10,10 @@ The window ends a minute in the past so transactions still in flight are not ski
 from __future__ import annotations
 
 import hashlib
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from sqlalchemy import and_, func, select
@@ -20,6 +22,7 @@ from sqlalchemy.orm import Session
 from xinyi.audit.models import AccessLogEntry, AuditCheckpoint
 from xinyi.audit.service import GENESIS, ChainProblem, verify_chains
 from xinyi.deps import Deps
+from xinyi.jsonable import plain
 from xinyi.signing import service as signing
 
 SETTLE = timedelta(seconds=60)
@@ -111,3 +114,38 @@ def verify_all(session: Session) -> AuditReport:
 def _describe(problem: ChainProblem) -> str:
     return (f"access-log entry {problem.entry_id} (subject {problem.subject_hex}…, "
             f"seq {problem.seq}): {problem.reason}")
+
+
+def export_chain_proof(session: Session, deps: Deps, account_id: uuid.UUID,
+                       bidx: bytes) -> dict[str, Any]:
+    """What proves the citizen's exported chain: its head, and the latest signed checkpoint
+    with the citizen's head inside it (the last entry at or before its window's end).
+
+    The checkpoint's ``digest`` is signed (Ed25519, key ``kid``, public key ``public_jwk``);
+    it covers the ``covered`` head of this chain together with every other citizen's, so the
+    citizen checks the signature over the digest and that their chain passes through
+    ``covered``; the service (``xinyi audit verify``) recomputes the digest itself.
+    """
+    head = session.execute(select(AccessLogEntry.seq, AccessLogEntry.hash)
+                           .where(AccessLogEntry.subject_bidx == bidx)
+                           .order_by(AccessLogEntry.seq.desc()).limit(1)).first()
+    proof: dict[str, Any] = {
+        "subject": bidx.hex(), "head_seq": head.seq if head else 0,
+        "head_hash": bytes(head.hash).hex() if head else GENESIS.hex(), "checkpoint": None}
+    latest = session.scalar(select(AuditCheckpoint).order_by(AuditCheckpoint.id.desc())
+                            .limit(1))
+    if latest is None:
+        return proof
+    covered = session.execute(select(AccessLogEntry.seq, AccessLogEntry.hash).where(
+        AccessLogEntry.subject_bidx == bidx, AccessLogEntry.created_at <= latest.window_end)
+        .order_by(AccessLogEntry.seq.desc()).limit(1)).first()
+    if covered is None:
+        return proof
+    proof["checkpoint"] = {
+        "id": latest.id, "window_start": plain(latest.window_start),
+        "window_end": plain(latest.window_end), "entries": latest.entries,
+        "prev_digest": latest.prev_digest.hex(), "digest": latest.digest.hex(),
+        "kid": latest.kid, "signature": latest.signature.hex(),
+        "public_jwk": signing.public_jwk(session, latest.kid),
+        "covered_seq": covered.seq, "covered_hash": bytes(covered.hash).hex()}
+    return proof

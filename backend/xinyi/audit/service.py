@@ -14,7 +14,7 @@ import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -23,10 +23,11 @@ from sqlalchemy.orm import Session
 from xinyi.audit.models import AccessLogEntry, StaffAction
 from xinyi.auth.service import client_name
 from xinyi.dbutil import china_date, insert_for
+from xinyi.deps import Deps
 from xinyi.errors import DomainError
 
 GENESIS = b"\x00" * 32
-ACTOR_TYPES = ("partner", "staff", "org", "provider")
+ACTOR_TYPES = ("partner", "staff", "org", "provider", "citizen")
 
 
 @dataclass(frozen=True)
@@ -297,3 +298,34 @@ def staff_actions(session: Session, target: str) -> list[dict[str, Any]]:
              "before": a.before, "after": a.after, "created_at": a.created_at}
             for a in session.scalars(select(StaffAction).where(StaffAction.target == target)
                                      .order_by(StaffAction.created_at, StaffAction.id))]
+
+
+CITIZEN_NAME = "本人"
+
+
+def citizen_read(session: Session, bidx: bytes, *, account_id: uuid.UUID, action: str,
+                 scope: str, purpose: str, now: datetime) -> AccessLogEntry:
+    """An entry for something the citizen themselves took away (their export), so that it
+    shows in their own log with the rest."""
+    return append(session, Access(bidx, "citizen", str(account_id), CITIZEN_NAME, action,
+                                  scope, purpose), now=now)
+
+
+def _entry_row(entry: AccessLogEntry) -> dict[str, Any]:
+    return {"id": str(entry.id), "seq": entry.seq,
+            # Always six digits of microseconds: the form the hash formula uses.
+            "created_at": entry.created_at.astimezone(UTC).isoformat(timespec="microseconds"),
+            "actor_type": entry.actor_type, "actor_id": entry.actor_id,
+            "actor_name": entry.actor_name, "action": entry.action, "scope": entry.scope,
+            "consent_id": str(entry.consent_id) if entry.consent_id else None,
+            "purpose": entry.purpose, "prev_hash": entry.prev_hash.hex(),
+            "hash": entry.hash.hex()}
+
+
+def export_access_log(session: Session, deps: Deps, account_id: uuid.UUID,
+                      bidx: bytes) -> list[dict[str, Any]]:
+    """The citizen's whole chain, oldest first, each entry with every field its hash covers
+    (docs/access-log.md), for their export."""
+    return [_entry_row(e) for e in session.scalars(
+        select(AccessLogEntry).where(AccessLogEntry.subject_bidx == bidx)
+        .order_by(AccessLogEntry.seq))]

@@ -33,10 +33,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, func, insert, select, update
+from sqlalchemy import Row, case, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from xinyi.auth.principal import Principal
+from xinyi.auth.service import client_refs
 from xinyi.benefits import terms as session_terms
 from xinyi.benefits.models import HELD_STATES, BenefitSession, Exposure
 from xinyi.citizens.service import citizen_bidx
@@ -45,6 +46,7 @@ from xinyi.dbutil import insert_for
 from xinyi.deps import Deps
 from xinyi.errors import Conflict, NotFound, ValidationFailed
 from xinyi.idempotency import idempotent
+from xinyi.jsonable import row
 from xinyi.notifications.service import notify
 from xinyi.outbox.service import emit
 from xinyi.timeutil import china_today
@@ -607,3 +609,69 @@ def citizen_sessions(session: Session, deps: Deps, account_id: uuid.UUID, *, pag
             grace_until=r.grace_until, record_id=r.record_id, next_step=step,
             next_step_at=at))
     return out, total
+
+
+def export_sessions(session: Session, deps: Deps, account_id: uuid.UUID,
+                    bidx: bytes) -> list[dict[str, Any]]:
+    """Every benefit session of the citizen, whatever its state (export)."""
+    found = list(session.scalars(select(BenefitSession).where(BenefitSession.subject_bidx == bidx)
+                                 .order_by(BenefitSession.created_at, BenefitSession.id)))
+    names = client_refs(session, {s.partner_id for s in found})
+    return [row(s, "id", "verification_id", "partner_id", "benefit_code", "kind", "state",
+                "amount_fen", "waived_fen", "charge_normally_fen", "amount_owed_fen", "due_at",
+                "original_due_at", "reference", "extended", "created_at", "overdue_at",
+                "closed_at", "defaulted_at", "grace_until", "settled_at", "recorded_at",
+                "record_id", "updated_at",
+                partner_name=names[s.partner_id].name if s.partner_id in names else None)
+            for s in found]
+# ---- the credit office's statistics (counts only, one GROUP BY each) ----
+
+@dataclass(frozen=True)
+class Usage:
+    """Sessions of one benefit at one kind of partner; the amounts leave out cancelled ones."""
+
+    benefit_code: str
+    partner_kind: str
+    opened: int
+    fulfilled: int
+    cancelled: int
+    amount_fen: int
+    waived_fen: int
+
+
+def _how_many(condition: Any) -> Any:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+def _fen(condition: Any, column: Any) -> Any:
+    return func.coalesce(func.sum(case((condition, column), else_=0)), 0)
+
+
+def usage_counts(session: Session) -> list[Usage]:
+    s = BenefitSession
+    used = s.state != "cancelled"
+    return [Usage(code, kind, int(opened), int(fulfilled), int(cancelled), int(amount),
+                  int(waived))
+            for code, kind, opened, fulfilled, cancelled, amount, waived in session.execute(
+                select(s.benefit_code, s.kind, func.count(), _how_many(s.state == "fulfilled"),
+                       _how_many(s.state == "cancelled"), _fen(used, s.amount_fen),
+                       _fen(used, s.waived_fen))
+                .group_by(s.benefit_code, s.kind).order_by(s.benefit_code, s.kind))]
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """Partner defaults: every session that defaulted, and where each stands now."""
+
+    defaulted: int
+    in_grace: int  # still within its grace days
+    settled: int  # paid within grace: no record
+    recorded: int  # grace over unpaid: a minor market-default record was written
+
+
+def default_counts(session: Session) -> Defaults:
+    s = BenefitSession
+    defaulted, in_grace, settled, recorded = session.execute(select(
+        _how_many(s.defaulted_at.is_not(None)), _how_many(s.state == "defaulted"),
+        _how_many(s.state == "settled"), _how_many(s.state == "recorded"))).one()
+    return Defaults(int(defaulted), int(in_grace), int(settled), int(recorded))

@@ -7,6 +7,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Subquery, func, select
 from sqlalchemy.orm import Session
@@ -16,6 +17,7 @@ from xinyi.auth.service import PhoneTaken, password_problems
 from xinyi.citizens.models import Citizen
 from xinyi.deps import Deps
 from xinyi.errors import Conflict, NotFound, ValidationFailed
+from xinyi.jsonable import plain
 from xinyi.notify import Message
 from xinyi.pii import IdNumber, InvalidIdentifier, PhoneNumber, mask_name
 from xinyi.subjects.service import ensure_subject
@@ -196,3 +198,20 @@ def citizen_id_number(session: Session, deps: Deps, account_id: uuid.UUID) -> Id
 def registered_count(session: Session) -> int:
     """How many citizens have registered."""
     return int(session.scalar(select(func.count()).select_from(Citizen)) or 0)
+
+
+def export_profile(session: Session, deps: Deps, account_id: uuid.UUID,
+                   bidx: bytes) -> dict[str, Any]:
+    """The citizen's own profile for their export, unmasked (it is theirs)."""
+    citizen = session.get(Citizen, account_id)
+    if citizen is None:
+        raise NotFound("No citizen profile for this account")
+    return {
+        "account_id": str(account_id),
+        "name": deps.cipher.decrypt(citizen.name_enc, context="citizens.name"),
+        "id_number": deps.cipher.decrypt(citizen.id_number_enc, context="citizens.id_number"),
+        "phone": auth.account_phone(session, deps, account_id).value,
+        "registered_at": plain(registered_at(session, account_id)),
+        "realname_verified_at": plain(citizen.realname_verified_at),
+        "subject": bidx.hex(),
+    }

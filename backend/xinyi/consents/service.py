@@ -35,6 +35,7 @@ from xinyi.consents.views import (
 )
 from xinyi.deps import Deps
 from xinyi.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from xinyi.jsonable import row
 from xinyi.outbox.service import emit
 from xinyi.records.service import active_records
 from xinyi.scoring import rules
@@ -458,3 +459,28 @@ def partners_with_live_consent(session: Session, bidxs: Iterable[bytes],
     """The partners holding a live consent for each of these citizens at ``now``."""
     return {bidx: sorted({w.partner_id for w in windows if w.live_at(now)})
             for bidx, windows in consent_windows(session, bidxs, now, now).items()}
+
+
+def export_consents(session: Session, deps: Deps, account_id: uuid.UUID,
+                    bidx: bytes) -> list[dict[str, Any]]:
+    """Every consent the citizen gave, revoked and expired ones included (export)."""
+    consents = list(session.scalars(select(Consent).where(Consent.subject_bidx == bidx)
+                                    .order_by(Consent.granted_at, Consent.id)))
+    names = client_refs(session, {c.partner_id for c in consents})
+    return [row(c, "id", "partner_id", "scope", "purpose", "granted_at", "expires_at",
+                "revoked_at", "request_id",
+                partner_name=names[c.partner_id].name if c.partner_id in names else None)
+            for c in consents]
+
+
+def export_consent_requests(session: Session, deps: Deps, account_id: uuid.UUID,
+                            bidx: bytes) -> list[dict[str, Any]]:
+    """Every consent request made to the citizen, whatever became of it (export)."""
+    requests = list(session.scalars(select(ConsentRequest)
+                                    .where(ConsentRequest.subject_bidx == bidx)
+                                    .order_by(ConsentRequest.created_at, ConsentRequest.id)))
+    names = client_refs(session, {r.partner_id for r in requests})
+    return [row(r, "id", "partner_id", "scope", "purpose", "requested_duration_seconds",
+                "status", "created_at", "expires_at", "decided_at",
+                partner_name=names[r.partner_id].name if r.partner_id in names else None)
+            for r in requests]

@@ -6,17 +6,21 @@ import hashlib
 import logging
 import re
 import uuid
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select
+from sqlalchemy import bindparam, delete, func, insert, select
 from sqlalchemy.orm import Session
 
+from xinyi.auth.service import client_refs
 from xinyi.citizens.service import citizen_subjects
 from xinyi.credentials import qr
-from xinyi.credentials.models import Credential
+from xinyi.credentials.models import Credential, Verification
 from xinyi.credentials.tokens import MAX_BATCH, MAX_TTL_SECONDS, IssuedCredential, issue_batch
+from xinyi.dbutil import china_date
 from xinyi.deps import Deps
 from xinyi.errors import NotFound, ValidationFailed
+from xinyi.jsonable import row
 from xinyi.records.service import black_listed
 from xinyi.scoring import rules
 from xinyi.scoring.service import benefit_rules, credit_report, stored_scores
@@ -115,3 +119,32 @@ def purge_expired(session: Session, deps: Deps) -> int:
 
 def owner_of(session: Session, jti: str) -> Credential | None:
     return session.scalar(select(Credential).where(Credential.jti == jti))
+
+
+def export_credentials(session: Session, deps: Deps, account_id: uuid.UUID,
+                       bidx: bytes) -> list[dict[str, Any]]:
+    """The citizen's credentials still held (their validity, never the token itself)."""
+    return [row(c, "jti", "subject", "kid", "not_before", "expires_at", "created_at")
+            for c in session.scalars(select(Credential).where(Credential.account_id == account_id)
+                                     .order_by(Credential.created_at, Credential.jti))]
+
+
+def export_verifications(session: Session, deps: Deps, account_id: uuid.UUID,
+                         bidx: bytes) -> list[dict[str, Any]]:
+    """Every verification of the citizen's credentials by a partner, with its answer."""
+    found = list(session.scalars(select(Verification).where(Verification.subject_bidx == bidx)
+                                 .order_by(Verification.created_at, Verification.id)))
+    names = client_refs(session, {v.partner_id for v in found})
+    return [row(v, "id", "partner_id", "benefit_code", "decision", "created_at",
+                # The answer the partner got, without the fields kept for replays only.
+                response={k: a for k, a in v.response.items() if not k.startswith("_")},
+                partner_name=names[v.partner_id].name if v.partner_id in names else None)
+            for v in found]
+def verifications_per_day(session: Session, since: datetime) -> list[tuple[date, str, int]]:
+    """Partners' verification answers per China day and decision since ``since``, oldest
+    first: one GROUP BY (the credit office's statistics)."""
+    day = china_date(session, Verification.created_at)
+    return [(d, decision, int(n)) for d, decision, n in session.execute(
+        select(day, Verification.decision, func.count())
+        .where(Verification.created_at >= since)
+        .group_by(day, Verification.decision).order_by(day, Verification.decision))]

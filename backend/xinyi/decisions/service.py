@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from xinyi.alerts.service import raise_alert
@@ -27,12 +27,12 @@ from xinyi.auth.service import client_refs
 from xinyi.benefits import outcomes as sessions
 from xinyi.citizens.service import citizen_bidx
 from xinyi.credentials import verification
-from xinyi.dbutil import china_date
 from xinyi.decisions import explain
 from xinyi.decisions.explain import Decision, DecisionRef
 from xinyi.decisions.models import DecisionReview
 from xinyi.deps import Deps
 from xinyi.errors import Conflict, NotFound
+from xinyi.jsonable import row
 from xinyi.notifications.service import notify
 from xinyi.pii import DecryptionError, mask_id_number
 from xinyi.records import entries
@@ -41,7 +41,7 @@ from xinyi.scoring import service as scoring
 from xinyi.subjects.service import subjects_table
 from xinyi.timeutil import CHINA, china_today
 from xinyi.uow import unique_or
-from xinyi.workdays.service import deadline
+from xinyi.workdays.service import DeadlineCounts, deadline, deadline_counts
 
 log = logging.getLogger(__name__)
 REVIEW_WORKING_DAYS = 15
@@ -402,44 +402,21 @@ def recompute_provisional(session: Session, deps: Deps) -> int:
     return changed
 
 
-@dataclass(frozen=True)
-class DeadlineCounts:
-    """Reviews against their deadline, for the credit office's statistics (counts only)."""
-
-    decided_in_time: int
-    decided_late: int
-    open_in_time: int
-    open_overdue: int
+def deadline_compliance(session: Session, today: date) -> DeadlineCounts:
+    """Reviews decided within their 15 working days, and open ones past them (statistics)."""
+    r = DecisionReview
+    return deadline_counts(session, due_on=r.due_on, decided_at=r.decided_at,
+                           is_open=r.status == "open", today=today)
 
 
-def deadline_counts(session: Session, *, today: date) -> DeadlineCounts:
-    """One GROUP BY over every review: decided by its due day (Asia/Shanghai) or after it,
-    and the open ones before or past it."""
-    decided_on = china_date(session, DecisionReview.decided_at)
-    bucket = case((DecisionReview.status == "open",
-                   case((DecisionReview.due_on < today, "open_overdue"), else_="open_in_time")),
-                  (decided_on <= DecisionReview.due_on, "decided_in_time"),
-                  else_="decided_late")
-    counts: dict[str, int] = {str(k): int(n) for k, n in session.execute(
-        select(bucket, func.count()).group_by(bucket))}
-    return DeadlineCounts(**{name: int(counts.get(name, 0)) for name in (
-        "decided_in_time", "decided_late", "open_in_time", "open_overdue")})
-
-
-def export_reviews(session: Session, deps: Deps, bidx: bytes) -> list[dict[str, Any]]:
-    """The citizen's reviews as JSON-able dicts (the export's ``decision_reviews`` section)."""
-    today = china_today(deps.clock())
-    rows = session.scalars(select(DecisionReview).where(DecisionReview.subject_bidx == bidx)
-                           .order_by(DecisionReview.requested_at, DecisionReview.id))
-    out = []
-    for r in rows:
-        v = _view(r, today)
-        out.append({"id": str(v.id), "decision_id": v.decision_id,
-                    "decision_kind": v.decision_kind, "decision": v.decision,
-                    "reason": v.reason, "status": v.status,
-                    "requested_at": v.requested_at.isoformat(),
-                    "received_on": v.received_on.isoformat(), "due_on": v.due_on.isoformat(),
-                    "due_provisional": v.due_provisional, "overdue": v.overdue,
-                    "decided_at": None if v.decided_at is None else v.decided_at.isoformat(),
-                    "outcome_reason": v.outcome_reason})
-    return out
+def export_reviews(session: Session, deps: Deps, account_id: uuid.UUID,
+                   bidx: bytes) -> list[dict[str, Any]]:
+    """The citizen's reviews for their export (the ``decision_reviews`` section): the
+    decision as it stood when asked, the reason, the deadline and the outcome."""
+    del deps, account_id
+    return [row(r, "id", "decision_id", "decision_kind", "decision", "reason", "status",
+                "requested_at", "received_on", "due_on", "due_provisional", "decided_at",
+                "outcome_reason")
+            for r in session.scalars(select(DecisionReview)
+                                     .where(DecisionReview.subject_bidx == bidx)
+                                     .order_by(DecisionReview.requested_at, DecisionReview.id))]

@@ -23,12 +23,13 @@ from xinyi.citizens.service import citizen_bidx
 from xinyi.deps import Deps
 from xinyi.disputes.models import Dispute
 from xinyi.errors import Conflict, NotFound, ValidationFailed
+from xinyi.jsonable import row
 from xinyi.notifications.service import notify
 from xinyi.outbox.service import emit
 from xinyi.records import service as records
 from xinyi.timeutil import china_today
 from xinyi.uow import unique_or
-from xinyi.workdays.service import deadline
+from xinyi.workdays.service import DeadlineCounts, deadline, deadline_counts
 
 log = logging.getLogger(__name__)
 REVIEW_PURPOSE = "异议处理 (objection handling)"
@@ -242,3 +243,26 @@ def recompute_provisional(session: Session, deps: Deps) -> int:
                          + (" (moved)" if moved else " (unchanged)"),
                     dedupe_key=f"deadline_recomputed:dispute:{d.id}", now=now)
     return changed
+
+
+def export_disputes(session: Session, deps: Deps, account_id: uuid.UUID,
+                    bidx: bytes) -> list[dict[str, Any]]:
+    """Every objection the citizen filed and how it was resolved (export)."""
+    return [row(d, "id", "record_id", "provider_id", "catalogue_code", "reason", "evidence",
+                "status", "filed_at", "received_on", "due_on", "due_provisional",
+                "resolved_at", "resolved_by_kind", "resolution_reason", "correction")
+            for d in session.scalars(select(Dispute).where(Dispute.subject_bidx == bidx)
+                                     .order_by(Dispute.filed_at, Dispute.id))]
+# ---- the credit office's statistics (counts only) ------------------------------------------
+
+def outcome_counts(session: Session) -> dict[str, int]:
+    """Objections per status (``open`` or the outcome: ``corrected``, ``deleted``,
+    ``upheld``): one GROUP BY."""
+    return {status: int(n) for status, n in session.execute(
+        select(Dispute.status, func.count()).group_by(Dispute.status))}
+
+
+def deadline_compliance(session: Session, today: date) -> DeadlineCounts:
+    """Resolutions within the working days allowed, and open objections past them."""
+    return deadline_counts(session, due_on=Dispute.due_on, decided_at=Dispute.resolved_at,
+                           is_open=Dispute.status == "open", today=today)

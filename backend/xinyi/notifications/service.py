@@ -22,6 +22,7 @@ from xinyi.citizens.service import citizen_bidx, citizen_phone
 from xinyi.dbutil import insert_for
 from xinyi.deps import Deps
 from xinyi.errors import NotFound
+from xinyi.jsonable import row
 from xinyi.notifications.models import Notification
 from xinyi.notify import TEMPLATES, Message
 from xinyi.uow import after_commit
@@ -169,3 +170,12 @@ def notices_from_select(session: Session, template: str, rows: Select[Any], *,
         select(func.gen_random_uuid(), cols[0], literal(template), cols[1], cols[2], cols[3],
                literal(now, Notification.created_at.type))) \
         .on_conflict_do_nothing(index_elements=["subject_bidx", "dedupe_key"])
+
+
+def export_notifications(session: Session, deps: Deps, account_id: uuid.UUID,
+                         bidx: bytes) -> list[dict[str, Any]]:
+    """Every notice in the citizen's inbox, read or not, with its text (export)."""
+    return [row(view, "id", "template", "text", "params", "ref", "created_at", "read_at")
+            for view in (_view(n) for n in session.scalars(
+                select(Notification).where(Notification.subject_bidx == bidx)
+                .order_by(Notification.created_at, Notification.id)))]

@@ -1,30 +1,22 @@
-"""Reading records: the citizen's own view, and the lists and statistics of the credit office
-(every staff read of a citizen is registered in the access log)."""
+"""Reading records: the citizen's own view, the lists of the credit office (every staff read
+of a citizen is registered in the access log) and the record counts of its statistics."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, time, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from xinyi.audit.service import reads_per_day, staff_read
+from xinyi.audit.service import staff_read
 from xinyi.auth.principal import Principal
 from xinyi.auth.service import client_name_of
-from xinyi.citizens.service import citizen_bidx, registered_count
+from xinyi.citizens.service import citizen_bidx
 from xinyi.deps import Deps
 from xinyi.pii import mask_id_number
 from xinyi.records.models import CatalogueItem, CreditRecord, ListEntry
-from xinyi.records.views import (
-    CitizenRecordView,
-    DayQueries,
-    ListEntryView,
-    RecordCount,
-    Statistics,
-)
+from xinyi.records.views import CitizenRecordView, ListEntryView
 from xinyi.subjects.service import subjects_table
-from xinyi.timeutil import CHINA, china_today
 
 SUBJECTS = subjects_table()
 
@@ -83,26 +75,13 @@ def list_entries(session: Session, deps: Deps, reader: Principal, *, list_name: 
     return items, total
 
 
-def statistics(session: Session, *, now: datetime, days: int = 30) -> Statistics:
-    covered = session.scalar(select(func.count()).select_from(SUBJECTS)) or 0
-    registered = registered_count(session)
-    rows = session.execute(
+def record_counts(session: Session) -> list[tuple[str, str | None, str, int]]:
+    """Active records per catalogue domain, severity and polarity (one GROUP BY): the credit
+    office's statistics."""
+    return [(d, sev, pol, int(n)) for d, sev, pol, n in session.execute(
         select(CatalogueItem.domain, CatalogueItem.severity, CatalogueItem.polarity,
                func.count())
         .join(CreditRecord, CreditRecord.catalogue_code == CatalogueItem.code)
         .where(CreditRecord.status == "active")
         .group_by(CatalogueItem.domain, CatalogueItem.severity, CatalogueItem.polarity)
-        .order_by(CatalogueItem.domain, CatalogueItem.polarity, CatalogueItem.severity))
-    # Whole days in Asia/Shanghai: the oldest day shown is never cut at this time of day.
-    first_day = china_today(now) - timedelta(days=days - 1)
-    since = datetime.combine(first_day, time(), tzinfo=CHINA)
-    per_day = reads_per_day(session, since)
-    return Statistics(
-        queries_per_day=tuple(DayQueries(date=str(d), queries=n) for d, n in per_day),
-        citizens_covered=covered,
-        registered_citizens=registered,
-        records_by_domain_and_severity=tuple(
-            RecordCount(domain=d, severity=s, polarity=p, records=n) for d, s, p, n in rows),
-    )
-
-
+        .order_by(CatalogueItem.domain, CatalogueItem.polarity, CatalogueItem.severity))]

@@ -4,7 +4,6 @@ import uuid
 from typing import Any
 
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields
 
 from xinyi.records import catalogue, reading, service
 from xinyi.records.models import CatalogueItem, CreditRecord
@@ -21,7 +20,6 @@ from xinyi.records.schemas import (
     RecordBatchOut,
     RecordPatchIn,
 )
-from xinyi.records.views import Statistics
 from xinyi.schemas import page_of, page_schema
 from xinyi.web import db, deps, principal, public, requires
 
@@ -30,7 +28,7 @@ provider_blp = Blueprint("provider", __name__, url_prefix="/v1/provider",
 catalog_blp = Blueprint("catalog", __name__, url_prefix="/v1",
                         description="Public catalogue and benefit rules (transparency)")
 admin_blp = Blueprint("admin_records", __name__, url_prefix="/v1/admin",
-                      description="Catalogue, lists and statistics for the credit office")
+                      description="Catalogue and lists for the credit office")
 me_blp = Blueprint("me_records", __name__, url_prefix="/v1/me",
                    description="The citizen's own records")
 
@@ -113,35 +111,6 @@ def lists(args: dict[str, Any]) -> dict[str, Any]:
         db(), deps(), principal(), list_name=args.get("list"), include_left=args["include_left"],
         page=args["page"], page_size=args["page_size"])
     return page_of(items, total, args)
-
-
-class DomainCount(Schema):
-    domain = fields.String(required=True)
-    severity = fields.String(allow_none=True)
-    polarity = fields.String(required=True)
-    records = fields.Integer(required=True)
-
-
-class DayCount(Schema):
-    date = fields.String(required=True)
-    queries = fields.Integer(required=True)
-
-
-class StatsOut(Schema):
-    citizens_covered = fields.Integer(required=True, metadata={
-        "description": "People with at least one record or a score"})
-    registered_citizens = fields.Integer(required=True)
-    records_by_domain_and_severity = fields.List(fields.Nested(DomainCount), required=True)
-    queries_per_day = fields.List(fields.Nested(DayCount), required=True, metadata={
-        "description": "Reads of citizens' data by others, last 30 days (Asia/Shanghai)"})
-
-
-@admin_blp.route("/stats", methods=["GET"])
-@requires("operator", "reviewer", "auditor")
-@admin_blp.response(200, StatsOut)
-def stats() -> Statistics:
-    """Coverage and query statistics for the credit office (R13)."""
-    return reading.statistics(db(), now=deps().clock())
 
 
 @me_blp.route("/records", methods=["GET"])

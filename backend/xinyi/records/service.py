@@ -17,9 +17,10 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from xinyi.auth.principal import Principal
-from xinyi.auth.service import authorised_items
+from xinyi.auth.service import authorised_items, client_refs
 from xinyi.deps import Deps
 from xinyi.errors import Conflict, DomainError, NotFound, ValidationFailed, field_errors
+from xinyi.jsonable import row
 from xinyi.outbox.service import emit
 from xinyi.pii import IdNumber, InvalidIdentifier
 from xinyi.records import rules
@@ -587,3 +588,35 @@ def black_list_under_objection(subject: Any) -> ColumnElement[bool]:
             .where(ListEntry.subject_bidx == subject, ListEntry.list == "black",
                    ListEntry.left_at.is_(None), CreditRecord.objection_status == "open")
             .exists())
+
+
+def export_records(session: Session, deps: Deps, account_id: uuid.UUID,
+                   bidx: bytes) -> list[dict[str, Any]]:
+    """Every record about the citizen for their export, archived ones included."""
+    rows = session.execute(select(CreditRecord, CatalogueItem.name_zh)
+                           .join(CatalogueItem, CatalogueItem.code == CreditRecord.catalogue_code)
+                           .where(CreditRecord.subject_bidx == bidx)
+                           .order_by(CreditRecord.created_at, CreditRecord.id)).all()
+    names = client_refs(session, {r.provider_id for r, _ in rows})
+    return [row(r, "id", "catalogue_code", "provider_id", "provider_ref", "occurred_on",
+                "summary", "occupation", "points", "display_months", "repair_after_months",
+                "display_until", "repair_from", "status", "archived_reason", "archived_at",
+                "objection_status", "objection_note", "created_at", "updated_at",
+                catalogue_name=name,
+                provider_name=names[r.provider_id].name if r.provider_id in names else None)
+            for r, name in rows]
+
+
+def export_list_entries(session: Session, deps: Deps, account_id: uuid.UUID,
+                        bidx: bytes) -> list[dict[str, Any]]:
+    """Every entry of the citizen on a red or black list, past ones included (export)."""
+    return [row(e, "id", "record_id", "list", "catalogue_code", "legal_basis", "entered_at",
+                "left_at", "left_reason")
+            for e in session.scalars(select(ListEntry).where(ListEntry.subject_bidx == bidx)
+                                     .order_by(ListEntry.entered_at, ListEntry.id))]
+def holds_records_for(session: Session, provider_id: uuid.UUID, bidx: bytes) -> bool:
+    """Whether this provider has (or had: archived ones count) a record of this subject:
+    what lets it look at the person's commitments (信用承诺)."""
+    return session.scalar(select(CreditRecord.id).where(
+        CreditRecord.provider_id == provider_id, CreditRecord.subject_bidx == bidx)
+        .limit(1)) is not None

@@ -1,6 +1,5 @@
 """What the records service hands its routes for reading: frozen snapshots, one per response
-schema, which the routes' ``@response`` schemas dump (``records/schemas.py``, and the
-statistics schemas in ``records/routes.py``)."""
+schema, which the routes' ``@response`` schemas dump (``records/schemas.py``)."""
 
 from __future__ import annotations
 
@@ -46,31 +45,3 @@ class ListEntryView:
     entered_at: datetime
     left_at: datetime | None
     left_reason: str | None
-
-
-@dataclass(frozen=True)
-class RecordCount:
-    """``DomainCount``: active records of one domain, severity and polarity."""
-
-    domain: str
-    severity: str | None
-    polarity: str
-    records: int
-
-
-@dataclass(frozen=True)
-class DayQueries:
-    """``DayCount``: reads of citizens' data by others on one day (Asia/Shanghai)."""
-
-    date: str
-    queries: int
-
-
-@dataclass(frozen=True)
-class Statistics:
-    """``StatsOut``."""
-
-    citizens_covered: int
-    registered_citizens: int
-    records_by_domain_and_severity: tuple[RecordCount, ...]
-    queries_per_day: tuple[DayQueries, ...]

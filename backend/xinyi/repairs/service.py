@@ -26,6 +26,7 @@ from xinyi.citizens.service import citizen_bidx
 from xinyi.commitments.service import record_commitment
 from xinyi.deps import Deps
 from xinyi.errors import Conflict, NotFound, ValidationFailed
+from xinyi.jsonable import row
 from xinyi.notifications.service import notify
 from xinyi.outbox.service import emit
 from xinyi.pii import mask_id_number
@@ -37,7 +38,7 @@ from xinyi.subjects.service import subjects_table
 from xinyi.timeutil import china_today
 from xinyi.uow import unique_or
 from xinyi.volunteering import service as volunteering
-from xinyi.workdays.service import deadline
+from xinyi.workdays.service import DeadlineCounts, deadline, deadline_counts
 
 log = logging.getLogger(__name__)
 REVIEW_PURPOSE = "信用修复审核 (credit repair review)"
@@ -322,3 +323,29 @@ def recompute_provisional(session: Session, deps: Deps) -> int:
                          + (" (moved)" if moved else " (unchanged)"),
                     dedupe_key=f"deadline_recomputed:repair:{app.id}", now=now)
     return changed
+
+
+def export_repairs(session: Session, deps: Deps, account_id: uuid.UUID,
+                   bidx: bytes) -> list[dict[str, Any]]:
+    """Every repair application of the citizen and its decision (export; the decision PDF
+    stays at ``/v1/me/repairs/{id}/decision.pdf``)."""
+    return [row(r, "id", "record_id", "provider_id", "catalogue_code", "basis", "evidence",
+                "commitment_id", "hours_required", "minutes_claimed", "status", "received_on",
+                "due_on", "due_provisional", "created_at", "decided_at", "decision_reason")
+            for r in session.scalars(select(RepairApplication)
+                                     .where(RepairApplication.subject_bidx == bidx)
+                                     .order_by(RepairApplication.created_at,
+                                               RepairApplication.id))]
+# ---- the credit office's statistics (counts only) ------------------------------------------
+
+def status_counts(session: Session) -> dict[str, int]:
+    """Applications per status (``pending``, ``approved``, ``rejected``): one GROUP BY."""
+    return {status: int(n) for status, n in session.execute(
+        select(RepairApplication.status, func.count()).group_by(RepairApplication.status))}
+
+
+def deadline_compliance(session: Session, today: date) -> DeadlineCounts:
+    """Decisions within the 3 working days, and pending applications past them."""
+    r = RepairApplication
+    return deadline_counts(session, due_on=r.due_on, decided_at=r.decided_at,
+                           is_open=r.status == "pending", today=today)

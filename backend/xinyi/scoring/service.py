@@ -36,7 +36,9 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from xinyi.citizens.service import citizen_bidx, registered_at
 from xinyi.dbutil import insert_for, upsert
+from xinyi.deps import Deps
 from xinyi.errors import NotFound, ValidationFailed
+from xinyi.jsonable import row
 from xinyi.outbox.service import emit, events_table
 from xinyi.records.service import (
     active_records,
@@ -426,3 +428,28 @@ def update_benefit_rule(session: Session, code: str, *, min_score: int | None,
     row.min_score, row.limits, row.updated_at = new_min, new_limits, now
     session.flush()
     return before, dataclasses.replace(before, min_score=new_min, limits=new_limits)
+
+
+def export_score_changes(session: Session, deps: Deps, account_id: uuid.UUID,
+                         bidx: bytes) -> list[dict[str, Any]]:
+    """The citizen's score history for their export, oldest first."""
+    del deps, account_id
+    return [row(c, "id", "computed_at", "score_from", "score_to", "tier_from", "tier_to",
+                "record_points", "records_counted", "hours_bonus")
+            for c in reversed(score_history(session, bidx))]
+
+
+def export_scores(session: Session, deps: Deps, account_id: uuid.UUID,
+                  bidx: bytes) -> list[dict[str, Any]]:
+    """The citizen's stored score for their export: the score, tier and when (its changes
+    are the ``score_changes`` section)."""
+    return [row(s, "score", "tier", "computed_at")
+            for s in session.scalars(select(CreditScore).where(CreditScore.subject_bidx == bidx))]
+def scored_by_district(session: Session) -> dict[str | None, int]:
+    """People with a stored score per district (``None``: a subject whose district is not
+    recorded yet): one GROUP BY, no one named (the credit office's coverage)."""
+    subjects = subjects_table()
+    return {district: int(n) for district, n in session.execute(
+        select(subjects.c.district, func.count()).select_from(CreditScore)
+        .join(subjects, subjects.c.bidx == CreditScore.subject_bidx)
+        .group_by(subjects.c.district))}

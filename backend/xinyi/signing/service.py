@@ -110,3 +110,9 @@ def any_public_key(session: Session, kid: str) -> Ed25519PublicKey | None:
     """Any key ever used (retired included), e.g. to check an old audit checkpoint."""
     row = session.get(SigningKeyRow, kid)
     return None if row is None else public_key_from_jwk(row.public_jwk)
+
+
+def public_jwk(session: Session, kid: str) -> dict[str, Any] | None:
+    """The public JWK of any key ever used, retired included (to hand out with a signature)."""
+    row = session.get(SigningKeyRow, kid)
+    return None if row is None else dict(row.public_jwk)

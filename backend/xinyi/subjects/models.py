@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, LargeBinary, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from xinyi.db import Base, utcnow
@@ -17,10 +17,17 @@ class Subject(Base):
     """A person known by ID number, registered or not: records attach here (R1, R2)."""
 
     __tablename__ = "subjects"
+    __table_args__ = (CheckConstraint("district IS NULL OR length(district) = 6",
+                                      name="district_six_digits"),)
 
     bidx: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
     id_number_enc: Mapped[bytes] = mapped_column(LargeBinary)
     first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The administrative division code (行政区划代码) the ID number starts with: where it was
+    # issued, shared by a whole district, so not personal by itself. It lets the credit office
+    # count coverage per district without decrypting anyone. NULL only for subjects stored
+    # before it was recorded, until `xinyi subjects backfill-districts` fills them.
+    district: Mapped[str | None] = mapped_column(String(6), index=True)
 
 
 class Pseudonym(Base):

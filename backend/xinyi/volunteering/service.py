@@ -31,6 +31,7 @@ from xinyi.auth.service import client_refs
 from xinyi.citizens.service import citizen_bidx
 from xinyi.deps import Deps
 from xinyi.errors import Conflict, NotFound, ValidationFailed
+from xinyi.jsonable import row
 from xinyi.pii import IdNumber, InvalidIdentifier, mask_id_number, mask_name
 from xinyi.subjects.service import ensure_subject, subject_bidx, subjects_table
 from xinyi.timeutil import CHINA, china_today
@@ -450,3 +451,28 @@ def citizen_service_records(session: Session, account_id: uuid.UUID
     names = client_refs(session, [r.org_id for r in rows])
     return bidx, [_record_view(r, names[r.org_id].name if r.org_id in names else "")
                   for r in rows]
+
+
+def export_service_records(session: Session, deps: Deps, account_id: uuid.UUID,
+                           bidx: bytes) -> list[dict[str, Any]]:
+    """Every service-hours record of the citizen, retracted ones included (export)."""
+    found = list(session.scalars(select(ServiceRecord).where(ServiceRecord.subject_bidx == bidx)
+                                 .order_by(ServiceRecord.started_at, ServiceRecord.id)))
+    names = client_refs(session, [r.org_id for r in found])
+    return [row(r, "id", "org_id", "activity_ref", "activity_name", "started_at", "ended_at",
+                "service_day", "minutes", "status", "retracted_at", "retraction_reason",
+                "created_at", org_name=names[r.org_id].name if r.org_id in names else None)
+            for r in found]
+
+
+def export_volunteer_registrations(session: Session, deps: Deps, account_id: uuid.UUID,
+                                   bidx: bytes) -> list[dict[str, Any]]:
+    """Each organisation's registration of the citizen, with the name it registered
+    (unmasked: the export is the citizen's own), ended ones included."""
+    found = list(session.scalars(select(Volunteer).where(Volunteer.subject_bidx == bidx)
+                                 .order_by(Volunteer.registered_at, Volunteer.id)))
+    names = client_refs(session, [v.org_id for v in found])
+    return [row(v, "id", "org_id", "registered_at", "removed_at", "left_at",
+                org_name=names[v.org_id].name if v.org_id in names else None,
+                name=deps.cipher.decrypt(v.name_enc, context=_NAME_CONTEXT))
+            for v in found]

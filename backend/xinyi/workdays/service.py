@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
+from xinyi.dbutil import china_date
 from xinyi.errors import Conflict, ValidationFailed
 from xinyi.workdays import rules
 from xinyi.workdays.models import CalendarYear
@@ -39,6 +41,31 @@ def deadline(session: Session, start: date, working_days: int) -> Deadline:
     """``working_days`` working days after ``start``, and whether a year it crosses is not
     known yet (the deadline is then provisional)."""
     return rules.add_working_days(start, working_days, entered_years(session))
+
+
+@dataclass(frozen=True)
+class DeadlineCounts:
+    """How a kind of case with a working-day deadline keeps it (the credit office's figures)."""
+
+    decided: int
+    decided_on_time: int  # decided on or before its due date (China date of the decision)
+    open: int
+    open_past_due: int  # still open after its due date
+
+
+def _how_many(condition: Any) -> Any:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+def deadline_counts(session: Session, *, due_on: Any, decided_at: Any, is_open: Any,
+                    today: date) -> DeadlineCounts:
+    """One aggregate over a case table, given its columns: ``due_on`` (a date),
+    ``decided_at`` (a UTC timestamp, NULL while open) and ``is_open`` (a condition)."""
+    decided_on = china_date(session, decided_at)
+    decided, on_time, still_open, late = session.execute(select(
+        _how_many(~is_open), _how_many(and_(~is_open, decided_on <= due_on)),
+        _how_many(is_open), _how_many(and_(is_open, due_on < today)))).one()
+    return DeadlineCounts(int(decided), int(on_time), int(still_open), int(late))
 
 
 def _view(year: int, row: CalendarYear | None, source: Source) -> YearView:

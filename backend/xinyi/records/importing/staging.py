@@ -47,7 +47,7 @@ from xinyi.records.importing.encoding import copy_block
 from xinyi.records.importing.source import Reject, reason, safe_ref
 from xinyi.records.models import CatalogueItem, CreditRecord, ListEntry
 from xinyi.records.service import DuplicateReference, list_of
-from xinyi.subjects.service import subjects_table
+from xinyi.subjects.service import district_of, subjects_table
 
 Written = tuple[int, int, list[Reject]]  # created, unchanged, duplicate-ref rejects
 
@@ -81,6 +81,7 @@ NEW_SUBJECTS = Table(
     "xinyi_import_subjects", _META,
     Column("bidx", LargeBinary, nullable=False),
     Column("id_number_enc", LargeBinary, nullable=False),
+    Column("district", String, nullable=False),
     prefixes=["TEMPORARY"],
     postgresql_on_commit="DELETE ROWS",
 )
@@ -233,19 +234,22 @@ class StagedWriter:
         cipher = self.deps.cipher
         self.reader_go.clear()
         try:
-            rows = [(bidx, cipher.encrypt(ids[bidx], context="subjects.id_number"))
-                    for bidx in missing]
+            # The district is the ID number's first six digits, taken from the number in hand.
+            rows = [(bidx, cipher.encrypt(ids[bidx], context="subjects.id_number"),
+                     district_of(ids[bidx])) for bidx in missing]
         finally:
             self.reader_go.set()
         if not rows:
             return
         self._empty(conn, NEW_SUBJECTS)
-        self._fill(conn, NEW_SUBJECTS, rows, [f"\\\\x{bidx.hex()}\t\\\\x{enc.hex()}\n"
-                                              for bidx, enc in rows] if self.postgres else None)
+        self._fill(conn, NEW_SUBJECTS, rows,
+                   [f"\\\\x{bidx.hex()}\t\\\\x{enc.hex()}\t{district}\n"
+                    for bidx, enc, district in rows] if self.postgres else None)
         stmt: Any = insert_for(session, SUBJECTS)
         conn.execute(stmt.from_select(
-            ["bidx", "id_number_enc", "first_seen_at"],
-            select(NEW_SUBJECTS.c.bidx, NEW_SUBJECTS.c.id_number_enc, self._now())
+            ["bidx", "id_number_enc", "district", "first_seen_at"],
+            select(NEW_SUBJECTS.c.bidx, NEW_SUBJECTS.c.id_number_enc, NEW_SUBJECTS.c.district,
+                   self._now())
             .where(true())  # SQLite needs a WHERE before ON CONFLICT
             .order_by(NEW_SUBJECTS.c.bidx),  # key order: concurrent imports cannot deadlock
         ).on_conflict_do_nothing(index_elements=["bidx"]))

@@ -34,6 +34,7 @@ from xinyi.records.importing.source import Reject, reason, safe_ref
 from xinyi.records.importing.staging import TOUCHED, StagedWriter, Written
 from xinyi.records.models import CatalogueItem, CreditRecord, ListEntry
 from xinyi.records.service import DuplicateReference
+from xinyi.subjects.service import district_of
 
 log = logging.getLogger(__name__)
 
@@ -144,14 +145,16 @@ class DirectWriter(StagedWriter):
                 cipher = self.deps.cipher
                 self.reader_go.clear()
                 try:
+                    # The district: the first six digits of the ID number in hand.
                     subjects = [
                         f"\\\\x{bidx.hex()}\t\\\\x"
                         f"{cipher.encrypt(chunk.ids[bidx], context='subjects.id_number').hex()}"
-                        f"\t{self._now_text}\n" for bidx in missing]
+                        f"\t{district_of(chunk.ids[bidx])}\t{self._now_text}\n"
+                        for bidx in missing]
                 finally:
                     self.reader_go.set()
-                self._copy(conn, "subjects", ("bidx", "id_number_enc", "first_seen_at"),
-                           subjects)
+                self._copy(conn, "subjects",
+                           ("bidx", "id_number_enc", "district", "first_seen_at"), subjects)
         self._copy(conn, CreditRecord.__tablename__, RECORD_COLUMNS, records)
         if listed:
             self._copy(conn, ListEntry.__tablename__,
