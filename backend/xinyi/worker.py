@@ -136,12 +136,21 @@ def recompute_deadlines(deps: Deps) -> str:
     return f"recompute_deadlines: {repairs} repairs, {disputes} objections moved"
 
 
+def backfill_personal_keys(deps: Deps) -> str:
+    """Give citizens registered before personal keys a key of their own, a unit per batch
+    (a no-op once every citizen has one)."""
+    from xinyi.privacy.service import backfill
+
+    return f"backfill_personal_keys: {backfill(deps)} citizens"
+
+
 JOBS: list[Callable[[Deps], str]] = [purge_expired_logins, expire_records,
                                      sign_audit_checkpoint, purge_expired_credentials,
                                      lapse_consent_requests, benefit_session_sweeps,
                                      purge_idempotency_keys, rescore_new_year,
                                      flag_overdue_cases,
-                                     recompute_deadlines, dispatch_webhook_events,
+                                     recompute_deadlines, backfill_personal_keys,
+                                     dispatch_webhook_events,
                                      purge_webhook_events]
 
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
 
 from xinyi.attachments.models import Attachment, AttachmentLink
@@ -154,3 +154,16 @@ def read(session: Session, deps: Deps, reader: Principal,
     if not allowed:
         raise NotFound("No attachment you may read has this id")
     return AttachmentContent(attachment.media_type, attachment.content)
+
+
+def forget_unlinked(session: Session, owner_bidx: bytes, *,
+                    before: datetime | None = None) -> int:
+    """Delete the uploads of a closed account that no case refers to (a repair or objection
+    keeps its evidence); with ``before``, only those uploaded until then. Returns how many."""
+    where = [Attachment.owner_bidx == owner_bidx,
+             ~exists(select(AttachmentLink.attachment_id)
+                     .where(AttachmentLink.attachment_id == Attachment.id))]
+    if before is not None:
+        where.append(Attachment.created_at <= before)
+    result = session.execute(delete(Attachment).where(*where))
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -115,3 +115,12 @@ def purge_expired(session: Session, deps: Deps) -> int:
 
 def owner_of(session: Session, jti: str) -> Credential | None:
     return session.scalar(select(Credential).where(Credential.jti == jti))
+
+
+def revoke_all_of(session: Session, account_id: uuid.UUID) -> int:
+    """Every credential of this account (a closed one) stops verifying online at once: the
+    rows go, so a QR or short code presented later names nothing (a short code's Redis entry
+    points at a missing row and is refused). Signed QR payloads already on a phone can still
+    pass an offline check until they expire, at most two minutes each. Returns how many."""
+    result = session.execute(delete(Credential).where(Credential.account_id == account_id))
+    return int(result.rowcount)  # type: ignore[attr-defined]

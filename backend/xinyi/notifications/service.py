@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, literal, select, update
+from sqlalchemy import Select, delete, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from xinyi.citizens.service import citizen_bidx, citizen_phone
@@ -169,3 +169,13 @@ def notices_from_select(session: Session, template: str, rows: Select[Any], *,
         select(func.gen_random_uuid(), cols[0], literal(template), cols[1], cols[2], cols[3],
                literal(now, Notification.created_at.type))) \
         .on_conflict_do_nothing(index_elements=["subject_bidx", "dedupe_key"])
+
+
+def forget(session: Session, subject_bidx: bytes, *, before: datetime | None = None) -> int:
+    """Empty the citizen's inbox (a closed account); with ``before``, only notices made until
+    then (a replay after a restore keeps a later registration's). Returns how many."""
+    where = [Notification.subject_bidx == subject_bidx]
+    if before is not None:
+        where.append(Notification.created_at <= before)
+    result = session.execute(delete(Notification).where(*where))
+    return int(result.rowcount)  # type: ignore[attr-defined]
