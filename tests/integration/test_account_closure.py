@@ -507,3 +507,31 @@ def test_backfill_moves_citizens_registered_before_personal_keys_under_their_own
     assert client.get("/v1/me", headers=w.me).get_json() == profile
     assert close(client, w).status_code == 204
     assert scan(app, w.person["name"], w.person["phone"], w.person["id_number"]) == []
+
+
+def test_an_account_older_than_subjects_at_registration_closes_too(
+        app: Flask, client: FlaskClient) -> None:
+    """The oldest accounts have no subject row: closing gives them one, for the tombstone."""
+    from xinyi.scoring.models import CreditScore
+
+    deps = app.extensions["xinyi"]
+    person = register_citizen(client, name=unique_name())
+    me = bearer(login(client, person["phone"])["access_token"])
+    account_id = uuid.UUID(person["id"])
+    with deps.db.session() as s:
+        bidx = bytes(s.scalar(select(Citizen.id_number_bidx).where(
+            Citizen.account_id == account_id)))
+        s.execute(PersonalKey.__table__.delete().where(PersonalKey.subject_bidx == bidx))
+        s.execute(CreditScore.__table__.delete().where(CreditScore.subject_bidx == bidx))
+        s.execute(Subject.__table__.delete().where(Subject.bidx == bidx))
+        s.execute(update(Citizen).where(Citizen.account_id == account_id).values(
+            name_enc=deps.cipher.encrypt(person["name"], context="citizens.name"),
+            id_number_enc=deps.cipher.encrypt(person["id_number"],
+                                              context="citizens.id_number")))
+        s.execute(update(Account).where(Account.id == account_id).values(
+            phone_enc=deps.cipher.encrypt(person["phone"], context="accounts.phone")))
+        s.commit()
+    assert client.delete("/v1/me", headers=me,
+                         json={"password": person["password"]}).status_code == 204
+    assert count(app, ShreddedSubject, ShreddedSubject.subject_bidx == bidx) == 1
+    assert scan(app, person["name"], person["phone"], person["id_number"]) == []

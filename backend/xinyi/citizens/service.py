@@ -19,7 +19,7 @@ from xinyi.errors import Conflict, NotFound, ValidationFailed
 from xinyi.notify import Message
 from xinyi.pii import IdNumber, InvalidIdentifier, PhoneNumber, mask_name
 from xinyi.subjects import personal
-from xinyi.subjects.service import ensure_subject
+from xinyi.subjects.service import ensure_subject, subjects_table
 from xinyi.timeutil import china_today
 from xinyi.uow import unique_or
 
@@ -232,10 +232,9 @@ def move_under_personal_key(session: Session, deps: Deps, account_id: uuid.UUID,
                             now: datetime) -> bytes:
     """Give a citizen registered before personal keys their key, and seal their name, ID
     number, phone and the subject's copy under it; returns the subject. Idempotent."""
+    bidx = own_subject(session, deps, account_id, now)
     citizen = session.get(Citizen, account_id)
-    if citizen is None:
-        raise NotFound("No citizen profile for this account")
-    bidx = citizen.id_number_bidx
+    assert citizen is not None  # own_subject found it
     personal.create_key(session, deps, bidx, now)
     citizen.name_enc = personal.reseal(session, deps, bidx, citizen.name_enc,
                                        context=_NAME_CONTEXT)
@@ -246,6 +245,16 @@ def move_under_personal_key(session: Session, deps: Deps, account_id: uuid.UUID,
         auth.set_account_phone_enc(session, account_id, personal.reseal(
             session, deps, bidx, phone, context=auth.PHONE_CONTEXT))
     personal.reseal_subject(session, deps, bidx)
+    return bidx
+
+
+def own_subject(session: Session, deps: Deps, account_id: uuid.UUID, now: datetime) -> bytes:
+    """The citizen's subject, created if missing (an account older than subjects made at
+    registration): keys, pseudonyms and the access log all hang off it."""
+    bidx = citizen_bidx(session, account_id)
+    if session.scalar(select(subjects_table().c.bidx)
+                      .where(subjects_table().c.bidx == bidx)) is None:
+        ensure_subject(session, deps, citizen_id_number(session, deps, account_id), now)
     return bidx
 
 

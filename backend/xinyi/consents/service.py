@@ -24,7 +24,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from xinyi.audit import service as audit
 from xinyi.auth.principal import Principal
 from xinyi.auth.service import ClientRef, client_ref, client_refs
-from xinyi.citizens.service import citizen_bidx, citizen_id_number
+from xinyi.citizens.service import citizen_bidx, own_subject
 from xinyi.consents.models import Consent, ConsentRequest
 from xinyi.consents.views import (
     CitizenRequestView,
@@ -42,7 +42,6 @@ from xinyi.records.service import active_records
 from xinyi.scoring import rules
 from xinyi.scoring.service import hours_this_year
 from xinyi.subjects import service as subjects
-from xinyi.subjects.service import ensure_subject
 from xinyi.timeutil import china_today
 from xinyi.uow import unique_or
 
@@ -342,15 +341,6 @@ def citizen_consents(session: Session, deps: Deps, account_id: uuid.UUID, *,
     return [_consent_view(c, partners[c.partner_id], now) for c in consents], total
 
 
-def _own_subject(session: Session, deps: Deps, account_id: uuid.UUID, now: datetime) -> bytes:
-    """The citizen's subject, created if missing (an account older than subjects-at-registration):
-    the partner's pseudonym and the access log both hang off it."""
-    bidx = citizen_bidx(session, account_id)
-    if subjects.first_seen(session, bidx) is not None:
-        return bidx
-    return ensure_subject(session, deps, citizen_id_number(session, deps, account_id), now)
-
-
 def grant(session: Session, deps: Deps, account_id: uuid.UUID, *, partner_id: uuid.UUID,
           scope: str, purpose: str, expires_in: int) -> ConsentView:
     """A direct grant (主动授权) by the citizen, without a request from the partner."""
@@ -358,7 +348,7 @@ def grant(session: Session, deps: Deps, account_id: uuid.UUID, *, partner_id: uu
     partner = client_ref(session, partner_id)
     if partner is None or partner.type != "partner" or partner.disabled:
         raise UnknownPartner.at("partner_id", "no active partner has this id")
-    bidx = _own_subject(session, deps, account_id, now)
+    bidx = own_subject(session, deps, account_id, now)
     # The partner learns the citizen under its own pseudonym, from the consent.granted event.
     subjects.remember(session, deps, partner.id, bidx)
     consent = Consent(id=uuid.uuid4(), subject_bidx=bidx, partner_id=partner.id, scope=scope,

@@ -26,7 +26,6 @@ from xinyi.errors import Forbidden
 from xinyi.notifications import service as notifications
 from xinyi.privacy import shredlist
 from xinyi.subjects import personal
-from xinyi.subjects.service import first_seen
 from xinyi.uow import run_in_unit
 from xinyi.volunteering import service as volunteering
 
@@ -76,8 +75,10 @@ def close_account(session: Session, deps: Deps, account_id: uuid.UUID, *,
     if not auth.password_matches(session, deps, account_id, password):
         log.info("account closure refused", extra={"event": "account_closure_refused"})
         raise PasswordIncorrect.at_password()
-    bidx = citizens.citizen_bidx(session, account_id)
     now = deps.clock()
+    # An account older than subjects made at registration gets its subject now, so that its
+    # tombstone (and the subject's records, access log) has one to name.
+    bidx = citizens.own_subject(session, deps, account_id, now)
     forget(session, deps, account_id, bidx, now)
     shredlist.append(deps.settings.shred_list, shredlist.Entry(bidx, account_id, now))
     log.info("account closed", extra={"event": "account_closed", "account_id": str(account_id)})
@@ -92,14 +93,12 @@ class Replay:
 def replay_shred_list(deps: Deps) -> Replay:
     """``xinyi restore-check``: close again, one unit each, every account on the shred list
     (after a database restore). Idempotent: an entry the database already reflects changes
-    nothing; a subject the restored database never knew is skipped."""
+    nothing."""
     total = reapplied = 0
     for entry in shredlist.entries(deps.settings.shred_list):
         total += 1
 
         def again(session: Session, entry: shredlist.Entry = entry) -> bool:
-            if first_seen(session, entry.subject_bidx) is None:
-                return False
             return forget(session, deps, entry.account_id, entry.subject_bidx, deps.clock(),
                           before=entry.shredded_at)
 

@@ -215,8 +215,9 @@ def shred(session: Session, bidx: bytes, *, before: datetime | None = None) -> b
 
 def record_shredding(session: Session, bidx: bytes, account_id: uuid.UUID,
                      now: datetime) -> bool:
-    """The tombstone of a closed account (append-only); written once per account."""
-    if session.scalar(select(ShreddedSubject.id).where(
+    """The tombstone of a closed account (append-only); written once per account, and only
+    for a subject the database knows (a backup older than the subject has none to name)."""
+    if session.get(Subject, bytes(bidx)) is None or session.scalar(select(ShreddedSubject.id).where(
             ShreddedSubject.subject_bidx == bidx, ShreddedSubject.account_id == account_id)):
         return False
     session.add(ShreddedSubject(id=uuid.uuid4(), subject_bidx=bytes(bidx),
