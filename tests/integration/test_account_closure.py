@@ -40,6 +40,8 @@ from xinyi.auth.models import Account, AuthSession
 from xinyi.citizens.models import Citizen
 from xinyi.consents.models import Consent
 from xinyi.credentials.models import Credential
+from xinyi.exports.models import Export
+from xinyi.exports.service import build_pending
 from xinyi.notifications.models import Notification
 from xinyi.notifications.service import notify
 from xinyi.outbox.models import OutboxEvent
@@ -54,7 +56,7 @@ PURPOSE = "办理免押金借书：核实信用状况"
 DAY = 24 * 3600
 # Every context a personal field is bound to: the scan tries each with every key.
 CONTEXTS = ("citizens.name", "citizens.id_number", "accounts.phone", "subjects.id_number",
-            "volunteers.name")
+            "volunteers.name", "reports.party_id_number")
 
 
 def unique_name() -> str:
@@ -154,14 +156,15 @@ def _columns(connection: Any) -> list[tuple[str, str]]:
 
 
 def _openings(blob: bytes, keys: list[AESGCM], personal: list[AESGCM],
-              bidxs: list[bytes]) -> list[str]:
+              bidxs: list[bytes], extra: list[str]) -> list[str]:
     """Every way the blob decrypts: under each master key (master format) and under each
     personal key still stored (personal format, for every subject), for every context."""
     found = []
-    for context in CONTEXTS:
+    for context in (*CONTEXTS, *extra):
         for key in keys:
             with contextlib.suppress(InvalidTag, ValueError):
-                found.append(key.decrypt(blob[1:13], blob[13:], context.encode()).decode())
+                found.append(key.decrypt(blob[1:13], blob[13:], context.encode())
+                             .decode("utf-8", "ignore"))
         for key in personal:
             for bidx in bidxs:
                 with contextlib.suppress(InvalidTag, ValueError):
@@ -183,6 +186,8 @@ def scan(app: Flask, *values: str) -> list[str]:
             wrapped, context="personal_keys:" + bytes(b).hex())))
             for b, wrapped in s.execute(select(PersonalKey.subject_bidx,
                                                PersonalKey.wrapped_key))]
+        # A built export file is bound to its own id.
+        extra = [f"exports.content:{i}" for i in s.scalars(select(Export.id))]
         for table, column in _columns(connection):
             for (value,) in connection.execute(select(sql_column(column))
                                                .select_from(sql_table(table))):
@@ -190,8 +195,8 @@ def scan(app: Flask, *values: str) -> list[str]:
                     continue
                 if isinstance(value, (bytes, memoryview)):
                     raw = bytes(value)
-                    seen = [raw.decode("utf-8", "ignore"),
-                            *(_openings(raw, keys, personal, bidxs) if len(raw) > 28 else [])]
+                    opened = _openings(raw, keys, personal, bidxs, extra) if len(raw) > 28 else []
+                    seen = [raw.decode("utf-8", "ignore"), *opened]
                 elif isinstance(value, (dict, list)):
                     seen = [json.dumps(value, ensure_ascii=False)]
                 else:
@@ -208,11 +213,22 @@ def test_after_closing_no_table_holds_the_name_phone_or_id_in_the_clear_or_decry
     w = world(app, client)
     if legacy:
         make_legacy(app, w)
+    # Someone reported them (the report keeps a copy of their ID number), and they asked for
+    # a background export that the worker built and they never downloaded.
+    reporter = register_citizen(client)
+    reporter_me = bearer(login(client, reporter["phone"])["access_token"])
+    assert client.post("/v1/me/reports", headers=reporter_me, json={
+        "reported_party": {"kind": "person", "id_number": w.person["id_number"]},
+        "facts": "长期拖欠物业费并伪造缴费凭证"}).status_code == 201
+    assert client.post("/v1/me/exports", headers=w.me, json={"format": "json"}).status_code \
+        == 202
+    assert build_pending(app.extensions["xinyi"])[0] == 1
     secrets_held = (w.person["name"], w.person["phone"], w.person["id_number"])
     before = scan(app, *secrets_held)
     # The scan finds them while the account is open: it would see a failed wipe.
     assert {"citizens.name_enc", "citizens.id_number_enc", "accounts.phone_enc",
-            "subjects.id_number_enc", "volunteers.name_enc"} <= set(before), before
+            "subjects.id_number_enc", "volunteers.name_enc",
+            "dishonesty_reports.party_id_number_enc", "exports.content"} <= set(before), before
     assert (count(app, PersonalKey, PersonalKey.subject_bidx == w.bidx) == 1) is not legacy
     assert close(client, w).status_code == 204
     assert scan(app, *secrets_held) == []

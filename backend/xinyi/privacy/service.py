@@ -26,6 +26,7 @@ from xinyi.errors import Forbidden
 from xinyi.exports import service as exports
 from xinyi.notifications import service as notifications
 from xinyi.privacy import shredlist
+from xinyi.reports import service as reports
 from xinyi.subjects import personal
 from xinyi.uow import run_in_unit
 from xinyi.volunteering import service as volunteering
@@ -56,6 +57,7 @@ def forget(session: Session, deps: Deps, account_id: uuid.UUID, bidx: bytes, now
         credentials.revoke_all_of(session, account_id),
         notifications.forget(session, bidx, before=before),
         exports.forget_account(session, account_id),
+        reports.forget_party(session, bidx),
         attachments.forget_unlinked(session, bidx, before=before),
         citizens.forget_citizen(session, account_id),
         # The wrapped key destroyed and the subject's copy of the ID number wiped ...
