@@ -13,6 +13,7 @@ import dataclasses
 import os
 import re
 import secrets
+import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,9 @@ def make_settings(database_url: str, redis_url: str | None, **overrides: Any) ->
         # Tests register many citizens from one address; the limits have tests of their own.
         register_limit_per_address="1000/hour",
         register_limit_per_phone="1000/hour",
+        # Each test's closed accounts go to a shred list of its own, never the checkout's.
+        shred_list_path=str(Path(tempfile.gettempdir())
+                            / f"xinyi-test-shred-{uuid.uuid4().hex}.jsonl"),
     )
     settings = dataclasses.replace(base, **overrides)
     settings.validate()

@@ -204,6 +204,7 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
     from xinyi.exports import routes as exports
     from xinyi.notifications.routes import blp as notifications_blp
     from xinyi.ops.routes import blp as ops_blp
+    from xinyi.privacy import routes as privacy_routes  # noqa: F401 - DELETE /v1/me on me_blp
     from xinyi.records import routes as records
     from xinyi.repairs import routes as repairs
     from xinyi.reports import routes as reports

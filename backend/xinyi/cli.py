@@ -294,6 +294,35 @@ def audit_checkpoint() -> None:
     click.echo(f"checkpoint {cp.id}: {cp.entries} entries" if cp else "nothing new to sign")
 
 
+@main.group("personal-keys")
+def personal_keys() -> None:
+    """Per-citizen data keys (envelope encryption)."""
+
+
+@personal_keys.command("backfill")
+@click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1, 10_000))
+def personal_keys_backfill(batch_size: int) -> None:
+    """Move citizens registered before personal keys under a key of their own (batched,
+    idempotent; the worker runs it too)."""
+    from xinyi.privacy.service import backfill
+    from xinyi.wiring import build_deps
+
+    click.echo(f"{backfill(build_deps(_settings()), batch_size)} citizens moved to personal keys")
+
+
+@main.command("restore-check")
+def restore_check() -> None:
+    """After restoring the database from a backup: close again every account on the shred
+    list (XINYI_SHRED_LIST), destroying the keys the backup brought back. Idempotent."""
+    from xinyi.privacy.service import replay_shred_list
+    from xinyi.wiring import build_deps
+
+    settings = _settings()
+    done = replay_shred_list(build_deps(settings))
+    click.echo(f"shred list {settings.shred_list}: {done.entries} entries, "
+               f"{done.reapplied} re-applied")
+
+
 @main.group()
 def scores() -> None:
     """Credit scores."""

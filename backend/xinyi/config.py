@@ -171,7 +171,15 @@ class Settings:
     # public documents use it; unset, they follow the request's host.
     public_url: str | None = None
     instance_path: str = "instance"
+    # The shred list (closed accounts, one JSON line each), kept outside the database so that
+    # a restored backup can be made to forget them again (`xinyi restore-check`). Unset, it
+    # is ``shred-list.jsonl`` under the instance path.
+    shred_list_path: str | None = None
     log_level: str = "INFO"
+
+    @property
+    def shred_list(self) -> Path:
+        return Path(self.shred_list_path or Path(self.instance_path) / "shred-list.jsonl")
 
     @property
     def is_production(self) -> bool:
@@ -376,6 +384,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                                     "XINYI_EXPORT_SYNC_MAX_ROWS"),
         public_url=env.get("XINYI_PUBLIC_URL") or None,
         instance_path=str(instance),
+        shred_list_path=env.get("XINYI_SHRED_LIST") or None,
         log_level=env.get("XINYI_LOG_LEVEL", "INFO"),
     )
     settings.validate()

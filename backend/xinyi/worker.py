@@ -160,6 +160,12 @@ def record_commitment_breaches(deps: Deps) -> str:
                                   lambda session: record_breaches(session, deps)):
         total += recorded
     return f"record_commitment_breaches: {total} recorded"
+def backfill_personal_keys(deps: Deps) -> str:
+    """Give citizens registered before personal keys a key of their own, a unit per batch
+    (a no-op once every citizen has one)."""
+    from xinyi.privacy.service import backfill
+
+    return f"backfill_personal_keys: {backfill(deps)} citizens"
 
 
 JOBS: list[Callable[[Deps], str]] = [purge_expired_logins, expire_records,
@@ -168,7 +174,8 @@ JOBS: list[Callable[[Deps], str]] = [purge_expired_logins, expire_records,
                                      record_commitment_breaches,
                                      purge_idempotency_keys, rescore_new_year,
                                      flag_overdue_cases,
-                                     recompute_deadlines, dispatch_webhook_events,
+                                     recompute_deadlines, backfill_personal_keys,
+                                     dispatch_webhook_events,
                                      purge_webhook_events, build_exports]
 
 

@@ -9,7 +9,8 @@
 -- nothing else: no DDL (it owns nothing and may not create in the schema; temporary tables,
 -- which the bulk import stages its chunks in, stay allowed). The access log (查询使用登记) is
 -- append-only for it: it may INSERT and SELECT but never UPDATE, DELETE or TRUNCATE log rows
--- or checkpoints, so even a compromised app cannot rewrite who read a citizen's data.
+-- or checkpoints, so even a compromised app cannot rewrite who read a citizen's data. The
+-- tombstones of closed accounts (shredded_subjects) are append-only for it in the same way.
 -- Migrations run as the owner role, never as the app role.
 --
 -- By hand: psql -v app_role=xinyi_app -f production_roles.sql (once the role exists).
@@ -20,4 +21,4 @@ GRANT USAGE ON SCHEMA public TO :app_role;
 REVOKE ALL ON ALL TABLES IN SCHEMA public FROM :app_role;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO :app_role;
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO :app_role;
-REVOKE UPDATE, DELETE, TRUNCATE ON access_log, audit_checkpoints FROM :app_role;
+REVOKE UPDATE, DELETE, TRUNCATE ON access_log, audit_checkpoints, shredded_subjects FROM :app_role;

@@ -3,7 +3,7 @@ inputs), who declared a benefit session's default, and citizens' requests for a 
 of an automated decision
 
 Revision ID: 0017_decision_reviews
-Revises: 0021_district_stats
+Revises: 0015_personal_keys
 Create Date: 2026-12-01 17:00:00.000000
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0017_decision_reviews"
-down_revision: str | Sequence[str] | None = "0021_district_stats"
+down_revision: str | Sequence[str] | None = "0015_personal_keys"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -87,6 +87,10 @@ ALLOWANCES: list[tuple[str, dict[str, object]]] = [
      "an empty file 422; JSON Schema cannot say what a file holds.",
      {"include-name": "POST /v1/me/attachments",
       "checks": {"positive_data_acceptance": {"expected-statuses": [*REFUSALS_ALLOWED, "415"]}}}),
+    ("Closing the account re-checks the password: a schema-valid body with another password "
+     "is 403 password_incorrect, and attempts are rate-limited (429).",
+     {"include-name": "DELETE /v1/me",
+      "checks": {"positive_data_acceptance": {"expected-statuses": REFUSALS_ALLOWED}}}),
     ("A batch checks each record on its own: invalid records come back rejected, one by one, "
      "in a 200 that still takes the valid ones (see the batch route's description).",
      {"include-name": "POST /v1/provider/records:batch",
@@ -133,7 +137,8 @@ def _credentials(server: LiveServer) -> dict[str, str]:
     server.xinyi("staff", "create", "--phone", reviewer, "--password", PASSWORD,
                  "--role", "reviewer")
     tokens = {"operator": _login(server, phone), "reviewer": _login(server, reviewer),
-              "citizen": _citizen(server), "logout": _citizen(server)}
+              "citizen": _citizen(server), "logout": _citizen(server),
+              "close": _citizen(server)}
     for kind, body in (("partner", {"name": "模糊测试图书馆", "kind": "library"}),
                        ("provider", {"name": "模糊测试数据源", "catalogue_codes": ["*"]}),
                        ("org", {"name": "模糊测试志愿者协会"})):
@@ -153,7 +158,12 @@ def _toml(value: object) -> str:
 
 
 def _config(tokens: dict[str, str]) -> str:
+    # Closing the account ends it for good: a throwaway citizen of its own (before the
+    # citizen's table, whose path pattern it also matches).
     tables: list[dict[str, object]] = [
+        {"include-name": "DELETE /v1/me",
+         "headers": {"Authorization": f"Bearer {tokens['close']}"}}]
+    tables += [
         {"include-path-regex": pattern, "headers": {"Authorization": f"Bearer {tokens[kind]}"}}
         for kind, pattern in PRINCIPALS]
     # Its first passing case ends the login it is given: not one another operation uses.

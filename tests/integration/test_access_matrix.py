@@ -62,6 +62,7 @@ MATRIX: dict[str, str | frozenset[str]] = {
     "GET /.well-known/xinyi-configuration": PUBLIC,
     # The citizen's own data.
     "GET /v1/me": frozenset({"citizen"}),
+    "DELETE /v1/me": frozenset({"citizen"}),
     "GET /v1/me/credit": frozenset({"citizen"}),
     "GET /v1/me/records": frozenset({"citizen"}),
     "GET /v1/me/queries": frozenset({"citizen"}),
@@ -73,6 +74,7 @@ MATRIX: dict[str, str | frozenset[str]] = {
     "GET /v1/me/notifications": frozenset({"citizen"}),
     "POST /v1/me/notifications/<uuid:notification_id>/read": frozenset({"citizen"}),
     "POST /v1/me/consents/<uuid:consent_id>/revoke": frozenset({"citizen"}),
+    "POST /v1/me/consents:revoke-all": frozenset({"citizen"}),
     "GET /v1/me/consent-requests": frozenset({"citizen"}),
     "POST /v1/me/consent-requests/<uuid:request_id>/approve": frozenset({"citizen"}),
     "POST /v1/me/consent-requests/<uuid:request_id>/deny": frozenset({"citizen"}),

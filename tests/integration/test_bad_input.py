@@ -281,7 +281,7 @@ def test_unknown_route_and_method_are_problem_documents(client: FlaskClient) -> 
 
 
 @pytest.mark.parametrize(("method", "path", "allowed"), [
-    ("put", "/v1/me", {"GET", "HEAD", "OPTIONS"}),
+    ("put", "/v1/me", {"GET", "HEAD", "OPTIONS", "DELETE"}),
     ("delete", "/healthz", {"GET", "HEAD", "OPTIONS"}),
     ("get", "/v1/auth/login", {"POST", "OPTIONS"}),
 ])

@@ -112,10 +112,16 @@ def test_migrate_step_creates_a_role_that_appends_to_the_access_log_and_nothing_
                 "(gen_random_uuid(), :b, 1, 'staff', 's-1', '复核员', 'review', 'report.full',"
                 " '异议复核', now(), :z, :z)"), {"b": b"\1" * 32, "z": b"\0" * 32})
             assert conn.scalar(text("SELECT count(*) FROM access_log")) == 1
+            conn.execute(text(
+                "INSERT INTO shredded_subjects (id, subject_bidx, account_id, shredded_at) "
+                "VALUES (gen_random_uuid(), :b, gen_random_uuid(), now())"), {"b": b"\1" * 32})
             conn.execute(text("UPDATE subjects SET first_seen_at = now()"))  # rows: allowed
         for forbidden in ("UPDATE access_log SET purpose = 'x'", "DELETE FROM access_log",
                           "TRUNCATE access_log", "DELETE FROM audit_checkpoints",
                           "UPDATE audit_checkpoints SET entries = 0",
+                          # A closed account's tombstone is append-only too.
+                          "DELETE FROM shredded_subjects",
+                          "UPDATE shredded_subjects SET shredded_at = now()",
                           "CREATE TABLE evil (id int)", "CREATE TABLE public.evil (id int)",
                           "ALTER TABLE accounts ADD COLUMN evil int", "DROP TABLE outbox_events",
                           "CREATE INDEX evil ON accounts (created_at)", "CREATE SCHEMA evil"):

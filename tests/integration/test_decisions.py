@@ -353,12 +353,14 @@ def test_reviews_for_the_export_and_the_deadline_counts(app: Flask, client: Flas
 def test_the_queue_names_a_subject_whose_id_no_key_opens_by_reference_only(
         app: Flask, client: FlaskClient) -> None:
     from xinyi.subjects.models import Subject
+    from xinyi.subjects.personal import SHREDDED
 
     w = World(app, client)
     reviewer = staff(w, "reviewer")
     bidx = uuid.uuid4().bytes * 2
     with w.deps.db.session() as s:
-        s.add(Subject(bidx=bidx, id_number_enc=b"\x07" + b"x" * 40, first_seen_at=w.now))
+        # As closing an account leaves it: the key destroyed, the subject's copy wiped.
+        s.add(Subject(bidx=bidx, id_number_enc=SHREDDED, first_seen_at=w.now))
         s.flush()
         s.add(DecisionReview(
             subject_bidx=bidx, decision_id=f"list_entry:{uuid.uuid4()}",

@@ -17,7 +17,7 @@ from xinyi.citizens.models import Citizen
 from xinyi.citizens.service import register
 from xinyi.errors import Conflict
 from xinyi.scoring.models import CreditScore, ScoreChange
-from xinyi.subjects.models import Subject
+from xinyi.subjects.models import PersonalKey, Subject
 from xinyi.uow import UnitOfWork
 
 
@@ -72,6 +72,7 @@ def _remove(app: Flask, engine: Engine, bodies: list[dict[str, str]]) -> tuple[i
         conn.execute(delete(CreditScore).where(CreditScore.subject_bidx.in_(subjects)))
         conn.execute(delete(ScoreChange).where(ScoreChange.subject_bidx.in_(subjects)))
         conn.execute(delete(Citizen).where(Citizen.account_id.in_(ids)))
+        conn.execute(delete(PersonalKey).where(PersonalKey.subject_bidx.in_(subjects)))
         conn.execute(delete(Subject).where(Subject.bidx.in_(subjects)))
         conn.execute(delete(Account).where(Account.id.in_(ids)))
     return len(ids), int(citizens)

@@ -236,7 +236,8 @@ def test_the_reported_party_and_providers_never_learn_who_reported(
     # Everything the reported party can read about themselves.
     me_routes = _get_routes(app, "/v1/me")
     assert {"/v1/me", "/v1/me/records", "/v1/me/queries", "/v1/me/notifications",
-            "/v1/me/disputes", "/v1/me/reports", "/v1/me/commitments"} <= set(me_routes)
+            "/v1/me/disputes", "/v1/me/reports", "/v1/me/commitments",
+            "/v1/me/export"} <= set(me_routes)
     for rule in me_routes:
         resp = client.get(rule, headers=reported.headers)
         assert resp.status_code < 500, rule

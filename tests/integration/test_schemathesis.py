@@ -51,6 +51,9 @@ SETTINGS = hypothesis.settings(
     max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
     suppress_health_check=list(HealthCheck), phases=[hypothesis.Phase.generate],
 )
+# Operations that end the account they are called with get a throwaway one of their own, so
+# that no other operation's principal is closed by a generated request.
+THROWAWAY = frozenset({("DELETE", "/v1/me")})
 # In order of preference for the principal that gets the full treatment.
 KINDS = ("citizen", "operator", "partner", "org", "provider", "reviewer", "auditor")
 STAFF = ("operator", "reviewer", "auditor")
@@ -100,6 +103,10 @@ class Credentials:
             except Unauthorized:
                 return False
         return True
+
+    def throwaway(self, kind: str) -> dict[str, str]:
+        """A principal of this kind that no other operation uses."""
+        return {} if kind == "anonymous" else self._make(kind)
 
     def headers(self, kind: str) -> dict[str, str]:
         if kind == "anonymous":
@@ -162,8 +169,11 @@ def test_every_operation_honours_its_documented_contract(
     for result in schema.get_all_operations():
         operation = result.ok()
         operations += 1
-        for kind, mode, examples in plan(access[(operation.method.upper(), operation.path)]):
-            failure = fuzz(operation, credentials.headers(kind), examples, mode)
+        key = (operation.method.upper(), operation.path)
+        for kind, mode, examples in plan(access[key]):
+            headers = (credentials.throwaway(kind) if key in THROWAWAY
+                       else credentials.headers(kind))
+            failure = fuzz(operation, headers, examples, mode)
             if failure:
                 failures.append(f"as {kind}: {failure}")
     assert operations > 25, "the OpenAPI document lost its operations"

@@ -39,7 +39,7 @@ def test_jobs_do_due_work_once_and_then_nothing(app: Flask, client: FlaskClient)
         "purge_expired_logins", "expire_records", "sign_audit_checkpoint",
         "purge_expired_credentials", "lapse_consent_requests", "benefit_session_sweeps",
         "record_commitment_breaches", "purge_idempotency_keys", "rescore_new_year",
-        "flag_overdue_cases", "recompute_deadlines",
+        "flag_overdue_cases", "recompute_deadlines", "backfill_personal_keys",
         "dispatch_webhook_events", "purge_webhook_events", "build_exports",
     ] == [j.__name__ for j in JOBS]
     assert "expire_records: 1 archived" in first

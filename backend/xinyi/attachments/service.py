@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
 
 from xinyi.attachments.models import Attachment, AttachmentLink
@@ -174,3 +174,14 @@ def export_attachments(session: Session, deps: Deps, account_id: uuid.UUID,
             links[link.attachment_id].append(row(link, "case_kind", "case_id"))
     return [row(a, "id", "media_type", "size", "sha256", "created_at", cases=links[a.id])
             for a in found]
+def forget_unlinked(session: Session, owner_bidx: bytes, *,
+                    before: datetime | None = None) -> int:
+    """Delete the uploads of a closed account that no case refers to (a repair or objection
+    keeps its evidence); with ``before``, only those uploaded until then. Returns how many."""
+    where = [Attachment.owner_bidx == owner_bidx,
+             ~exists(select(AttachmentLink.attachment_id)
+                     .where(AttachmentLink.attachment_id == Attachment.id))]
+    if before is not None:
+        where.append(Attachment.created_at <= before)
+    result = session.execute(delete(Attachment).where(*where))
+    return int(result.rowcount)  # type: ignore[attr-defined]

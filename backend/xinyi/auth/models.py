@@ -27,8 +27,9 @@ class Account(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     role: Mapped[str] = mapped_column(String(16))
-    phone_enc: Mapped[bytes] = mapped_column(LargeBinary)
-    phone_bidx: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    # Both cleared when a citizen closes the account, so the phone can register again.
+    phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    phone_bidx: Mapped[bytes | None] = mapped_column(LargeBinary(32), unique=True)
     password_hash: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     password_changed_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -36,6 +36,7 @@ from xinyi.uow import unique_or
 
 log = logging.getLogger(__name__)
 API_KEY_PREFIX = "xyk_"
+PHONE_CONTEXT = "accounts.phone"  # the phone's ciphertext is bound to its column
 _KEY_ID = re.compile(r"[0-9a-f]{1,32}")  # new_api_key makes 16; the column holds 32
 
 
@@ -317,15 +318,17 @@ def phone_taken(session: Session, deps: Deps, phone: PhoneNumber) -> bool:
 
 
 def create_account(session: Session, deps: Deps, *, role: str, phone: PhoneNumber,
-                   password: str, now: datetime) -> uuid.UUID:
+                   password: str, now: datetime, phone_enc: bytes | None = None) -> uuid.UUID:
     """Add and flush a login for a checked phone and password; returns its id.
 
     The phone's unique index is the race guard: an account for this phone made meanwhile
     (committed, or concurrent on PostgreSQL) raises :class:`PhoneTaken`, rolling back only this
-    insert. Callers ask :func:`phone_taken` first, in the order their own checks answer."""
+    insert. Callers ask :func:`phone_taken` first, in the order their own checks answer.
+    ``phone_enc`` is the phone already sealed by the caller (a citizen's, under their personal
+    key); without it the phone is encrypted under the master key (staff)."""
     account = Account(
         id=uuid.uuid4(), role=role, created_at=now, password_changed_at=now,
-        phone_enc=deps.cipher.encrypt(phone.value, context="accounts.phone"),
+        phone_enc=phone_enc or deps.cipher.encrypt(phone.value, context=PHONE_CONTEXT),
         phone_bidx=_phone_bidx(deps, phone), password_hash=deps.passwords.hash(password))
     with unique_or(session, PhoneTaken):
         session.add(account)
@@ -339,10 +342,42 @@ def _account(session: Session, account_id: uuid.UUID) -> Account:
     return account
 
 
-def account_phone(session: Session, deps: Deps, account_id: uuid.UUID) -> PhoneNumber:
-    """The login's phone number, decrypted (callers show it masked)."""
-    encrypted = _account(session, account_id).phone_enc
-    return PhoneNumber(deps.cipher.decrypt(encrypted, context="accounts.phone"))
+def account_phone_enc(session: Session, account_id: uuid.UUID) -> bytes | None:
+    """The login's phone number as stored (the citizens domain opens it with the citizen's
+    personal key); None once the account was closed."""
+    return _account(session, account_id).phone_enc
+
+
+def set_account_phone_enc(session: Session, account_id: uuid.UUID, phone_enc: bytes) -> None:
+    """Store the phone sealed again (moved under the citizen's personal key)."""
+    _account(session, account_id).phone_enc = phone_enc
+
+
+def password_matches(session: Session, deps: Deps, account_id: uuid.UUID,
+                     password: str) -> bool:
+    """Re-check the password of a live account (before closing it)."""
+    account = _account(session, account_id)
+    return deps.passwords.verify(account.password_hash, password) and account.disabled_at is None
+
+
+def forget_account(session: Session, account_id: uuid.UUID, now: datetime) -> bool:
+    """Close a citizen's login at once: every login family revoked (its access tokens die on
+    their next request), the phone's ciphertext and blind index cleared (the number may
+    register again), the account disabled. The row stays: records of who did what name it.
+    Idempotent; True if anything changed."""
+    revoked = session.execute(
+        update(AuthSession).where(AuthSession.account_id == account_id,
+                                  AuthSession.revoked_at.is_(None))
+        .values(revoked_at=now, revoked_reason="account_closed")
+        .execution_options(synchronize_session=False))
+    changed = bool(revoked.rowcount)  # type: ignore[attr-defined]
+    account = session.get(Account, account_id)
+    if account is not None and (account.phone_enc is not None or account.disabled_at is None):
+        account.phone_enc = account.phone_bidx = None
+        account.disabled_at = account.disabled_at or now
+        changed = True
+    session.flush()
+    return changed
 
 
 def account_created_at(session: Session, account_id: uuid.UUID) -> datetime:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Subquery, func, select
+from sqlalchemy import Subquery, delete, func, select
 from sqlalchemy.orm import Session
 
 from xinyi.auth import service as auth
@@ -20,11 +20,13 @@ from xinyi.errors import Conflict, NotFound, ValidationFailed
 from xinyi.jsonable import plain
 from xinyi.notify import Message
 from xinyi.pii import IdNumber, InvalidIdentifier, PhoneNumber, mask_name
-from xinyi.subjects.service import ensure_subject
+from xinyi.subjects import personal
+from xinyi.subjects.service import ensure_subject, subjects_table
 from xinyi.timeutil import china_today
 from xinyi.uow import unique_or
 
 log = logging.getLogger(__name__)
+_ID_CONTEXT, _NAME_CONTEXT = "citizens.id_number", "citizens.name"
 _NAME = re.compile(r"[\u3400-\u9fffA-Za-z][\u3400-\u9fffA-Za-z·.\- ]{0,63}")
 
 
@@ -99,19 +101,25 @@ def register(session: Session, deps: Deps, *, phone: str, password: str, name: s
     # answer as a sequential duplicate (create_account raises PhoneTaken for the phone).
     try:
         with unique_or(session, lambda: _taken(session, deps, parsed_phone)):
-            account_id = auth.create_account(session, deps, role="citizen",
-                                             phone=parsed_phone, password=password, now=now)
+            # The citizen becomes a subject now, so a score, a pseudonym and an access log
+            # can attach even before any record arrives; their personal key is made here,
+            # and every personal field is sealed under it (a subject known before from
+            # records, or from an account closed earlier, gets a fresh key).
+            bidx = ensure_subject(session, deps, parsed_id, now)
+            personal.create_key(session, deps, bidx, now)
+            account_id = auth.create_account(
+                session, deps, role="citizen", phone=parsed_phone, password=password, now=now,
+                phone_enc=personal.seal(session, deps, bidx, parsed_phone.value,
+                                        context=auth.PHONE_CONTEXT))
             citizen = Citizen(
                 account_id=account_id, realname_verified_at=now,
-                id_number_enc=deps.cipher.encrypt(parsed_id.value,
-                                                  context="citizens.id_number"),
+                id_number_enc=personal.seal(session, deps, bidx, parsed_id.value,
+                                            context=_ID_CONTEXT),
                 id_number_bidx=id_bidx,
-                name_enc=deps.cipher.encrypt(name, context="citizens.name"),
+                name_enc=personal.seal(session, deps, bidx, name, context=_NAME_CONTEXT),
             )
             session.add(citizen)
-            # The citizen becomes a subject now, so a score, a pseudonym and an access log
-            # can attach even before any record arrives.
-            bidx = ensure_subject(session, deps, parsed_id, now)
+            personal.adopt_subject(session, deps, bidx, parsed_id.value)
     except PhoneTaken:
         return _phone_in_use(deps, parsed_phone, parsed_id, name, password, hashed=True)
     deps.rescore(session, [bidx], now=now, today=china_today(now))
@@ -137,14 +145,22 @@ def _taken(session: Session, deps: Deps, phone: PhoneNumber) -> Conflict:
     return PhoneTaken() if auth.phone_taken(session, deps, phone) else IdNumberTaken()
 
 
+def _opened(session: Session, deps: Deps, citizen: Citizen, blob: bytes | None,
+            context: str) -> str:
+    value = personal.reveal(session, deps, citizen.id_number_bidx, blob, context=context)
+    if value is None:  # a citizen row outlives its key only in a half-restored backup
+        raise NotFound("No citizen profile for this account")
+    return value
+
+
 def _profile(session: Session, deps: Deps, citizen: Citizen) -> Profile:
-    cipher = deps.cipher
+    phone = auth.account_phone_enc(session, citizen.account_id)
     return Profile(
         id=citizen.account_id,
-        phone=auth.account_phone(session, deps, citizen.account_id).masked(),
-        name=mask_name(cipher.decrypt(citizen.name_enc, context="citizens.name")),
-        id_number=IdNumber(cipher.decrypt(citizen.id_number_enc,
-                                          context="citizens.id_number")).masked(),
+        phone=PhoneNumber(_opened(session, deps, citizen, phone, auth.PHONE_CONTEXT)).masked(),
+        name=mask_name(_opened(session, deps, citizen, citizen.name_enc, _NAME_CONTEXT)),
+        id_number=IdNumber(_opened(session, deps, citizen, citizen.id_number_enc,
+                                   _ID_CONTEXT)).masked(),
         created_at=registered_at(session, citizen.account_id),
         realname_verified_at=citizen.realname_verified_at,
     )
@@ -178,7 +194,11 @@ def citizen_phone(session: Session, deps: Deps, bidx: bytes) -> PhoneNumber | No
     """The phone of the citizen whose subject is ``bidx``, to text them; None if that person
     has no account (a subject known only from a provider's records)."""
     account_id = session.scalar(select(Citizen.account_id).where(Citizen.id_number_bidx == bidx))
-    return None if account_id is None else auth.account_phone(session, deps, account_id)
+    if account_id is None:
+        return None
+    phone = personal.reveal(session, deps, bidx, auth.account_phone_enc(session, account_id),
+                            context=auth.PHONE_CONTEXT)
+    return None if phone is None else PhoneNumber(phone)
 
 
 def citizen_subjects() -> Subquery:
@@ -192,7 +212,7 @@ def citizen_id_number(session: Session, deps: Deps, account_id: uuid.UUID) -> Id
     citizen = session.get(Citizen, account_id)
     if citizen is None:
         raise NotFound("No citizen profile for this account")
-    return IdNumber(deps.cipher.decrypt(citizen.id_number_enc, context="citizens.id_number"))
+    return IdNumber(_opened(session, deps, citizen, citizen.id_number_enc, _ID_CONTEXT))
 
 
 def registered_count(session: Session) -> int:
@@ -208,10 +228,56 @@ def export_profile(session: Session, deps: Deps, account_id: uuid.UUID,
         raise NotFound("No citizen profile for this account")
     return {
         "account_id": str(account_id),
-        "name": deps.cipher.decrypt(citizen.name_enc, context="citizens.name"),
-        "id_number": deps.cipher.decrypt(citizen.id_number_enc, context="citizens.id_number"),
-        "phone": auth.account_phone(session, deps, account_id).value,
+        "name": _opened(session, deps, citizen, citizen.name_enc, _NAME_CONTEXT),
+        "id_number": _opened(session, deps, citizen, citizen.id_number_enc, _ID_CONTEXT),
+        "phone": _opened(session, deps, citizen, auth.account_phone_enc(session, account_id),
+                         auth.PHONE_CONTEXT),
         "registered_at": plain(registered_at(session, account_id)),
         "realname_verified_at": plain(citizen.realname_verified_at),
         "subject": bidx.hex(),
     }
+# ---- personal keys and closing the account (the privacy domain orchestrates) ----------------
+
+def citizens_without_personal_key(session: Session, limit: int) -> list[tuple[uuid.UUID, bytes]]:
+    """``(account_id, bidx)`` of up to ``limit`` citizens registered before personal keys."""
+    return [(a, bytes(b)) for a, b in session.execute(
+        select(Citizen.account_id, Citizen.id_number_bidx)
+        .where(personal.keyless(Citizen.id_number_bidx))
+        .order_by(Citizen.id_number_bidx).limit(limit))]
+
+
+def move_under_personal_key(session: Session, deps: Deps, account_id: uuid.UUID,
+                            now: datetime) -> bytes:
+    """Give a citizen registered before personal keys their key, and seal their name, ID
+    number, phone and the subject's copy under it; returns the subject. Idempotent."""
+    bidx = own_subject(session, deps, account_id, now)
+    citizen = session.get(Citizen, account_id)
+    assert citizen is not None  # own_subject found it
+    personal.create_key(session, deps, bidx, now)
+    citizen.name_enc = personal.reseal(session, deps, bidx, citizen.name_enc,
+                                       context=_NAME_CONTEXT)
+    citizen.id_number_enc = personal.reseal(session, deps, bidx, citizen.id_number_enc,
+                                            context=_ID_CONTEXT)
+    phone = auth.account_phone_enc(session, account_id)
+    if phone is not None:
+        auth.set_account_phone_enc(session, account_id, personal.reseal(
+            session, deps, bidx, phone, context=auth.PHONE_CONTEXT))
+    personal.reseal_subject(session, deps, bidx)
+    return bidx
+
+
+def own_subject(session: Session, deps: Deps, account_id: uuid.UUID, now: datetime) -> bytes:
+    """The citizen's subject, created if missing (an account older than subjects made at
+    registration): keys, pseudonyms and the access log all hang off it."""
+    bidx = citizen_bidx(session, account_id)
+    if session.scalar(select(subjects_table().c.bidx)
+                      .where(subjects_table().c.bidx == bidx)) is None:
+        ensure_subject(session, deps, citizen_id_number(session, deps, account_id), now)
+    return bidx
+
+
+def forget_citizen(session: Session, account_id: uuid.UUID) -> bool:
+    """Remove the citizen's own row (name, ID number and its blind index), so the same
+    person may register again; their subject and its records stay. Idempotent."""
+    result = session.execute(delete(Citizen).where(Citizen.account_id == account_id))
+    return bool(result.rowcount)  # type: ignore[attr-defined]

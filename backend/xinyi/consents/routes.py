@@ -16,12 +16,14 @@ from xinyi.consents.schemas import (
     PartnerConsentRequestOut,
     ReportArgs,
     ReportOut,
+    WithdrawalOut,
 )
 from xinyi.consents.views import (
     CitizenRequestView,
     ConsentView,
     PartnerRequestView,
     ReportView,
+    Withdrawal,
 )
 from xinyi.schemas import PageArgs, page_of, page_schema
 from xinyi.web import db, deps, principal, public, requires
@@ -112,6 +114,16 @@ def grant(body: dict[str, Any]) -> ConsentView:
 def revoke(consent_id: uuid.UUID) -> ConsentView:
     """Revoke a consent at once: the partner's next read is refused."""
     return service.revoke(db(), deps(), principal().id, consent_id)
+
+
+@me_blp.route("/consents:revoke-all", methods=["POST"])
+@requires("citizen")
+@me_blp.response(200, WithdrawalOut)
+def revoke_all() -> Withdrawal:
+    """Revoke every live consent at once (全部撤回): each partner's next read is refused, each
+    gets a `consent.revoked` event, and requests still pending are denied. Answers how many
+    consents were revoked (0 when none was live: asking twice is harmless)."""
+    return service.revoke_all(db(), deps(), principal().id)
 
 
 @directory_blp.route("/partners", methods=["GET"])

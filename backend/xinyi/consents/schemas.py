@@ -88,6 +88,13 @@ class ConsentOut(Schema):
         "description": "The partner's request this consent approved; null for a direct grant"})
 
 
+class WithdrawalOut(Schema):
+    """What ``POST /v1/me/consents:revoke-all`` did."""
+
+    revoked = fields.Integer(required=True, metadata={
+        "description": "How many consents were live and are now revoked (0 if none was)."})
+
+
 class ConsentsArgs(PageArgs):
     status = fields.String(validate=validate.OneOf(CONSENT_STATUSES))
 

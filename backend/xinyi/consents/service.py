@@ -18,12 +18,13 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, func, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.elements import ColumnElement
 
 from xinyi.audit import service as audit
 from xinyi.auth.principal import Principal
 from xinyi.auth.service import ClientRef, client_ref, client_refs
-from xinyi.citizens.service import citizen_bidx, citizen_id_number
+from xinyi.citizens.service import citizen_bidx, own_subject
 from xinyi.consents.models import Consent, ConsentRequest
 from xinyi.consents.views import (
     CitizenRequestView,
@@ -32,6 +33,7 @@ from xinyi.consents.views import (
     PartnerView,
     ReportRecordView,
     ReportView,
+    Withdrawal,
 )
 from xinyi.deps import Deps
 from xinyi.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -41,7 +43,6 @@ from xinyi.records.service import active_records
 from xinyi.scoring import rules
 from xinyi.scoring.service import hours_this_year
 from xinyi.subjects import service as subjects
-from xinyi.subjects.service import ensure_subject
 from xinyi.timeutil import china_today
 from xinyi.uow import unique_or
 
@@ -341,15 +342,6 @@ def citizen_consents(session: Session, deps: Deps, account_id: uuid.UUID, *,
     return [_consent_view(c, partners[c.partner_id], now) for c in consents], total
 
 
-def _own_subject(session: Session, deps: Deps, account_id: uuid.UUID, now: datetime) -> bytes:
-    """The citizen's subject, created if missing (an account older than subjects-at-registration):
-    the partner's pseudonym and the access log both hang off it."""
-    bidx = citizen_bidx(session, account_id)
-    if subjects.first_seen(session, bidx) is not None:
-        return bidx
-    return ensure_subject(session, deps, citizen_id_number(session, deps, account_id), now)
-
-
 def grant(session: Session, deps: Deps, account_id: uuid.UUID, *, partner_id: uuid.UUID,
           scope: str, purpose: str, expires_in: int) -> ConsentView:
     """A direct grant (主动授权) by the citizen, without a request from the partner."""
@@ -357,7 +349,7 @@ def grant(session: Session, deps: Deps, account_id: uuid.UUID, *, partner_id: uu
     partner = client_ref(session, partner_id)
     if partner is None or partner.type != "partner" or partner.disabled:
         raise UnknownPartner.at("partner_id", "no active partner has this id")
-    bidx = _own_subject(session, deps, account_id, now)
+    bidx = own_subject(session, deps, account_id, now)
     # The partner learns the citizen under its own pseudonym, from the consent.granted event.
     subjects.remember(session, deps, partner.id, bidx)
     consent = Consent(id=uuid.uuid4(), subject_bidx=bidx, partner_id=partner.id, scope=scope,
@@ -372,6 +364,27 @@ def grant(session: Session, deps: Deps, account_id: uuid.UUID, *, partner_id: uu
     return _consent_view(consent, partner, now)
 
 
+def _withdraw(session: Session, consent: Consent, now: datetime) -> bool:
+    """Revoke one live consent (compare-and-set) and tell its partner ``consent.revoked``;
+    False if it was no longer live. The one revocation every path below uses."""
+    result = cast(CursorResult[Any], session.execute(
+        update(Consent)
+        .where(Consent.id == consent.id, Consent.revoked_at.is_(None),
+               Consent.expires_at > now)
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)))
+    if result.rowcount != 1:
+        return False
+    set_committed_value(consent, "revoked_at", now)  # the row says so already
+    emit(session, "consent.revoked", {
+        "consent_id": str(consent.id), "scope": consent.scope, "revoked_at": now.isoformat()},
+         now=now, partner_id=consent.partner_id, subject_bidx=consent.subject_bidx)
+    log.info("consent revoked", extra={"event": "consent_revoked",
+                                       "consent_id": str(consent.id),
+                                       "partner_id": str(consent.partner_id)})
+    return True
+
+
 def revoke(session: Session, deps: Deps, account_id: uuid.UUID,
            consent_id: uuid.UUID) -> ConsentView:
     """Withdraw a consent (撤回授权) at once: the partner's next report read is refused."""
@@ -379,22 +392,36 @@ def revoke(session: Session, deps: Deps, account_id: uuid.UUID,
     consent = session.get(Consent, consent_id)
     if consent is None or consent.subject_bidx != citizen_bidx(session, account_id):
         raise NotFound("No consent of yours has this id")
-    if _consent_status(consent, now) != "live":
+    if _consent_status(consent, now) != "live" or not _withdraw(session, consent, now):
         raise ConsentNotLive()
-    result = cast(CursorResult[Any], session.execute(
-        update(Consent)
-        .where(Consent.id == consent.id, Consent.revoked_at.is_(None),
-               Consent.expires_at > now)
-        .values(revoked_at=now)))
-    if result.rowcount != 1:
-        raise ConsentNotLive()
-    emit(session, "consent.revoked", {
-        "consent_id": str(consent.id), "scope": consent.scope, "revoked_at": now.isoformat()},
-         now=now, partner_id=consent.partner_id, subject_bidx=consent.subject_bidx)
-    log.info("consent revoked", extra={"event": "consent_revoked",
-                                       "consent_id": str(consent.id),
-                                       "partner_id": str(consent.partner_id)})
     return _consent_view(consent, _partner(session, consent.partner_id), now)
+
+
+def withdraw_all(session: Session, bidx: bytes, now: datetime, *,
+                 granted_before: datetime | None = None) -> int:
+    """Revoke every live consent of this subject (each partner gets ``consent.revoked``) and
+    deny the requests still pending; returns how many consents were revoked. With
+    ``granted_before`` (a replay after a restore) only consents granted before it."""
+    where = [Consent.subject_bidx == bidx, Consent.revoked_at.is_(None),
+             Consent.expires_at > now]
+    pending = [ConsentRequest.subject_bidx == bidx, ConsentRequest.status == "pending"]
+    if granted_before is not None:
+        where.append(Consent.granted_at <= granted_before)
+        pending.append(ConsentRequest.created_at <= granted_before)
+    # Locked in one order, so that two withdrawals of one citizen cannot deadlock.
+    live = list(session.scalars(select(Consent).where(*where).order_by(Consent.id)
+                                .with_for_update()))
+    revoked = sum(_withdraw(session, consent, now) for consent in live)
+    session.execute(update(ConsentRequest).where(*pending)
+                    .values(status="denied", decided_at=now)
+                    .execution_options(synchronize_session=False))
+    return revoked
+
+
+def revoke_all(session: Session, deps: Deps, account_id: uuid.UUID) -> Withdrawal:
+    """Withdraw every consent at once (全部撤回): each partner's next report read is refused,
+    and each gets ``consent.revoked``; pending requests are denied."""
+    return Withdrawal(withdraw_all(session, citizen_bidx(session, account_id), deps.clock()))
 
 
 # ---- sweep -----------------------------------------------------------------------------------

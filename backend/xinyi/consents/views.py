@@ -98,3 +98,8 @@ class ReportView:
     negative_records: int
     records_under_objection: int
     records: tuple[ReportRecordView, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    revoked: int

@@ -140,6 +140,8 @@ def export_verifications(session: Session, deps: Deps, account_id: uuid.UUID,
                 response={k: a for k, a in v.response.items() if not k.startswith("_")},
                 partner_name=names[v.partner_id].name if v.partner_id in names else None)
             for v in found]
+
+
 def verifications_per_day(session: Session, since: datetime) -> list[tuple[date, str, int]]:
     """Partners' verification answers per China day and decision since ``since``, oldest
     first: one GROUP BY (the credit office's statistics)."""
@@ -148,3 +150,10 @@ def verifications_per_day(session: Session, since: datetime) -> list[tuple[date,
         select(day, Verification.decision, func.count())
         .where(Verification.created_at >= since)
         .group_by(day, Verification.decision).order_by(day, Verification.decision))]
+def revoke_all_of(session: Session, account_id: uuid.UUID) -> int:
+    """Every credential of this account (a closed one) stops verifying online at once: the
+    rows go, so a QR or short code presented later names nothing (a short code's Redis entry
+    points at a missing row and is refused). Signed QR payloads already on a phone can still
+    pass an offline check until they expire, at most two minutes each. Returns how many."""
+    result = session.execute(delete(Credential).where(Credential.account_id == account_id))
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -34,10 +34,10 @@ from xinyi.deps import Deps
 from xinyi.errors import Conflict, NotFound
 from xinyi.jsonable import row
 from xinyi.notifications.service import notify
-from xinyi.pii import DecryptionError, mask_id_number
 from xinyi.records import entries
 from xinyi.records.service import catalogue_by_code
 from xinyi.scoring import service as scoring
+from xinyi.subjects import personal
 from xinyi.subjects.service import subjects_table
 from xinyi.timeutil import CHINA, china_today
 from xinyi.uow import unique_or
@@ -286,21 +286,14 @@ def my_reviews(session: Session, deps: Deps, account_id: uuid.UUID, *, page: int
     return [_view(r, today) for r in rows], total
 
 
-def _masked(deps: Deps, bidx: bytes, enc: bytes) -> str:
-    try:
-        return mask_id_number(deps.cipher.decrypt(enc, context="subjects.id_number"))
-    except DecryptionError:
-        # No key opens it any more (an account closed by crypto-shredding): the review
-        # stays workable, named by its blind-index reference only.
-        return f"account closed ({bidx.hex()[:8]}…)"
-
-
 def _masked_subjects(session: Session, deps: Deps, bidxs: list[bytes]) -> dict[bytes, str]:
-    """Each subject's ID number masked (``110***********1234``), as staff lists show it."""
+    """Each subject's ID number masked (``110***********1234``), as staff lists show it, or
+    the closed-account reference once no key opens it (crypto-shredded)."""
     if not bidxs:
         return {}
     subjects = subjects_table()
-    return {bytes(b): _masked(deps, bytes(b), enc)
+    personal.load(session, deps, bidxs)
+    return {bytes(b): personal.masked_id_number(session, deps, bytes(b), enc)
             for b, enc in session.execute(select(subjects.c.bidx, subjects.c.id_number_enc)
                                           .where(subjects.c.bidx.in_(set(bidxs))))}
 

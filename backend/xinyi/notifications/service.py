@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, literal, select, update
+from sqlalchemy import Select, delete, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from xinyi.citizens.service import citizen_bidx, citizen_phone
@@ -179,3 +179,11 @@ def export_notifications(session: Session, deps: Deps, account_id: uuid.UUID,
             for view in (_view(n) for n in session.scalars(
                 select(Notification).where(Notification.subject_bidx == bidx)
                 .order_by(Notification.created_at, Notification.id)))]
+def forget(session: Session, subject_bidx: bytes, *, before: datetime | None = None) -> int:
+    """Empty the citizen's inbox (a closed account); with ``before``, only notices made until
+    then (a replay after a restore keeps a later registration's). Returns how many."""
+    where = [Notification.subject_bidx == subject_bidx]
+    if before is not None:
+        where.append(Notification.created_at <= before)
+    result = session.execute(delete(Notification).where(*where))
+    return int(result.rowcount)  # type: ignore[attr-defined]

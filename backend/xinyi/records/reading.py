@@ -13,9 +13,9 @@ from xinyi.auth.principal import Principal
 from xinyi.auth.service import client_name_of
 from xinyi.citizens.service import citizen_bidx
 from xinyi.deps import Deps
-from xinyi.pii import mask_id_number
 from xinyi.records.models import CatalogueItem, CreditRecord, ListEntry
 from xinyi.records.views import CitizenRecordView, ListEntryView
+from xinyi.subjects import personal
 from xinyi.subjects.service import subjects_table
 
 SUBJECTS = subjects_table()
@@ -63,10 +63,11 @@ def list_entries(session: Session, deps: Deps, reader: Principal, *, list_name: 
         .order_by(ListEntry.entered_at.desc(), ListEntry.id)
         .limit(page_size).offset((page - 1) * page_size))
     shown = list(rows)
+    personal.load(session, deps, [e.subject_bidx for e, _ in shown])
     items = [ListEntryView(
         id=e.id, list=e.list, catalogue_code=e.catalogue_code,
         legal_basis=e.legal_basis, record_id=e.record_id,
-        subject=mask_id_number(deps.cipher.decrypt(enc, context="subjects.id_number")),
+        subject=personal.masked_id_number(session, deps, e.subject_bidx, enc),
         entered_at=e.entered_at, left_at=e.left_at, left_reason=e.left_reason)
         for e, enc in shown]
     staff_read(session, [e.subject_bidx for e, _ in shown], staff_id=reader.id,

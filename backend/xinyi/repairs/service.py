@@ -29,11 +29,11 @@ from xinyi.errors import Conflict, NotFound, ValidationFailed
 from xinyi.jsonable import row
 from xinyi.notifications.service import notify
 from xinyi.outbox.service import emit
-from xinyi.pii import mask_id_number
 from xinyi.records import service as records
 from xinyi.repairs import pdf
 from xinyi.repairs.models import RepairApplication
 from xinyi.repairs.rules import BASIS_ZH, SEVERITY_ZH, shortfalls
+from xinyi.subjects import personal
 from xinyi.subjects.service import subjects_table
 from xinyi.timeutil import china_today
 from xinyi.uow import unique_or
@@ -240,7 +240,7 @@ def review(session: Session, deps: Deps, reviewer: Principal,
 def _applicant(session: Session, deps: Deps, bidx: bytes) -> str:
     subjects = subjects_table()
     enc = session.scalar(select(subjects.c.id_number_enc).where(subjects.c.bidx == bidx))
-    return mask_id_number(deps.cipher.decrypt(enc, context="subjects.id_number")) if enc else ""
+    return personal.masked_id_number(session, deps, bidx, enc) if enc else ""
 
 
 def decide(session: Session, deps: Deps, reviewer: Principal, repair_id: uuid.UUID, *,

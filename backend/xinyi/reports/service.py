@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 from stdnum.cn import uscc
 from stdnum.exceptions import ValidationError as StdnumError
@@ -32,6 +32,7 @@ from xinyi.errors import Conflict, NotFound, ValidationFailed
 from xinyi.notifications.service import notify
 from xinyi.pii import IdNumber, InvalidIdentifier, mask_id_number
 from xinyi.reports.models import DishonestyReport
+from xinyi.subjects import personal
 from xinyi.timeutil import china_today
 from xinyi.uow import unique_or
 
@@ -118,7 +119,10 @@ class ForwardedView:
 
 def _party(deps: Deps, r: DishonestyReport) -> PartyView:
     masked = None
-    if r.party_id_number_enc is not None:
+    if r.party_id_number_enc is not None and personal.is_personal(r.party_id_number_enc):
+        # Wiped when the reported person closed their account: the blind index remains.
+        masked = personal.closed_reference(r.party_bidx or b"")
+    elif r.party_id_number_enc is not None:
         masked = mask_id_number(deps.cipher.decrypt(r.party_id_number_enc,
                                                     context="reports.party_id_number"))
     return PartyView(r.party_kind, masked, r.party_name, r.party_uscc)
@@ -344,3 +348,13 @@ def forwarded(session: Session, deps: Deps, provider: Principal, *, page: int,
                            .offset((page - 1) * page_size).limit(page_size))
     return [ForwardedView(r.id, _party(deps, r), r.facts, r.decided_at or r.created_at)
             for r in rows], total
+
+
+def forget_party(session: Session, bidx: bytes) -> int:
+    """The reported person closed their account: wipe the copy of their ID number in the
+    reports about them (the facts, the outcome and the blind index stay, as case data)."""
+    result = session.execute(update(DishonestyReport).where(
+        DishonestyReport.party_bidx == bidx,
+        DishonestyReport.party_id_number_enc != personal.SHREDDED)
+        .values(party_id_number_enc=personal.SHREDDED))
+    return int(result.rowcount)  # type: ignore[attr-defined]

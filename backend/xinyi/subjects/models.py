@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, ForeignKey, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from xinyi.db import Base, utcnow
+from xinyi.db import Base, new_id, utcnow
 
 
 class Subject(Base):
@@ -41,3 +41,26 @@ class Pseudonym(Base):
     pseudonym: Mapped[str] = mapped_column(String(40), primary_key=True)
     subject_bidx: Mapped[bytes] = mapped_column(ForeignKey("subjects.bidx"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PersonalKey(Base):
+    """A registered citizen's own data key (envelope encryption), wrapped by the master data
+    key. Deleting the row is crypto-shredding: every field sealed under it stops decrypting."""
+
+    __tablename__ = "personal_keys"
+
+    subject_bidx: Mapped[bytes] = mapped_column(ForeignKey("subjects.bidx"), primary_key=True)
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ShreddedSubject(Base):
+    """A closed account whose personal key was destroyed: append-only (the app role may not
+    update or delete it), and mirrored in the shred list outside the database."""
+
+    __tablename__ = "shredded_subjects"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    subject_bidx: Mapped[bytes] = mapped_column(ForeignKey("subjects.bidx"), index=True)
+    account_id: Mapped[uuid.UUID]
+    shredded_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -33,6 +33,7 @@ from xinyi.deps import Deps
 from xinyi.errors import Conflict, NotFound, ValidationFailed
 from xinyi.jsonable import row
 from xinyi.pii import IdNumber, InvalidIdentifier, mask_id_number, mask_name
+from xinyi.subjects import personal
 from xinyi.subjects.service import ensure_subject, subject_bidx, subjects_table
 from xinyi.timeutil import CHINA, china_today
 from xinyi.uow import unique_or
@@ -107,9 +108,13 @@ class VolunteerView:
     left_at: datetime | None
 
 
-def _volunteer_view(deps: Deps, v: Volunteer, id_number: str) -> VolunteerView:
-    name = deps.cipher.decrypt(v.name_enc, context=_NAME_CONTEXT)
-    return VolunteerView(id=v.id, name=mask_name(name), id_number=mask_id_number(id_number),
+def _volunteer_view(session: Session, deps: Deps, v: Volunteer,
+                    id_number: str | None) -> VolunteerView:
+    name = personal.reveal(session, deps, v.subject_bidx, v.name_enc, context=_NAME_CONTEXT)
+    closed = name is None or id_number is None
+    return VolunteerView(id=v.id, name=personal.CLOSED if name is None else mask_name(name),
+                         id_number=(personal.closed_reference(v.subject_bidx) if closed
+                                    else mask_id_number(id_number or "")),
                          registered_at=v.registered_at,
                          active=v.removed_at is None and v.left_at is None, left_at=v.left_at)
 
@@ -125,28 +130,31 @@ def register_volunteer(session: Session, deps: Deps, org: Principal, *, id_numbe
     bidx = ensure_subject(session, deps, parsed, now)
     existing = session.scalar(select(Volunteer).where(Volunteer.org_id == org.id,
                                                       Volunteer.subject_bidx == bidx))
-    encrypted = deps.cipher.encrypt(name, context=_NAME_CONTEXT)
+    encrypted = personal.seal(session, deps, bidx, name, context=_NAME_CONTEXT)
     if existing is not None:
         created = existing.removed_at is not None or existing.left_at is not None
         existing.name_enc = encrypted
         if created:
             existing.removed_at = existing.left_at = None
             existing.registered_at = now
-        return _volunteer_view(deps, existing, parsed.value), created
+        return _volunteer_view(session, deps, existing, parsed.value), created
     volunteer = Volunteer(id=uuid.uuid4(), org_id=org.id, subject_bidx=bidx, name_enc=encrypted,
                           registered_at=now)
     with unique_or(session, Conflict("This volunteer is being registered at this moment")):
         session.add(volunteer)
-    return _volunteer_view(deps, volunteer, parsed.value), True
+    return _volunteer_view(session, deps, volunteer, parsed.value), True
 
 
-def _id_numbers(session: Session, deps: Deps, bidxs: list[bytes]) -> dict[bytes, str]:
+def _id_numbers(session: Session, deps: Deps, bidxs: list[bytes]) -> dict[bytes, str | None]:
+    """The subjects' ID numbers (None for a closed account's), their keys fetched at once."""
     if not bidxs:
         return {}
     subjects = subjects_table()
-    rows = session.execute(select(subjects.c.bidx, subjects.c.id_number_enc)
-                           .where(subjects.c.bidx.in_(bidxs)))
-    return {bytes(b): deps.cipher.decrypt(enc, context="subjects.id_number") for b, enc in rows}
+    rows = list(session.execute(select(subjects.c.bidx, subjects.c.id_number_enc)
+                                .where(subjects.c.bidx.in_(bidxs))))
+    personal.load(session, deps, bidxs)
+    return {bytes(b): personal.reveal(session, deps, b, enc, context="subjects.id_number")
+            for b, enc in rows}
 
 
 def org_volunteers(session: Session, deps: Deps, org: Principal, *, active_only: bool,
@@ -159,7 +167,7 @@ def org_volunteers(session: Session, deps: Deps, org: Principal, *, active_only:
                                 .order_by(Volunteer.registered_at.desc(), Volunteer.id)
                                 .limit(page_size).offset((page - 1) * page_size)))
     ids = _id_numbers(session, deps, [v.subject_bidx for v in rows])
-    return [_volunteer_view(deps, v, ids[v.subject_bidx]) for v in rows], total
+    return [_volunteer_view(session, deps, v, ids[v.subject_bidx]) for v in rows], total
 
 
 def remove_volunteer(session: Session, deps: Deps, org: Principal,
@@ -474,5 +482,22 @@ def export_volunteer_registrations(session: Session, deps: Deps, account_id: uui
     names = client_refs(session, [v.org_id for v in found])
     return [row(v, "id", "org_id", "registered_at", "removed_at", "left_at",
                 org_name=names[v.org_id].name if v.org_id in names else None,
-                name=deps.cipher.decrypt(v.name_enc, context=_NAME_CONTEXT))
+                name=personal.reveal(session, deps, bidx, v.name_enc, context=_NAME_CONTEXT))
             for v in found]
+# ---- personal keys and closing the account ---------------------------------------------------
+
+def reseal_names(session: Session, deps: Deps, bidx: bytes) -> None:
+    """The names organisations gave this subject, moved under their personal key (backfill)."""
+    for v in session.scalars(select(Volunteer).where(Volunteer.subject_bidx == bidx)):
+        v.name_enc = personal.reseal(session, deps, bidx, v.name_enc, context=_NAME_CONTEXT)
+
+
+def forget_names(session: Session, deps: Deps, bidx: bytes) -> int:
+    """Wipe the names organisations gave this subject, except those sealed under a live
+    personal key (a later registration's); the volunteer rows and their hours stay."""
+    wiped = 0
+    for v in session.scalars(select(Volunteer).where(Volunteer.subject_bidx == bidx)):
+        if v.name_enc != personal.SHREDDED and not personal.under_current_key(
+                session, deps, bidx, v.name_enc):
+            v.name_enc, wiped = personal.SHREDDED, wiped + 1
+    return wiped
