@@ -358,7 +358,7 @@ def delivery_rate(args: argparse.Namespace) -> None:
             uow.session.add_all(events)
             uow.session.flush()
             uow.session.add_all([WebhookDelivery(
-                event_id=e.id, endpoint_id=endpoint_ids[i % len(endpoint_ids)],
+                event_id=e.id, endpoint_id=endpoint_ids[i % len(endpoint_ids)], seq=e.seq,
                 status="pending", attempts=0, next_attempt_at=now, created_at=now)
                 for i, e in enumerate(events)])
             uow.commit()
