@@ -145,7 +145,7 @@ def _candidates(session: Session, now: datetime, limit: int, free: dict[uuid.UUI
         _STATEMENTS[dialect] = (_lateral_candidates() if dialect == "postgresql"
                                 else _ranked_candidates())
     full = [endpoint for endpoint, n in free.items() if n <= 0]
-    rows = session.execute(_STATEMENTS[dialect], {
+    rows = session.connection().execute(_STATEMENTS[dialect], {
         "now": now, "k": per_endpoint, "full": full, "n": limit * 2}).all()
     taken: Tally[uuid.UUID] = Tally()
     chosen = []
@@ -176,14 +176,14 @@ def lease_due(session: Session, deps: Deps, *, now: datetime, limit: int,
     deliveries: Any = WebhookDelivery.__table__
     lockable = (select(WebhookDelivery.id).where(WebhookDelivery.id.in_(chosen), *_due(now))
                 .with_for_update(skip_locked=True))
-    leased = session.execute(
+    leased = session.connection().execute(
         update(deliveries).where(deliveries.c.id.in_(lockable.scalar_subquery()))
         .values(leased_until=token)
         .returning(deliveries.c.id, deliveries.c.endpoint_id, deliveries.c.event_id,
                    deliveries.c.next_attempt_at, deliveries.c.seq)).all()
     if not leased:
         return []
-    events = {row.id: row for row in session.execute(
+    events = {row.id: row for row in session.connection().execute(
         select(PartnerEvent.id, PartnerEvent.type, PartnerEvent.created_at,
                PartnerEvent.payload, PartnerEvent.seq, PartnerEvent.version)
         .where(PartnerEvent.id.in_({row.event_id for row in leased})))}
@@ -252,7 +252,8 @@ def record_attempts(session: Session, deps: Deps, finished: Sequence[Finished], 
     one at a time."""
     if not finished:
         return []
-    locked = {row.id: row for row in session.execute(
+    connection = session.connection()
+    locked = {row.id: row for row in connection.execute(
         select(WebhookDelivery.id, WebhookDelivery.attempts, WebhookDelivery.leased_until)
         .where(WebhookDelivery.id.in_({f.job.delivery_id for f in finished}))
         .order_by(WebhookDelivery.id).with_for_update())}
@@ -274,7 +275,7 @@ def record_attempts(session: Session, deps: Deps, finished: Sequence[Finished], 
         # A lease token is never None: a second attempt of this delivery in the batch is stale.
         made[delivery_id], lease[delivery_id] = number, None
         live.append((index, item, number))
-    session.execute(insert(_ATTEMPTS), rows)
+    connection.execute(insert(_ATTEMPTS), rows)
     ok = sum(1 for item in finished if item.outcome.ok)
     ATTEMPTS.labels("ok").inc(ok)
     ATTEMPTS.labels("failed").inc(len(finished) - ok)
@@ -292,16 +293,17 @@ def record_attempts(session: Session, deps: Deps, finished: Sequence[Finished], 
     table: Any = WebhookDelivery.__table__
     for code, ids in by_code.items():
         # Locked above and still ours (the token matched): one statement for all of them.
-        session.execute(update(table).where(table.c.id.in_(ids)).values(
+        connection.execute(update(table).where(table.c.id.in_(ids)).values(
             attempts=table.c.attempts + 1, leased_until=None, last_status_code=code,
             status="delivered", delivered_at=now, next_attempt_at=None))
     if cleared:
         # Only an endpoint that was failing is written (and locked): successes to a healthy
         # endpoint never queue behind each other on its row.
-        session.execute(update(WebhookEndpoint)
-                        .where(WebhookEndpoint.id.in_(cleared),
-                               WebhookEndpoint.failing_since.is_not(None))
-                        .values(failing_since=None).execution_options(synchronize_session=False))
+        endpoints_table: Any = WebhookEndpoint.__table__
+        connection.execute(update(endpoints_table)
+                           .where(endpoints_table.c.id.in_(cleared),
+                                  endpoints_table.c.failing_since.is_not(None))
+                           .values(failing_since=None))
     if mixed:
         deliveries = {d.id: d for d in session.scalars(
             select(WebhookDelivery)

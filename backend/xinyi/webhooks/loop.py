@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 
 LEASE_MARGIN = timedelta(seconds=TOTAL_TIMEOUT_S + 3)
 REDIS_RETRY_S = 5.0
+PERMITS_MAX = 4
+PERMIT_TTL_S = 0.1
 RECORD_TRIES = 4
 RECORD_BATCH_MAX = 500
 LEASE_AHEAD = 3  # leased per endpoint (and in all): this many times what may be in flight
@@ -66,6 +68,30 @@ class EndpointRateLimit:
                         if redis_url else None)
         self._local = FixedWindowRateLimiter(MemoryStorage())
         self._shared_down_until = 0.0
+        self._permits: dict[uuid.UUID, tuple[int, float]] = {}  # left, usable until
+        self._permits_lock = threading.Lock()
+
+    def take(self, endpoint_id: uuid.UUID, per_second: int) -> bool:
+        """Whether one more request may start now. Permits are hit in Redis a few at a time
+        (a fifth of the rate, at most ``PERMITS_MAX``) and the rest kept here for
+        ``PERMIT_TTL_S``, so a busy endpoint costs one Redis round trip per few requests. A
+        permit left over when the window turns may be used in the next one's first
+        ``PERMIT_TTL_S``: at most ``PERMITS_MAX - 1`` requests beyond the rate, within what a
+        fixed window already lets through at its edge; unused permits are lost (the limit
+        errs on the slow side)."""
+        now = time.monotonic()
+        with self._permits_lock:
+            left, until = self._permits.get(endpoint_id, (0, 0.0))
+            if left > 0 and now < until:
+                self._permits[endpoint_id] = (left - 1, until)
+                return True
+        grant = max(1, min(PERMITS_MAX, per_second // 5))
+        if not self.allow(endpoint_id, per_second, cost=grant):
+            return False
+        if grant > 1:
+            with self._permits_lock:
+                self._permits[endpoint_id] = (grant - 1, now + PERMIT_TTL_S)
+        return True
 
     @property
     def shared(self) -> bool:
@@ -227,7 +253,7 @@ class DeliveryLoop:
             if not queue:
                 del self._held[endpoint_id]
             self._in_flight[endpoint_id] += 1
-        if self.limits.allow(endpoint_id, job.rate_limit_per_s):
+        if self.limits.take(endpoint_id, job.rate_limit_per_s):
             return job
         with self._lock:  # not this second: back to the front of its queue
             self._held.setdefault(endpoint_id, deque()).appendleft(job)
