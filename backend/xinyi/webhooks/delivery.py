@@ -24,10 +24,12 @@ from typing import Any
 
 from prometheus_client import Counter
 from sqlalchemy import (
-    ColumnElement,
     CursorResult,
+    Integer,
+    Uuid,
     and_,
     bindparam,
+    column,
     func,
     insert,
     or_,
@@ -35,12 +37,13 @@ from sqlalchemy import (
     true,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from xinyi.deps import Deps
 from xinyi.outbox.service import emit
 from xinyi.uow import after_commit
-from xinyi.webhooks.endpoints import set_enabled, signing_secrets
+from xinyi.webhooks.endpoints import secrets_of, set_enabled
 from xinyi.webhooks.feed import body_of, message_id
 from xinyi.webhooks.models import PartnerEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from xinyi.webhooks.sending import KEPT_BODY_BYTES, Outcome
@@ -62,6 +65,9 @@ ATTEMPTS = Counter("xinyi_webhook_attempts", "Webhook delivery attempts", ["resu
 
 _rng = random.SystemRandom()
 _ATTEMPTS: Any = WebhookAttempt.__table__
+_DELIVERIES: Any = WebhookDelivery.__table__
+_EVENTS: Any = PartnerEvent.__table__
+_ENDPOINTS: Any = WebhookEndpoint.__table__
 
 
 def retry_delay(attempts_made: int, *, retry_after_s: float | None = None,
@@ -92,31 +98,9 @@ class Job:
     lease: datetime  # the lease token: the leased_until this worker set
 
 
-def _due(now: datetime) -> list[ColumnElement[bool]]:
-    return [WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now,
-            or_(WebhookDelivery.leased_until.is_(None), WebhookDelivery.leased_until < now)]
-
-
-def _lateral_candidates() -> Any:
-    """PostgreSQL: for each enabled endpoint with room, its first ``k`` due deliveries, read
-    in order from ``ix_webhook_deliveries_lease`` (``LATERAL … LIMIT k``): the cost follows
-    what is leased, not how many rows are due. Built once, with bound parameters."""
-    d, e = WebhookDelivery, WebhookEndpoint
-    now = bindparam("now", type_=d.next_attempt_at.type)
-    first = (select(d.id, d.endpoint_id, d.next_attempt_at.label("due"), d.seq)
-             .where(d.endpoint_id == e.id, d.status == "pending", d.next_attempt_at <= now,
-                    or_(d.leased_until.is_(None), d.leased_until < now))
-             .order_by(d.next_attempt_at, d.seq).limit(bindparam("k"))
-             .lateral("first_due"))
-    return (select(first.c.id, first.c.endpoint_id)
-            .select_from(e).join(first, true())
-            .where(e.enabled.is_(True), e.deleted_at.is_(None),
-                   e.id.not_in(bindparam("full", expanding=True)))
-            .order_by(first.c.due, first.c.seq).limit(bindparam("n")))
-
-
 def _ranked_candidates() -> Any:
-    """Elsewhere (SQLite): rank every due row per endpoint, the same choice."""
+    """Elsewhere than PostgreSQL (SQLite): rank every due row per endpoint, the same choice
+    as :func:`_pg_lease`."""
     d, e = WebhookDelivery, WebhookEndpoint
     now = bindparam("now", type_=d.next_attempt_at.type)
     rank = func.row_number().over(partition_by=d.endpoint_id,
@@ -140,12 +124,10 @@ def _candidates(session: Session, now: datetime, limit: int, free: dict[uuid.UUI
                 per_endpoint: int) -> list[uuid.UUID]:
     """The ids to lease: up to ``per_endpoint`` (or the endpoint's entry in ``free``) of each
     enabled endpoint's due deliveries, in event order, oldest due first overall."""
-    dialect = session.get_bind().dialect.name
-    if dialect not in _STATEMENTS:
-        _STATEMENTS[dialect] = (_lateral_candidates() if dialect == "postgresql"
-                                else _ranked_candidates())
+    if "ranked" not in _STATEMENTS:
+        _STATEMENTS["ranked"] = _ranked_candidates()
     full = [endpoint for endpoint, n in free.items() if n <= 0]
-    rows = session.connection().execute(_STATEMENTS[dialect], {
+    rows = session.connection().execute(_STATEMENTS["ranked"], {
         "now": now, "k": per_endpoint, "full": full, "n": limit * 2}).all()
     taken: Tally[uuid.UUID] = Tally()
     chosen = []
@@ -156,6 +138,41 @@ def _candidates(session: Session, now: datetime, limit: int, free: dict[uuid.UUI
     return chosen[:limit]
 
 
+def _pg_lease() -> Any:
+    """PostgreSQL, one statement: for each enabled endpoint, its first due deliveries in
+    order (``LATERAL … LIMIT`` its room, read from ``ix_webhook_deliveries_lease``), locked
+    with ``FOR UPDATE SKIP LOCKED`` (rows another worker holds are passed over and the next
+    ones taken), stamped with the lease token, and returned with what sending needs of the
+    event and the endpoint. The endpoints with less than the default room ``k`` come as two
+    arrays (``room_ids``, ``room_free``), so the statement is built and compiled once."""
+    d, ev, ep = _DELIVERIES, _EVENTS, _ENDPOINTS
+    due, owner = d.alias("due"), ep.alias("owner")
+    now = bindparam("now", type_=d.c.next_attempt_at.type)
+    rooms = func.unnest(bindparam("room_ids", type_=ARRAY(Uuid())),
+                        bindparam("room_free", type_=ARRAY(Integer()))).table_valued(
+        column("endpoint_id", Uuid()), column("free", Integer())).render_derived("room")
+    each = func.coalesce(rooms.c.free, bindparam("k", type_=Integer()))
+    first = (select(due.c.id, due.c.next_attempt_at, due.c.seq)
+             .where(due.c.endpoint_id == owner.c.id, due.c.status == "pending",
+                    due.c.next_attempt_at <= now,
+                    or_(due.c.leased_until.is_(None), due.c.leased_until < now))
+             .order_by(due.c.next_attempt_at, due.c.seq).limit(each)
+             .with_for_update(skip_locked=True, of=due).lateral("first_due"))
+    pick: Any = (select(first.c.id).select_from(owner)
+                 .outerjoin(rooms, rooms.c.endpoint_id == owner.c.id))
+    chosen = (pick.join(first, true())
+              .where(owner.c.enabled.is_(True), owner.c.deleted_at.is_(None))
+              .order_by(first.c.next_attempt_at, first.c.seq).limit(bindparam("n"))
+              .subquery("chosen"))
+    return (update(d).where(d.c.id == chosen.c.id, ev.c.id == d.c.event_id,
+                            ep.c.id == d.c.endpoint_id)
+            .values(leased_until=bindparam("token", type_=d.c.leased_until.type))
+            .returning(d.c.id, d.c.endpoint_id, d.c.next_attempt_at, d.c.seq,
+                       ev.c.id.label("event_id"), ev.c.type, ev.c.created_at, ev.c.payload,
+                       ev.c.version, ep.c.partner_id, ep.c.url, ep.c.rate_limit_per_s,
+                       ep.c.secret_enc, ep.c.previous_secret_enc, ep.c.previous_secret_until))
+
+
 def lease_due(session: Session, deps: Deps, *, now: datetime, limit: int,
               free_per_endpoint: dict[uuid.UUID, int] | None = None,
               per_endpoint: int = 4) -> list[Job]:
@@ -164,42 +181,60 @@ def lease_due(session: Session, deps: Deps, *, now: datetime, limit: int,
     an endpoint. On PostgreSQL rows another worker holds are skipped (``FOR UPDATE SKIP
     LOCKED``), so any number of workers lease at once without sending one twice.
 
-    Three statements whatever the number leased: the choice, one ``UPDATE … RETURNING`` that
-    locks (skipping what another worker holds) and stamps the lease token, and one read of
-    the events and endpoints the jobs need (rows, not ORM objects)."""
+    On PostgreSQL one statement (:func:`_pg_lease`) whatever the number leased; elsewhere
+    the choice, an ``UPDATE … RETURNING`` and a read of the events and endpoints."""
     if limit <= 0:
         return []
-    chosen = _candidates(session, now, limit, free_per_endpoint or {}, per_endpoint)
+    free = free_per_endpoint or {}
+    token = now + timedelta(seconds=deps.settings.webhook_lease_seconds)
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        if "lease" not in _STATEMENTS:
+            _STATEMENTS["lease"] = _pg_lease()
+        room = sorted((endpoint, max(0, n)) for endpoint, n in free.items()
+                      if n < per_endpoint)
+        rows = connection.execute(_STATEMENTS["lease"], {
+            "now": now, "k": per_endpoint, "n": limit, "token": token,
+            "room_ids": [e for e, _n in room], "room_free": [n for _e, n in room]}).all()
+    else:
+        rows = _lease_elsewhere(session, now, limit, free, per_endpoint, token)
+    secrets: dict[uuid.UUID, tuple[str, ...]] = {}
+    jobs = []
+    for row in sorted(rows, key=lambda r: (r.next_attempt_at, r.seq)):
+        if row.endpoint_id not in secrets:
+            secrets[row.endpoint_id] = tuple(secrets_of(
+                deps, row.secret_enc, row.previous_secret_enc, row.previous_secret_until, now))
+        jobs.append(Job(row.id, row.endpoint_id, row.partner_id, message_id(row.event_id),
+                        row.url, secrets[row.endpoint_id],
+                        body_of(row.event_id, row.type, row.created_at, row.payload, row.seq,
+                                row.version),
+                        row.rate_limit_per_s, token))
+    return jobs
+
+
+def _lease_elsewhere(session: Session, now: datetime, limit: int, free: dict[uuid.UUID, int],
+                     per_endpoint: int, token: datetime) -> list[Any]:
+    chosen = _candidates(session, now, limit, free, per_endpoint)
     if not chosen:
         return []
-    token = now + timedelta(seconds=deps.settings.webhook_lease_seconds)
-    deliveries: Any = WebhookDelivery.__table__
-    lockable = (select(WebhookDelivery.id).where(WebhookDelivery.id.in_(chosen), *_due(now))
+    d, ev, ep = _DELIVERIES, _EVENTS, _ENDPOINTS
+    connection = session.connection()
+    lockable = (select(d.c.id).where(d.c.id.in_(chosen), d.c.status == "pending",
+                                     d.c.next_attempt_at <= now,
+                                     or_(d.c.leased_until.is_(None), d.c.leased_until < now))
                 .with_for_update(skip_locked=True))
-    leased = session.connection().execute(
-        update(deliveries).where(deliveries.c.id.in_(lockable.scalar_subquery()))
-        .values(leased_until=token)
-        .returning(deliveries.c.id, deliveries.c.endpoint_id, deliveries.c.event_id,
-                   deliveries.c.next_attempt_at, deliveries.c.seq)).all()
+    leased = connection.execute(
+        update(d).where(d.c.id.in_(lockable.scalar_subquery())).values(leased_until=token)
+        .returning(d.c.id)).scalars().all()
     if not leased:
         return []
-    events = {row.id: row for row in session.connection().execute(
-        select(PartnerEvent.id, PartnerEvent.type, PartnerEvent.created_at,
-               PartnerEvent.payload, PartnerEvent.seq, PartnerEvent.version)
-        .where(PartnerEvent.id.in_({row.event_id for row in leased})))}
-    endpoints = {e.id: e for e in session.scalars(
-        select(WebhookEndpoint)
-        .where(WebhookEndpoint.id.in_({row.endpoint_id for row in leased})))}
-    secrets = {eid: tuple(signing_secrets(deps, ep, now)) for eid, ep in endpoints.items()}
-    jobs = []
-    for row in sorted(leased, key=lambda r: (r.next_attempt_at, r.seq)):
-        event, endpoint = events[row.event_id], endpoints[row.endpoint_id]
-        jobs.append(Job(row.id, endpoint.id, endpoint.partner_id, message_id(event.id),
-                        endpoint.url, secrets[endpoint.id],
-                        body_of(event.id, event.type, event.created_at, event.payload,
-                                event.seq, event.version),
-                        endpoint.rate_limit_per_s, token))
-    return jobs
+    return list(connection.execute(
+        select(d.c.id, d.c.endpoint_id, d.c.next_attempt_at, d.c.seq,
+               ev.c.id.label("event_id"), ev.c.type, ev.c.created_at, ev.c.payload,
+               ev.c.version, ep.c.partner_id, ep.c.url, ep.c.rate_limit_per_s,
+               ep.c.secret_enc, ep.c.previous_secret_enc, ep.c.previous_secret_until)
+        .join(ev, ev.c.id == d.c.event_id).join(ep, ep.c.id == d.c.endpoint_id)
+        .where(d.c.id.in_(leased))).all())
 
 
 def _count(result: object) -> int:

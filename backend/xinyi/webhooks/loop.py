@@ -54,7 +54,8 @@ PERMITS_MAX = 4
 PERMIT_TTL_S = 0.1
 RECORD_TRIES = 4
 RECORD_BATCH_MAX = 500
-LEASE_AHEAD = 3  # leased per endpoint (and in all): this many times what may be in flight
+RECORD_BACKLOG = 4
+LEASE_AHEAD = 4  # leased per endpoint (and in all): this many times what may be in flight
 
 Dispatcher = Callable[[Deps], object]
 
@@ -174,10 +175,11 @@ class DeliveryLoop:
             free = {ep: (0 if self._blocked[ep] else
                          self.depth - self._in_flight[ep] - len(self._held.get(ep, ())))
                     for ep in endpoints}
-            # A successful attempt waiting for the recorder holds nothing: up to one pool's
-            # worth may wait; beyond that, leasing waits for the recorder to catch up.
+            # A successful attempt waiting for the recorder holds nothing: up to
+            # ``RECORD_BACKLOG`` pools' worth may wait (a commit of a big batch takes a while);
+            # beyond that, leasing waits for the recorder to catch up.
             used = (self._sending() + sum(len(q) for q in self._held.values())
-                    + max(0, self._recording - self.concurrency))
+                    + max(0, self._recording - RECORD_BACKLOG * self.concurrency))
         return LEASE_AHEAD * self.concurrency - used, free
 
     # -- one round ---------------------------------------------------------------------
