@@ -1,17 +1,26 @@
 """The delivery loop that ``xinyi worker`` runs: lease due deliveries, send them on a thread
 pool, record each attempt.
 
-Fairness: at most ``webhook_in_flight_per_endpoint`` requests (and as many leased jobs
-waiting for their turn) per endpoint, and each endpoint's ``rate_limit_per_s``, so a slow or
-dead endpoint occupies a few threads and never the whole pool. The rate limit is shared by all
-workers through Redis; with Redis unreachable each worker falls back to an in-process limit
-(deliveries go on, each worker keeping the rate on its own) and tries Redis again a few
-seconds later.
+Fairness: at most ``webhook_in_flight_per_endpoint`` requests per endpoint, and each
+endpoint's ``rate_limit_per_s``, so a slow or dead endpoint occupies a few threads and never
+the whole pool. The rate limit is shared by all workers through Redis (permits taken a few at
+a time, :meth:`EndpointRateLimit.take`); with Redis unreachable each worker falls back to an
+in-process limit (deliveries go on, each worker keeping the rate on its own) and tries Redis
+again a few seconds later.
+
+Leasing runs ahead: each endpoint has up to ``LEASE_AHEAD`` times its in-flight cap leased,
+the ones not in flight held in order. A pool thread that finishes a successful attempt goes
+on at once with its endpoint's next held job, so a send slot never waits for the leasing
+thread, which only tops the queues up (in rounds of at least half a pool, one statement on
+PostgreSQL). A failed attempt keeps its endpoint's slot and stops the endpoint until it is
+recorded (the next attempt there must know whether this one disabled it); its held jobs are
+then given back and leased again only if the endpoint is still enabled. A job is started only
+while its lease has more than one full attempt (15 s) plus a margin left, so a lease never
+runs out under a request in flight and two workers never send the same delivery at once; held
+jobs whose lease got too short are given back.
 
 The loop polls every ``idle_seconds`` when there is nothing to do and leases again as soon as
-an attempt finishes when busy. A job is started only while its lease has more than one full
-attempt (15 s) plus a margin left, so a lease never runs out under a request in flight and two
-workers never send the same delivery at once.
+enough attempts finish when busy.
 
 Finished attempts are recorded by one recorder thread, in batches: everything that finished
 while the previous batch was being written goes into the next unit of work
