@@ -64,6 +64,8 @@ PERMIT_TTL_S = 0.1
 RECORD_TRIES = 4
 RECORD_BATCH_MAX = 500
 RECORD_BACKLOG = 4
+RECORD_BATCH_MIN = 64  # successes gathered for up to RECORD_GATHER_S into one unit
+RECORD_GATHER_S = 0.02
 LEASE_AHEAD = 4  # leased per endpoint (and in all): this many times what may be in flight
 
 Dispatcher = Callable[[Deps], object]
@@ -361,9 +363,16 @@ class DeliveryLoop:
                 stopping = True
             else:
                 batch.append(first)
-            while len(batch) < RECORD_BATCH_MAX:
+            # Successes hold no slot while they wait here: gather them for a moment into
+            # fewer, bigger units. A failure is written at once (its endpoint waits for it).
+            gather_until = time.monotonic() + RECORD_GATHER_S
+            while len(batch) < RECORD_BATCH_MAX and not stopping:
+                wait = (gather_until - time.monotonic()
+                        if len(batch) < RECORD_BATCH_MIN and all(f.outcome.ok for f in batch)
+                        else 0.0)
                 try:
-                    item = self._finished.get_nowait()
+                    item = (self._finished.get(timeout=wait) if wait > 0
+                            else self._finished.get_nowait())
                 except queues_.Empty:
                     break
                 if item is None:
