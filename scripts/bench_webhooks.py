@@ -52,7 +52,12 @@ from xinyi.db import make_engine  # noqa: E402
 from xinyi.uow import UnitOfWork  # noqa: E402
 from xinyi.webhooks.endpoints import SECRET_CONTEXT  # noqa: E402
 from xinyi.webhooks.feed import message_body, message_id  # noqa: E402
-from xinyi.webhooks.models import PartnerEvent, WebhookDelivery, WebhookEndpoint  # noqa: E402
+from xinyi.webhooks.models import (  # noqa: E402
+    PartnerEvent,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from xinyi.webhooks.sending import HttpSender, signed_headers  # noqa: E402
 from xinyi.wiring import build_deps  # noqa: E402
 
@@ -358,7 +363,7 @@ def delivery_rate(args: argparse.Namespace) -> None:
             uow.session.add_all(events)
             uow.session.flush()
             uow.session.add_all([WebhookDelivery(
-                event_id=e.id, endpoint_id=endpoint_ids[i % len(endpoint_ids)],
+                event_id=e.id, endpoint_id=endpoint_ids[i % len(endpoint_ids)], seq=e.seq,
                 status="pending", attempts=0, next_attempt_at=now, created_at=now)
                 for i, e in enumerate(events)])
             uow.commit()
@@ -374,6 +379,9 @@ def delivery_rate(args: argparse.Namespace) -> None:
             time.sleep(0.05)
         worker_s = time.perf_counter() - started
         worker_rate = args.events / worker_s
+        with deps.db.session() as s:  # a failed attempt is retried 5 s later: say so
+            failed_attempts = s.scalar(select(func.count()).select_from(WebhookAttempt).where(
+                WebhookAttempt.error.is_not(None))) or 0
     finally:
         if worker is not None:
             worker.terminate()
@@ -385,7 +393,7 @@ def delivery_rate(args: argparse.Namespace) -> None:
     print(f"bare loop (floor): {floor_rate:8.0f} POST/s  ({args.events} in {floor_s:.2f} s, "
           f"{concurrency} threads)")
     print(f"one worker:        {worker_rate:8.0f} deliveries/s  ({args.events} in "
-          f"{worker_s:.2f} s, {args.endpoints} endpoints)")
+          f"{worker_s:.2f} s, {args.endpoints} endpoints, {failed_attempts} failed attempts)")
     print(f"ratio worker/floor: {worker_rate / floor_rate:.2f}  (target >= 0.60); "
           f"absolute {worker_rate:.0f}/s (figure to beat: 300/s)")
 

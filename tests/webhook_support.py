@@ -234,8 +234,9 @@ def make_events(deps: Deps, partner_id: uuid.UUID, endpoint_ids: list[uuid.UUID]
                   for i in range(n)]
         session.add_all(events)
         session.flush()
-        session.add_all([WebhookDelivery(event_id=e.id, endpoint_id=ep, status=status,
-                                         attempts=0, next_attempt_at=now, created_at=now)
+        session.add_all([WebhookDelivery(event_id=e.id, endpoint_id=ep, seq=e.seq,
+                                         status=status, attempts=0, next_attempt_at=now,
+                                         created_at=now)
                          for e in events for ep in endpoint_ids])
         uow.commit()
         return [e.id for e in events]

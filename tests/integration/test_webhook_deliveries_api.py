@@ -41,7 +41,7 @@ def _delivery(app: Flask, endpoint_id: str, *, status: str, attempts: int = 0,
                              version=1, payload={"endpoint_id": endpoint_id}, created_at=now)
         s.add(event)
         s.flush()
-        d = WebhookDelivery(event_id=event.id, endpoint_id=endpoint.id, status=status,
+        d = WebhookDelivery(event_id=event.id, endpoint_id=endpoint.id, seq=seq, status=status,
                             attempts=len(answers) or attempts,
                             next_attempt_at=now if status == "pending" else None,
                             last_status_code=answers[-1] if answers else None, created_at=now)

@@ -5,14 +5,19 @@ check at send time, and fairness between a dead and a healthy endpoint."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import random
 import socket
+import threading
 import uuid
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -44,6 +49,7 @@ from xinyi.webhooks.delivery import (
 from xinyi.webhooks.endpoints import set_enabled
 from xinyi.webhooks.loop import DeliveryLoop
 from xinyi.webhooks.models import WebhookDelivery, WebhookEndpoint
+from xinyi.webhooks.sending import HttpSender
 
 
 @pytest.fixture(scope="module")
@@ -475,3 +481,61 @@ def test_a_batch_of_attempts_is_recorded_as_one_at_a_time_would(db: DeliveryDb) 
     # The failure that started after the success opens the failing run, at its own start.
     assert _endpoint(db, flaky).failing_since == at[4]
     assert _endpoint(db, healthy).failing_since is None
+
+
+class _KeepAlive(BaseHTTPRequestHandler):
+    """Answers 204 and keeps the connection open (HTTP/1.1), as a real receiver does."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(204)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def handle(self) -> None:
+        with contextlib.suppress(ConnectionError):  # the client closed a kept connection
+            super().handle()
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
+def test_many_threads_on_one_host_share_its_connections_without_failures() -> None:
+    """More sending threads than one host has connections: every request succeeds. (httpcore
+    1.0.9 alone can close a connection it has handed to a queued request, which fails that
+    request or leaves it hanging to its timeout; the sender never queues more requests in a
+    host's pool than it has connections.)"""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _KeepAlive)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    sender = HttpSender(allow_private=True, require_https=False, max_connections_per_host=2)
+    try:
+        with ThreadPoolExecutor(24) as pool:
+            outcomes = list(pool.map(
+                lambda _i: sender.send(url, {"content-type": "application/json"}, b"{}"),
+                range(3000)))
+    finally:
+        sender.close()
+        server.shutdown()
+        server.server_close()
+    failed = Counter(o.error for o in outcomes if not o.ok)
+    assert failed == Counter()
+    assert {o.status_code for o in outcomes} == {204}
+
+
+def test_rate_limit_permits_never_exceed_the_rate_within_a_window(db: DeliveryDb) -> None:
+    partner = make_partner(db.deps)
+    endpoint, _ = make_endpoint(db.deps, partner, "http://127.0.0.1:9/hook", rate_limit_per_s=20)
+    one, two = _loop(db), _loop(db)
+    try:
+        # Permits come from Redis a few at a time (a fifth of the rate); two workers asking
+        # fifty times each within well under a second get twenty in all.
+        allowed = [loop.limits.take(endpoint, 20) for loop in (one, two) * 50]
+    finally:
+        one.close()
+        two.close()
+    assert one.limits.shared
+    assert allowed.count(True) == 20

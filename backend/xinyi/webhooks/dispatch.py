@@ -222,7 +222,8 @@ def dispatch_batch(session: Session, deps: Deps, *, batch: int = BATCH) -> int |
                 live = endpoint.enabled
                 deliveries.append({
                     "id": uuid.uuid4(), "event_id": feed_id, "endpoint_id": endpoint.id,
-                    "status": "pending" if live else "paused", "attempts": 0,
+                    "seq": seqs[r.partner_id], "status": "pending" if live else "paused",
+                    "attempts": 0,
                     "next_attempt_at": now if live else None, "created_at": now})
             if entry.carries_data and event.subject_bidx is not None:
                 actor_id, actor_name = names(r.partner_id)

@@ -228,10 +228,16 @@ def rotate_secret(session: Session, deps: Deps, partner: Principal,
 def signing_secrets(deps: Deps, endpoint: WebhookEndpoint, now: datetime) -> list[str]:
     """The secrets a message to this endpoint is signed with now: the current one, and the
     previous one during the 24 hours after a rotation."""
-    out = [deps.cipher.decrypt(endpoint.secret_enc, context=SECRET_CONTEXT)]
-    if (endpoint.previous_secret_enc is not None and endpoint.previous_secret_until is not None
-            and endpoint.previous_secret_until > now):
-        out.append(deps.cipher.decrypt(endpoint.previous_secret_enc, context=SECRET_CONTEXT))
+    return secrets_of(deps, endpoint.secret_enc, endpoint.previous_secret_enc,
+                      endpoint.previous_secret_until, now)
+
+
+def secrets_of(deps: Deps, secret_enc: bytes, previous_enc: bytes | None,
+               previous_until: datetime | None, now: datetime) -> list[str]:
+    """:func:`signing_secrets` from an endpoint's columns (the delivery worker reads rows)."""
+    out = [deps.cipher.decrypt(secret_enc, context=SECRET_CONTEXT)]
+    if previous_enc is not None and previous_until is not None and previous_until > now:
+        out.append(deps.cipher.decrypt(previous_enc, context=SECRET_CONTEXT))
     return out
 
 

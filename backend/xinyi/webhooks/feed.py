@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -31,15 +32,29 @@ def message_id(event_id: uuid.UUID) -> str:
     return MESSAGE_PREFIX + event_id.hex
 
 
+def _envelope(event_id: uuid.UUID, type_: str, created_at: datetime, payload: dict[str, Any],
+              seq: int, version: int) -> dict[str, Any]:
+    return {"type": type_, "timestamp": created_at.isoformat(), "data": payload, "seq": seq,
+            "id": message_id(event_id), "version": version}
+
+
 def envelope(event: PartnerEvent) -> dict[str, Any]:
-    return {"type": event.type, "timestamp": event.created_at.isoformat(),
-            "data": event.payload, "seq": event.seq, "id": message_id(event.id),
-            "version": event.version}
+    return _envelope(event.id, event.type, event.created_at, event.payload, event.seq,
+                     event.version)
+
+
+def body_of(event_id: uuid.UUID, type_: str, created_at: datetime, payload: dict[str, Any],
+            seq: int, version: int) -> bytes:
+    """:func:`message_body` from an event's columns (the delivery worker reads rows, not ORM
+    objects)."""
+    return json.dumps(_envelope(event_id, type_, created_at, payload, seq, version),
+                      ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def message_body(event: PartnerEvent) -> bytes:
     """The exact bytes sent as a webhook body (and signed): one function for both sides."""
-    return json.dumps(envelope(event), ensure_ascii=False, separators=(",", ":")).encode()
+    return body_of(event.id, event.type, event.created_at, event.payload, event.seq,
+                   event.version)
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,26 @@
 """The delivery loop that ``xinyi worker`` runs: lease due deliveries, send them on a thread
 pool, record each attempt.
 
-Fairness: at most ``webhook_in_flight_per_endpoint`` requests (and as many leased jobs
-waiting for their turn) per endpoint, and each endpoint's ``rate_limit_per_s``, so a slow or
-dead endpoint occupies a few threads and never the whole pool. The rate limit is shared by all
-workers through Redis; with Redis unreachable each worker falls back to an in-process limit
-(deliveries go on, each worker keeping the rate on its own) and tries Redis again a few
-seconds later.
+Fairness: at most ``webhook_in_flight_per_endpoint`` requests per endpoint, and each
+endpoint's ``rate_limit_per_s``, so a slow or dead endpoint occupies a few threads and never
+the whole pool. The rate limit is shared by all workers through Redis (permits taken a few at
+a time, :meth:`EndpointRateLimit.take`); with Redis unreachable each worker falls back to an
+in-process limit (deliveries go on, each worker keeping the rate on its own) and tries Redis
+again a few seconds later.
+
+Leasing runs ahead: each endpoint has up to ``LEASE_AHEAD`` times its in-flight cap leased,
+the ones not in flight held in order. A pool thread that finishes a successful attempt goes
+on at once with its endpoint's next held job, so a send slot never waits for the leasing
+thread, which only tops the queues up (in rounds of at least half a pool, one statement on
+PostgreSQL). A failed attempt keeps its endpoint's slot and stops the endpoint until it is
+recorded (the next attempt there must know whether this one disabled it); its held jobs are
+then given back and leased again only if the endpoint is still enabled. A job is started only
+while its lease has more than one full attempt (15 s) plus a margin left, so a lease never
+runs out under a request in flight and two workers never send the same delivery at once; held
+jobs whose lease got too short are given back.
 
 The loop polls every ``idle_seconds`` when there is nothing to do and leases again as soon as
-an attempt finishes when busy. A job is started only while its lease has more than one full
-attempt (15 s) plus a margin left, so a lease never runs out under a request in flight and two
-workers never send the same delivery at once.
+enough attempts finish when busy.
 
 Finished attempts are recorded by one recorder thread, in batches: everything that finished
 while the previous batch was being written goes into the next unit of work
@@ -50,8 +59,14 @@ log = logging.getLogger(__name__)
 
 LEASE_MARGIN = timedelta(seconds=TOTAL_TIMEOUT_S + 3)
 REDIS_RETRY_S = 5.0
+PERMITS_MAX = 4
+PERMIT_TTL_S = 0.1
 RECORD_TRIES = 4
 RECORD_BATCH_MAX = 500
+RECORD_BACKLOG = 4
+RECORD_BATCH_MIN = 64  # successes gathered for up to RECORD_GATHER_S into one unit
+RECORD_GATHER_S = 0.02
+LEASE_AHEAD = 4  # leased per endpoint (and in all): this many times what may be in flight
 
 Dispatcher = Callable[[Deps], object]
 
@@ -65,6 +80,30 @@ class EndpointRateLimit:
                         if redis_url else None)
         self._local = FixedWindowRateLimiter(MemoryStorage())
         self._shared_down_until = 0.0
+        self._permits: dict[uuid.UUID, tuple[int, float]] = {}  # left, usable until
+        self._permits_lock = threading.Lock()
+
+    def take(self, endpoint_id: uuid.UUID, per_second: int) -> bool:
+        """Whether one more request may start now. Permits are hit in Redis a few at a time
+        (a fifth of the rate, at most ``PERMITS_MAX``) and the rest kept here for
+        ``PERMIT_TTL_S``, so a busy endpoint costs one Redis round trip per few requests. A
+        permit left over when the window turns may be used in the next one's first
+        ``PERMIT_TTL_S``: at most ``PERMITS_MAX - 1`` requests beyond the rate, within what a
+        fixed window already lets through at its edge; unused permits are lost (the limit
+        errs on the slow side)."""
+        now = time.monotonic()
+        with self._permits_lock:
+            left, until = self._permits.get(endpoint_id, (0, 0.0))
+            if left > 0 and now < until:
+                self._permits[endpoint_id] = (left - 1, until)
+                return True
+        grant = max(1, min(PERMITS_MAX, per_second // 5))
+        if not self.allow(endpoint_id, per_second, cost=grant):
+            return False
+        if grant > 1:
+            with self._permits_lock:
+                self._permits[endpoint_id] = (grant - 1, now + PERMIT_TTL_S)
+        return True
 
     @property
     def shared(self) -> bool:
@@ -98,6 +137,9 @@ class DeliveryLoop:
         self.deps = deps
         self.concurrency = concurrency or settings.webhook_concurrency
         self.per_endpoint = per_endpoint or settings.webhook_in_flight_per_endpoint
+        # Leased ahead: up to twice as many jobs waiting for their turn per endpoint as may
+        # be in flight, so its pool threads go on without waiting for a lease round.
+        self.depth = LEASE_AHEAD * self.per_endpoint
         self.sender = sender or HttpSender(allow_private=settings.webhook_allow_private,
                                            require_https=settings.webhook_https_only,
                                            max_connections_per_host=self.per_endpoint)
@@ -105,10 +147,17 @@ class DeliveryLoop:
         self.limits = EndpointRateLimit(settings.redis_url)
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="webhook")
         self._lock = threading.Lock()
+        # Per endpoint: requests in flight, plus failed attempts not yet recorded.
         self._in_flight: Counter[uuid.UUID] = Counter()
+        # Per endpoint: failed attempts not yet recorded. Nothing more starts there until
+        # they are (the next attempt must know whether the endpoint was disabled).
+        self._blocked: Counter[uuid.UUID] = Counter()
         self._held: dict[uuid.UUID, deque[Job]] = {}
+        self._expired: list[Job] = []
         self._wake = threading.Event()
-        self._batch = max(1, self.concurrency // 4)
+        # A lease query costs about the same for 8 rows as for 64: lease in rounds of at
+        # least this many.
+        self._batch = max(1, self.concurrency // 2)
         self.sent = 0
         # Finished attempts waiting for the recorder (None: stop once all before it are in).
         self._finished: queues_.SimpleQueue[Finished | None] = queues_.SimpleQueue()
@@ -116,39 +165,50 @@ class DeliveryLoop:
         self._recorder = threading.Thread(target=self._record_forever, daemon=True,
                                           name="webhook-recorder")
         self._recorder.start()
+        self._closing = False
         self._closed = False
 
     # -- state -------------------------------------------------------------------------
     def busy(self) -> bool:
         with self._lock:
-            return bool(+self._in_flight) or any(self._held.values()) or self._recording > 0
+            return (bool(+self._in_flight) or any(self._held.values()) or self._recording > 0
+                    or bool(self._expired))
+
+    def _sending(self) -> int:
+        """Requests in flight (held under ``_lock``): at most one per pool thread."""
+        return sum(self._in_flight.values()) - sum(self._blocked.values())
 
     def _free(self) -> tuple[int, dict[uuid.UUID, int]]:
+        """How many more to lease in all, and per endpoint already busy (an endpoint not
+        listed may take ``depth``)."""
         with self._lock:
             endpoints = set(self._in_flight) | set(self._held)
-            free = {ep: self.per_endpoint - self._in_flight[ep] - len(self._held.get(ep, ()))
+            free = {ep: (0 if self._blocked[ep] else
+                         self.depth - self._in_flight[ep] - len(self._held.get(ep, ())))
                     for ep in endpoints}
-            # An attempt waiting for the recorder counts for its endpoint, not for the pool:
-            # up to one pool's worth may wait without holding back new requests; beyond
-            # that, leasing waits for the recorder to catch up.
-            used = (sum(self._in_flight.values()) - self._recording
-                    + sum(len(q) for q in self._held.values())
-                    + max(0, self._recording - self.concurrency))
-        return self.concurrency - used, free
+            # A successful attempt waiting for the recorder holds nothing: up to
+            # ``RECORD_BACKLOG`` pools' worth may wait (a commit of a big batch takes a while);
+            # beyond that, leasing waits for the recorder to catch up.
+            used = (self._sending() + sum(len(q) for q in self._held.values())
+                    + max(0, self._recording - RECORD_BACKLOG * self.concurrency))
+        return LEASE_AHEAD * self.concurrency - used, free
 
     # -- one round ---------------------------------------------------------------------
     def step(self) -> int:
         """Dispatch, start the held jobs whose turn has come, lease more for the free
-        capacity. Returns how many attempts it started."""
+        capacity (each endpoint gets as many waiting as it may have in flight, so a pool
+        thread that finishes one goes on with the next at once). Returns how many attempts
+        it started."""
         self.dispatch(self.deps)
         now = self.deps.clock()
         started = self._start_held(now)
+        self._release_expired()
         free_total, free = self._free()
-        if free_total <= 0:
-            return started
+        if free_total <= 0 or (free_total < self._batch and self.busy()):
+            return started  # a lease query for a handful: wait for a few more to finish
         jobs = run_in_unit(self.deps.db.sessions, lambda session: lease_due(
             session, self.deps, now=now, limit=free_total, free_per_endpoint=free,
-            per_endpoint=self.per_endpoint))
+            per_endpoint=self.depth))
         by_endpoint: dict[uuid.UUID, list[Job]] = {}
         for job in jobs:
             by_endpoint.setdefault(job.endpoint_id, []).append(job)
@@ -162,70 +222,97 @@ class DeliveryLoop:
         already held for that endpoint."""
         endpoint_id = group[0].endpoint_id
         with self._lock:
-            room = 0 if self._held.get(endpoint_id) else (
-                self.per_endpoint - self._in_flight[endpoint_id])
-        ready = group[:max(0, room)] if group[0].lease - now >= LEASE_MARGIN else []
+            room = 0 if self._held.get(endpoint_id) or self._blocked[endpoint_id] else min(
+                self.per_endpoint - self._in_flight[endpoint_id],
+                self.concurrency - self._sending())
+            ready = group[:max(0, room)] if group[0].lease - now >= LEASE_MARGIN else []
+            self._in_flight[endpoint_id] += len(ready)  # reserved before the hit
         if ready and not self.limits.allow(endpoint_id, ready[0].rate_limit_per_s,
                                            cost=len(ready)):
+            self._unreserve(endpoint_id, len(ready))
             ready = []
-        if ready:
-            with self._lock:
-                self._in_flight[endpoint_id] += len(ready)
-            for job in ready:
-                self._pool.submit(self._attempt, job)
+        for job in ready:
+            self._pool.submit(self._attempt, job)
         if len(ready) < len(group):
             with self._lock:
                 self._held.setdefault(endpoint_id, deque()).extend(group[len(ready):])
         return len(ready)
 
     def _start_held(self, now: datetime) -> int:
-        started, expired = 0, []
+        started = 0
         with self._lock:
-            queues = list(self._held.items())
-        for endpoint_id, queue in queues:
-            while queue:
-                job = queue[0]
-                if job.lease - now < LEASE_MARGIN:
-                    expired.append(queue.popleft())
-                    continue
-                if not self._try_start(job, now):
-                    break
-                queue.popleft()
+            endpoints = list(self._held)
+        for endpoint_id in endpoints:
+            while (job := self._take(endpoint_id, now)) is not None:
+                self._pool.submit(self._attempt, job)
                 started += 1
-            with self._lock:
-                if not queue:
-                    self._held.pop(endpoint_id, None)
-        if expired:
-            run_in_unit(self.deps.db.sessions, lambda session: release(session, expired))
         return started
 
-    def _try_start(self, job: Job, now: datetime) -> bool:
-        if job.lease - now < LEASE_MARGIN:
-            return False
+    def _take(self, endpoint_id: uuid.UUID, now: datetime) -> Job | None:
+        """The next held job of this endpoint, if it may start now (room, lease, rate
+        limit), counted in flight; None otherwise. Jobs whose lease is too short to start
+        go to be released."""
         with self._lock:
-            if self._in_flight[job.endpoint_id] >= self.per_endpoint:
-                return False
-        if not self.limits.allow(job.endpoint_id, job.rate_limit_per_s):
-            return False
-        with self._lock:
-            self._in_flight[job.endpoint_id] += 1
-        self._pool.submit(self._attempt, job)
-        return True
+            queue = self._held.get(endpoint_id)
+            while queue and queue[0].lease - now < LEASE_MARGIN:
+                self._expired.append(queue.popleft())
+            if (not queue or self._closing or self._blocked[endpoint_id]
+                    or self._in_flight[endpoint_id] >= self.per_endpoint
+                    or self._sending() >= self.concurrency):
+                if queue is not None and not queue:
+                    del self._held[endpoint_id]
+                return None
+            job = queue.popleft()
+            if not queue:
+                del self._held[endpoint_id]
+            self._in_flight[endpoint_id] += 1
+        if self.limits.take(endpoint_id, job.rate_limit_per_s):
+            return job
+        with self._lock:  # not this second: back to the front of its queue
+            self._held.setdefault(endpoint_id, deque()).appendleft(job)
+        self._unreserve(endpoint_id, 1)
+        return None
 
-    # -- one attempt (a pool thread) -----------------------------------------------------
+    def _unreserve(self, endpoint_id: uuid.UUID, n: int) -> None:
+        with self._lock:
+            self._in_flight[endpoint_id] -= n
+            if self._in_flight[endpoint_id] <= 0:
+                del self._in_flight[endpoint_id]
+
+    def _release_expired(self) -> None:
+        with self._lock:
+            expired, self._expired = self._expired, []
+        if expired:
+            run_in_unit(self.deps.db.sessions, lambda session: release(session, expired))
+
+    # -- attempts (a pool thread) --------------------------------------------------------
     def _attempt(self, job: Job) -> None:
+        """Send ``job``, hand the outcome to the recorder, and go on with the endpoint's next
+        held job while there is one that may start (no wait for the leasing thread)."""
+        next_job: Job | None = job
+        while next_job is not None:
+            next_job = self._attempt_one(next_job)
+
+    def _attempt_one(self, job: Job) -> Job | None:
+        endpoint_id = job.endpoint_id
         try:
             finished = self._send(job)
         except BaseException:
-            self._done([job])
+            self._unreserve(endpoint_id, 1)
             self._wake.set()
             raise
-        # Still in flight for its endpoint until recorded (the next attempt there knows
-        # whether this one disabled it), but no longer holding a pool thread.
+        ok = finished.outcome.ok
         with self._lock:
             self._recording += 1
+            if not ok:
+                # Still in flight for its endpoint until recorded, and nothing more starts
+                # there meanwhile: the next attempt knows whether this one disabled it.
+                self._blocked[endpoint_id] += 1
+        if ok:
+            self._unreserve(endpoint_id, 1)
         self._finished.put(finished)
         self._wake.set()
+        return self._take(endpoint_id, self.deps.clock()) if ok else None
 
     def _send(self, job: Job) -> Finished:
         started_at = self.deps.clock()
@@ -241,15 +328,30 @@ class DeliveryLoop:
             outcome = Outcome(None, 0, "", f"internal:{type(exc).__name__}"[:64])
         return Finished(job, outcome, started_at)
 
-    def _done(self, jobs: list[Job], *, recorded: bool = False) -> None:
+    def _recorded(self, batch: list[Finished]) -> None:
+        """After a batch is written: the failures unblock their endpoints, whose held jobs
+        are given back (leased again only if the endpoint is still enabled)."""
+        dropped: list[Job] = []
         with self._lock:
-            for job in jobs:
-                self._in_flight[job.endpoint_id] -= 1
-                if self._in_flight[job.endpoint_id] <= 0:
-                    del self._in_flight[job.endpoint_id]
-            if recorded:
-                self._recording -= len(jobs)
-                self.sent += len(jobs)
+            for item in batch:
+                if item.outcome.ok:
+                    continue
+                endpoint_id = item.job.endpoint_id
+                self._blocked[endpoint_id] -= 1
+                if self._blocked[endpoint_id] <= 0:
+                    del self._blocked[endpoint_id]
+                dropped.extend(self._held.pop(endpoint_id, ()))
+                self._in_flight[endpoint_id] -= 1
+                if self._in_flight[endpoint_id] <= 0:
+                    del self._in_flight[endpoint_id]
+            self._recording -= len(batch)
+            self.sent += len(batch)
+        if dropped:
+            try:
+                run_in_unit(self.deps.db.sessions, lambda session: release(session, dropped))
+            except Exception:
+                log.warning("held webhook leases not released (they run out on their own)",
+                            extra={"event": "webhook_release_failed"})
 
     # -- recording (the recorder thread) -------------------------------------------------
     def _record_forever(self) -> None:
@@ -261,9 +363,16 @@ class DeliveryLoop:
                 stopping = True
             else:
                 batch.append(first)
-            while len(batch) < RECORD_BATCH_MAX:
+            # Successes hold no slot while they wait here: gather them for a moment into
+            # fewer, bigger units. A failure is written at once (its endpoint waits for it).
+            gather_until = time.monotonic() + RECORD_GATHER_S
+            while len(batch) < RECORD_BATCH_MAX and not stopping:
+                wait = (gather_until - time.monotonic()
+                        if len(batch) < RECORD_BATCH_MIN and all(f.outcome.ok for f in batch)
+                        else 0.0)
                 try:
-                    item = self._finished.get_nowait()
+                    item = (self._finished.get(timeout=wait) if wait > 0
+                            else self._finished.get_nowait())
                 except queues_.Empty:
                     break
                 if item is None:
@@ -278,7 +387,7 @@ class DeliveryLoop:
                 log.error("webhook attempts not recorded",
                           extra={"event": "webhook_record_failed", **failure(exc)})
             finally:
-                self._done([item.job for item in batch], recorded=True)
+                self._recorded(batch)
                 self._wake.set()
 
     def _record(self, batch: list[Finished]) -> None:
@@ -329,16 +438,18 @@ class DeliveryLoop:
                     continue
                 free_total, _ = self._free()
                 with self._lock:
-                    held = any(self._held.values())
+                    held = bool(self._held)
                 busy = self.busy()
                 if started and free_total >= self._batch:
                     continue  # busy with room to spare: lease again at once
-                if busy and not held:
+                if busy:
                     # Let a few attempts finish, then lease them all in one query rather
-                    # than one query per finished attempt.
-                    stop.wait(0.01)
+                    # than one query per finished attempt (pool threads go on with their
+                    # endpoint's held jobs meanwhile).
+                    stop.wait(0.005)
+                    self._wake.wait(0.045 if held else 0.005)
                     continue
-                self._wake.wait(0.05 if held else idle_seconds)
+                self._wake.wait(idle_seconds)
         finally:
             self.close()
 
@@ -350,21 +461,25 @@ class DeliveryLoop:
             self._wake.clear()
             was_busy = self.busy()
             started = self.step()
-            if not started and not was_busy:  # the round saw all capacity free
+            if not started and not was_busy and not self.busy():
+                # The round saw all capacity free and leased nothing it must still start
+                # (jobs held back by a rate limit start in a later round).
                 return self.sent - before
             if not started:
                 self._wake.wait(0.05)
         raise TimeoutError("deliveries still due or in flight")
 
     def close(self) -> None:
+        self._closing = True  # pool threads finish their request and take no next one
         self._pool.shutdown(wait=True)
         if not self._closed:
             self._closed = True
             self._finished.put(None)  # every attempt finished before it is recorded first
             self._recorder.join()
         with self._lock:
-            held = [job for queue in self._held.values() for job in queue]
+            held = [job for queue in self._held.values() for job in queue] + self._expired
             self._held.clear()
+            self._expired = []
         if held:
             try:
                 run_in_unit(self.deps.db.sessions, lambda session: release(session, held))

@@ -97,11 +97,16 @@ class WebhookDelivery(Base):
         UniqueConstraint("event_id", "endpoint_id", name="uq_webhook_deliveries_event_endpoint"),
         Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
         Index("ix_webhook_deliveries_endpoint", "endpoint_id", "status", "created_at"),
+        # The worker's lease: each endpoint's due deliveries in order, read from the index.
+        Index("ix_webhook_deliveries_lease", "endpoint_id", "status", "next_attempt_at", "seq"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webhook_events.id"))
     endpoint_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webhook_endpoints.id"))
+    # The event's ``seq`` (copied: it never changes), so deliveries are leased in event order
+    # straight from an index.
+    seq: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None]

@@ -101,7 +101,12 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
 
 class HttpSender:
     """Sends signed bodies. Thread-safe: one httpx client per (scheme, host, port), each with
-    a small pool, so one receiver's slow connections never hold another's."""
+    a small pool, so one receiver's slow connections never hold another's.
+
+    No more requests enter a client than it has connections (a semaphore per client): with
+    more threads queued in one httpcore pool than it has connections, httpcore 1.0.9 can close
+    a connection it has already handed to a queued request (encode/httpcore#1110), which
+    fails that request (``Bad file descriptor``) or leaves it hanging until its timeout."""
 
     def __init__(self, *, allow_private: bool, require_https: bool,
                  max_connections_per_host: int = 4, max_hosts: int = 512,
@@ -111,30 +116,32 @@ class HttpSender:
         self._max_connections = max_connections_per_host
         self._max_hosts = max_hosts
         self._verify = verify
-        self._clients: OrderedDict[tuple[str, str, int], httpx.Client] = OrderedDict()
+        self._clients: OrderedDict[tuple[str, str, int],
+                                   tuple[httpx.Client, threading.BoundedSemaphore]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def _client(self, target: Target) -> httpx.Client:
+    def _client(self, target: Target) -> tuple[httpx.Client, threading.BoundedSemaphore]:
         key = (target.scheme, target.host, target.port)
         with self._lock:
-            client = self._clients.get(key)
-            if client is None:
-                client = httpx.Client(
+            found = self._clients.get(key)
+            if found is None:
+                found = (httpx.Client(
                     follow_redirects=False, trust_env=False, verify=self._verify,
                     timeout=httpx.Timeout(TOTAL_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
                     limits=httpx.Limits(max_connections=self._max_connections,
-                                        max_keepalive_connections=self._max_connections))
-                self._clients[key] = client
+                                        max_keepalive_connections=self._max_connections)),
+                    threading.BoundedSemaphore(self._max_connections))
+                self._clients[key] = found
                 while len(self._clients) > self._max_hosts:
-                    _key, old = self._clients.popitem(last=False)
+                    _key, (old, _slots) = self._clients.popitem(last=False)
                     old.close()
             else:
                 self._clients.move_to_end(key)
-            return client
+            return found
 
     def close(self) -> None:
         with self._lock:
-            for client in self._clients.values():
+            for client, _slots in self._clients.values():
                 client.close()
             self._clients.clear()
 
@@ -176,10 +183,21 @@ class HttpSender:
         if target.scheme == "https" and target.literal is None:
             extensions["sni_hostname"] = target.host
         request_headers = {**headers, "host": target.host_header}
-        remaining = max(0.5, TOTAL_TIMEOUT_S - (time.monotonic() - started))
-        client = self._client(target)
-        with client.stream("POST", url, content=body, headers=request_headers,
-                           extensions=extensions,
+        client, slots = self._client(target)
+        # Waiting for a connection counts in the attempt's 15 s, as httpx's pool wait does.
+        if not slots.acquire(timeout=max(0.0, TOTAL_TIMEOUT_S - (time.monotonic() - started))):
+            return done("timeout")
+        try:
+            remaining = max(0.5, TOTAL_TIMEOUT_S - (time.monotonic() - started))
+            return self._exchange(client, url, body, request_headers, extensions, remaining,
+                                  started, done)
+        finally:
+            slots.release()
+
+    def _exchange(self, client: httpx.Client, url: str, body: bytes, headers: dict[str, str],
+                  extensions: dict[str, object], remaining: float, started: float,
+                  done: Callable[..., Outcome]) -> Outcome:
+        with client.stream("POST", url, content=body, headers=headers, extensions=extensions,
                            timeout=httpx.Timeout(remaining, connect=CONNECT_TIMEOUT_S),
                            ) as response:
             kept = bytearray()
