@@ -187,6 +187,9 @@ def _record(session: Session, deps: Deps, partner: Principal,
                      "credential_jti": jti, "subject_bidx": link.bidx,
                      "benefit_code": rule.code, "decision": item["decision"],
                      "response": response, "created_at": verified_at, "offline": True})
+    # One order for every upload (jtis for the insert, then chains for the appends): two
+    # uploads that share jtis or citizens wait for each other, never deadlock.
+    rows.sort(key=lambda r: r["credential_jti"])
     inserted = _insert(session, rows)
     lost = [r["credential_jti"] for r in rows if r["credential_jti"] not in inserted]
     if lost:  # taken meanwhile by a concurrent verification or upload
@@ -195,7 +198,7 @@ def _record(session: Session, deps: Deps, partner: Principal,
             answers[jti] = _taken_answer(jti, partner, *again[jti], doubles)
     heads: dict[bytes, Head] = {}
     marks: list[tuple[str, bytes, int]] = []
-    for row in rows:
+    for row in sorted(rows, key=lambda r: (r["subject_bidx"], r["created_at"])):
         jti = row["credential_jti"]
         if jti not in inserted:
             continue
