@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -179,3 +180,77 @@ def test_a_full_batch_is_recorded_in_one_call(app: Flask, client: FlaskClient) -
     from xinyi.audit.service import verify_chains
     with UnitOfWork(app.extensions["xinyi"].db.sessions) as uow:
         assert verify_chains(uow.session)[1] is None  # 15 entries per chain, unforked
+
+
+def test_two_uploads_at_once_on_the_same_citizens_both_succeed(app: Flask) -> None:
+    """Two partners upload at the same moment, for the same citizens, in opposite orders, on
+    PostgreSQL with separate committing connections: both wait for each other where their
+    chains meet and neither deadlocks; each citizen's chain stays unforked."""
+    import os
+    import threading
+    import uuid
+
+    from sqlalchemy import delete, func, insert
+    from sqlalchemy.orm import sessionmaker
+
+    from xinyi.auth.models import ApiClient
+    from xinyi.auth.principal import Principal
+    from xinyi.credentials.offline import upload as upload_offline
+    from xinyi.subjects.models import Subject
+
+    deps = app.extensions["xinyi"]
+    if not deps.db.url.startswith("postgresql"):
+        pytest.skip("SQLite has a single writer: uploads cannot race")
+    engine = deps.db.engine
+    now = datetime.now(UTC)
+    people = [os.urandom(32) for _ in range(6)]
+    partners = [Principal("partner", uuid.uuid4(), client_kind="library",
+                          client_name=f"race library {n}") for n in (1, 2)]
+    jtis = {p.id: [f"race{n}{p.id.hex[:8]}{i:03d}" for i in range(120)]
+            for n, p in enumerate(partners)}
+    with engine.begin() as conn:
+        conn.execute(insert(Subject), [{"bidx": b, "id_number_enc": b"x", "first_seen_at": now}
+                                       for b in people])
+        conn.execute(insert(ApiClient), [{"id": p.id, "type": "partner", "name": p.client_name,
+                                          "kind": "library", "created_at": now}
+                                         for p in partners])
+        conn.execute(insert(CredentialHolder), [
+            {"jti": j, "subject_bidx": people[i % len(people)],
+             "not_before": now - timedelta(hours=3), "expires_at": now - timedelta(hours=2)}
+            for p in partners for i, j in enumerate(jtis[p.id])])
+    barrier, answers, failures = threading.Barrier(2), {}, []
+
+    def run(partner: Principal, reverse: bool) -> None:
+        mine = jtis[partner.id][::-1] if reverse else jtis[partner.id]
+        items = [{"jti": j, "benefit": "lb", "decision": "eligible",
+                  "verified_at": now - timedelta(hours=3) + timedelta(seconds=30)} for j in mine]
+        try:
+            with UnitOfWork(sessionmaker(engine, expire_on_commit=False)) as uow:
+                barrier.wait(10)
+                answers[partner.id] = upload_offline(uow.session, deps, partner, items)
+                uow.commit()
+        except Exception as exc:  # pragma: no cover - what the test reports
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run, args=(p, n == 1)) for n, p in enumerate(partners)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not failures, failures
+        assert all(statuses(a) == ["recorded"] * 120 for a in answers.values())
+        with engine.connect() as conn:
+            seqs = conn.execute(select(AccessLogEntry.subject_bidx, func.count(),
+                                       func.max(AccessLogEntry.seq))
+                                .where(AccessLogEntry.subject_bidx.in_(people))
+                                .group_by(AccessLogEntry.subject_bidx)).all()
+        assert sorted((n, top) for _, n, top in seqs) == [(40, 40)] * 6
+    finally:
+        with engine.begin() as conn:
+            conn.execute(delete(AccessLogEntry).where(AccessLogEntry.subject_bidx.in_(people)))
+            conn.execute(delete(Verification).where(Verification.subject_bidx.in_(people)))
+            conn.execute(delete(CredentialHolder).where(
+                CredentialHolder.subject_bidx.in_(people)))
+            conn.execute(delete(ApiClient).where(ApiClient.id.in_([p.id for p in partners])))
+            conn.execute(delete(Subject).where(Subject.bidx.in_(people)))
