@@ -254,3 +254,16 @@ def test_two_uploads_at_once_on_the_same_citizens_both_succeed(app: Flask) -> No
                 CredentialHolder.subject_bidx.in_(people)))
             conn.execute(delete(ApiClient).where(ApiClient.id.in_([p.id for p in partners])))
             conn.execute(delete(Subject).where(Subject.bidx.in_(people)))
+
+
+def test_an_offline_verification_opens_no_benefit_session(app: Flask, client: FlaskClient) -> None:
+    """Its decision is the partner's own account of the check: no deposit is waived on it."""
+    me = citizen(client)
+    library = partner(app, client)
+    [cred] = issue(client, me)
+    [answer] = upload(client, library, item(cred, at=datetime.now(UTC)))
+    assert answer["status"] == "recorded"
+    resp = client.post("/v1/partner/benefit-sessions", headers=library, json={
+        "verification_id": answer["verification_id"], "amount_fen": 3000,
+        "due_at": (datetime.now(UTC) + timedelta(days=14)).isoformat(), "reference": "loan-1"})
+    assert resp.status_code == 404 and resp.get_json()["code"] == "verification_not_found"
