@@ -97,15 +97,11 @@ def _answer(jti: str, status: str, *, verification_id: uuid.UUID | None = None,
 
 def _rules(session: Session, deps: Deps) -> dict[str, BenefitView]:
     """Benefit rules by code and by their short QR code (what the credential's ``ben`` lists,
-    so what an offline verifier knows the benefit by)."""
-    def load() -> dict[str, BenefitView]:
-        found: dict[str, BenefitView] = {}
-        for rule in benefit_rules(session):
-            found[rule.code] = rule
-            found.setdefault(rule.qr_code, rule)
-        return found
-    loaded: dict[str, BenefitView] = deps.cache.get_or_load(("benefit-rules-offline",), load)
-    return loaded
+    so what an offline verifier knows the benefit by). The online verification's cache entry,
+    which a staff edit of a rule clears."""
+    by_code: dict[str, BenefitView] = deps.cache.get_or_load(
+        ("benefit-rules",), lambda: {b.code: b for b in benefit_rules(session)})
+    return {**{b.qr_code: b for b in by_code.values()}, **by_code}
 
 
 def upload(session: Session, deps: Deps, partner: Principal,

@@ -52,4 +52,4 @@ __all__ = [
     "verify_webhook",
 ]
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
