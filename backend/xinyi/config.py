@@ -158,6 +158,11 @@ class Settings:
     # and the record it becomes.
     commitment_breach_grace_days: int = 7
     max_body_bytes: int = 1024 * 1024
+    # Offline verifications: the partner SDK grants nothing once its copy of the keys is this
+    # old, and a partner has this long after that to upload what it verified offline. The
+    # jti → holder link is kept for both together, so that a late upload is still attributed.
+    offline_key_age_hours: int = 24
+    offline_upload_window_hours: int = 48
     # The citizen's export: past this many rows the synchronous ``GET /v1/me/export`` refuses
     # (413 ``export_too_large``) and points to the background export; exports per citizen.
     export_sync_max_rows: int = 5000
@@ -246,6 +251,9 @@ class Settings:
             raise ConfigError("XINYI_WEBHOOK_HTTPS_ONLY cannot be turned off in production")
         if self.export_sync_max_rows < 1:
             raise ConfigError("XINYI_EXPORT_SYNC_MAX_ROWS must be at least 1")
+        if self.offline_key_age_hours < 1 or self.offline_upload_window_hours < 1:
+            raise ConfigError("XINYI_OFFLINE_KEY_AGE_HOURS and XINYI_OFFLINE_UPLOAD_WINDOW_HOURS "
+                              "must be at least 1")
         if self.webhook_retention_days < 1:
             raise ConfigError("XINYI_WEBHOOK_RETENTION_DAYS must be at least 1")
         if self.public_url is not None:
@@ -382,6 +390,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                                 "XINYI_TRUST_PROXY_HOPS"),
         export_sync_max_rows=_whole(env.get("XINYI_EXPORT_SYNC_MAX_ROWS", "5000"),
                                     "XINYI_EXPORT_SYNC_MAX_ROWS"),
+        offline_key_age_hours=_whole(env.get("XINYI_OFFLINE_KEY_AGE_HOURS", "24"),
+                                     "XINYI_OFFLINE_KEY_AGE_HOURS"),
+        offline_upload_window_hours=_whole(env.get("XINYI_OFFLINE_UPLOAD_WINDOW_HOURS", "48"),
+                                           "XINYI_OFFLINE_UPLOAD_WINDOW_HOURS"),
         public_url=env.get("XINYI_PUBLIC_URL") or None,
         instance_path=str(instance),
         shred_list_path=env.get("XINYI_SHRED_LIST") or None,

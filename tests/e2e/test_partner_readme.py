@@ -44,6 +44,7 @@ class Deployment:
     api_key: str  # a library partner's
     qr_payload: str  # a citizen's fresh credential
     loan_qr: str  # another citizen's, for the library kit's example
+    offline_qr: str  # a third citizen's, for the offline registration example
 
 
 def _port() -> int:
@@ -114,7 +115,7 @@ def deployment(database_url: str, tmp_path_factory: pytest.TempPathFactory
         _stop(proc)
 
 
-def _partner_and_credential(url: str, staff_phone: str) -> tuple[str, str, str]:
+def _partner_and_credential(url: str, staff_phone: str) -> tuple[str, str, str, str]:
     """Over HTTP, as the credit office and a citizen would: a library partner's API key and a
     citizen's credential."""
     http = requests.Session()
@@ -143,13 +144,13 @@ def _partner_and_credential(url: str, staff_phone: str) -> tuple[str, str, str]:
         SENSITIVE_VALUES.update([item["qr_payload"], item["short_code"]])
         return str(item["qr_payload"])
 
-    return api_key, credential(), credential()
+    return api_key, credential(), credential(), credential()
 
 
 def block(containing: str) -> str:
     blocks = python_blocks(README)
     # A new block needs a run of its own below: none may go untested.
-    assert len(blocks) == 5, "every python block of partners/README.md must be run here"
+    assert len(blocks) == 6, "every python block of partners/README.md must be run here"
     [found] = [b for b in blocks if containing in b]
     return found
 
@@ -173,11 +174,25 @@ def run_example(code: str, directory: Path, env: dict[str, str]) -> list[str]:
 def test_the_offline_example_verifies_a_live_credential_once(
         deployment: Deployment, tmp_path: Path) -> None:
     env = example_env(XINYI_URL=deployment.url, XINYI_QR=deployment.qr_payload)
-    assert run_example(block("OfflineVerifier"), tmp_path, env) == [
+    assert run_example(block("def check_card"), tmp_path, env) == [
         "True", "card refused: credential_used replay", "False"]
     kept = json.loads((tmp_path / "xinyi-jwks.json").read_text())
     configuration = requests.get(f"{deployment.url}/.well-known/xinyi-configuration", timeout=5)
     assert kept["issuer"] == configuration.json()["issuer"]
+
+
+def test_the_offline_registration_example_queues_and_uploads(
+        deployment: Deployment, tmp_path: Path) -> None:
+    env = example_env(XINYI_URL=deployment.url, XINYI_QR=deployment.offline_qr,
+                      XINYI_API_KEY=deployment.api_key)
+    assert run_example(block("upload_pending"), tmp_path, env) == [
+        "eligible True", "{'recorded': 1} 0"]
+    # Registered: the credential is now used online too.
+    answer = requests.post(f"{deployment.url}/v1/partner/verifications", timeout=10,
+                           headers={"Authorization": f"Bearer {deployment.api_key}"},
+                           json={"credential": deployment.offline_qr,
+                                 "benefit": "library.deposit_free"})
+    assert answer.json()["code"] == "credential_used"
 
 
 def test_the_online_example_verifies_a_live_credential_once(

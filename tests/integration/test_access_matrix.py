@@ -80,6 +80,7 @@ MATRIX: dict[str, str | frozenset[str]] = {
     "POST /v1/me/consent-requests/<uuid:request_id>/deny": frozenset({"citizen"}),
     # Partners: verification, consent requests and consented reports.
     "POST /v1/partner/verifications": frozenset({"partner"}),
+    "POST /v1/partner/verifications:offline": frozenset({"partner"}),
     "POST /v1/partner/consent-requests": frozenset({"partner"}),
     "GET /v1/partner/consent-requests/<uuid:request_id>": frozenset({"partner"}),
     "GET /v1/partner/reports/<string:subject>": frozenset({"partner"}),

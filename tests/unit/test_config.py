@@ -322,3 +322,19 @@ def test_webhook_retention_defaults_to_30_days_and_must_be_positive(tmp_path: Pa
     for bad in ("0", "-3", "x"):
         with pytest.raises(ConfigError, match="XINYI_WEBHOOK_RETENTION_DAYS"):
             load_settings({**dev, "XINYI_WEBHOOK_RETENTION_DAYS": bad})
+
+
+def test_the_offline_link_is_kept_24_plus_48_hours_unless_set(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from xinyi.credentials.service import link_retention
+
+    dev = {"XINYI_ENV": "development", "XINYI_INSTANCE_PATH": str(tmp_path / "dev")}
+    assert link_retention(load_settings(dev)) == timedelta(hours=72)
+    assert link_retention(load_settings({**dev, "XINYI_OFFLINE_KEY_AGE_HOURS": "12",
+                                         "XINYI_OFFLINE_UPLOAD_WINDOW_HOURS": "24"})) == (
+        timedelta(hours=36))
+    for name in ("XINYI_OFFLINE_KEY_AGE_HOURS", "XINYI_OFFLINE_UPLOAD_WINDOW_HOURS"):
+        for bad in ("0", "-3", "x"):
+            with pytest.raises(ConfigError, match=name):
+                load_settings({**dev, name: bad})

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from xinyi.db import Base, new_id, utcnow
@@ -45,3 +45,21 @@ class Verification(Base):
     decision: Mapped[str] = mapped_column(String(16))
     response: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Checked on the partner's device without us, uploaded later; ``created_at`` is then the
+    # time the partner verified it (POST /v1/partner/verifications:offline).
+    offline: Mapped[bool] = mapped_column(default=False, server_default=false())
+
+
+class CredentialHolder(Base):
+    """The jti → holder link of a credential whose row was purged (an hour after expiry), kept
+    for the offline verifier's key-age limit plus the upload window, so that a late offline
+    upload is still attributed. No token, no account: the subject's keyed index and the
+    credential's window only."""
+
+    __tablename__ = "credential_holders"
+    __table_args__ = (Index("ix_credential_holders_expires_at", "expires_at"),)
+
+    jti: Mapped[str] = mapped_column(String(40), primary_key=True)
+    subject_bidx: Mapped[bytes] = mapped_column(LargeBinary(32))
+    not_before: Mapped[datetime]
+    expires_at: Mapped[datetime]

@@ -6,13 +6,15 @@ from flask import Response, request, url_for
 from flask_smorest import Blueprint
 
 from xinyi import jwk
-from xinyi.credentials import service, verification
+from xinyi.credentials import offline, service, verification
 from xinyi.credentials.schemas import (
     ConfigurationOut,
     CredentialsOut,
     IdempotencyHeaders,
     IssueIn,
     JwksOut,
+    OfflineUploadIn,
+    OfflineUploadOut,
     VerificationOut,
     VerifyIn,
 )
@@ -67,6 +69,17 @@ def verify(headers: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
     return verification.verify(db(), deps(), principal(), credential=body["credential"],
                                benefit=body["benefit"],
                                idempotency_key=headers.get("idempotency_key"))
+
+
+@partner_blp.route("/verifications:offline", methods=["POST"])
+@requires("partner")
+@partner_blp.arguments(OfflineUploadIn)
+@partner_blp.response(200, OfflineUploadOut)
+def upload_offline(body: dict[str, Any]) -> dict[str, Any]:
+    """Register what your devices verified offline: up to 500 items a call, each answered on
+    its own (`recorded`, `duplicate`, `double_presentation`, `unattributable`, `invalid`).
+    Idempotent per credential and partner: send a batch again after a timeout or a 5xx."""
+    return {"items": offline.upload(db(), deps(), principal(), body["items"])}
 
 
 @jwks_blp.route("/.well-known/jwks.json", methods=["GET"])

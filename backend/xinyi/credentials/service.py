@@ -14,10 +14,11 @@ from sqlalchemy.orm import Session
 
 from xinyi.auth.service import client_refs
 from xinyi.citizens.service import citizen_subjects
+from xinyi.config import Settings
 from xinyi.credentials import qr
-from xinyi.credentials.models import Credential, Verification
+from xinyi.credentials.models import Credential, CredentialHolder, Verification
 from xinyi.credentials.tokens import MAX_BATCH, MAX_TTL_SECONDS, IssuedCredential, issue_batch
-from xinyi.dbutil import china_date
+from xinyi.dbutil import china_date, insert_for
 from xinyi.deps import Deps
 from xinyi.errors import NotFound, ValidationFailed
 from xinyi.jsonable import row
@@ -110,10 +111,29 @@ def render(session: Session, deps: Deps, account_id: uuid.UUID, credential_id: s
     return qr.render_png(payload) if fmt == "png" else qr.render_svg(payload)
 
 
+def link_retention(settings: Settings) -> timedelta:
+    """How long after its expiry a credential's jti still names its holder: the offline
+    verifier's key-age limit plus the upload window."""
+    return timedelta(hours=settings.offline_key_age_hours + settings.offline_upload_window_hours)
+
+
 def purge_expired(session: Session, deps: Deps) -> int:
-    """Credentials are useless an hour after expiry; verifications keep their own copy."""
-    result = session.execute(delete(Credential).where(
-        Credential.expires_at < deps.clock() - timedelta(hours=1)))
+    """Credentials are useless an hour after expiry; verifications keep their own copy. The
+    token goes then, the jti → holder link (:class:`CredentialHolder`) only after
+    :func:`link_retention`. Three statements, however many credentials."""
+    now = deps.clock()
+    cutoff = now - timedelta(hours=1)
+    keep = (select(Credential.jti, _CITIZENS.c.bidx, Credential.not_before,
+                   Credential.expires_at)
+            .join(_CITIZENS, _CITIZENS.c.account_id == Credential.account_id)
+            .where(Credential.expires_at < cutoff,
+                   Credential.expires_at >= now - link_retention(deps.settings)))
+    holders: Any = insert_for(session, CredentialHolder.__table__)  # type: ignore[arg-type]
+    session.execute(holders.from_select(
+        ["jti", "subject_bidx", "not_before", "expires_at"], keep).on_conflict_do_nothing())
+    result = session.execute(delete(Credential).where(Credential.expires_at < cutoff))
+    session.execute(delete(CredentialHolder).where(
+        CredentialHolder.expires_at < now - link_retention(deps.settings)))
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 

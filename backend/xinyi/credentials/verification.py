@@ -346,13 +346,17 @@ class VerificationRef:
 _REF = select(Verification.id, Verification.partner_id, Verification.subject_bidx,
               Verification.benefit_code, Verification.decision, Verification.created_at,
               Verification.response).where(Verification.id == bindparam("id"),
-                                           Verification.partner_id == bindparam("partner_id"))
+                                           Verification.partner_id == bindparam("partner_id"),
+                                           # An offline one is the partner's own account of
+                                           # a check: it grants nothing here.
+                                           Verification.offline.is_(False))
 
 
 def verification_of(session: Session, partner_id: uuid.UUID,
                     verification_id: uuid.UUID) -> VerificationRef | None:
-    """This partner's verification ``verification_id``; None if there is none or it is
-    another partner's (the caller answers 404 alike, telling nothing)."""
+    """This partner's online verification ``verification_id``; None if there is none, it is
+    another partner's (the caller answers 404 alike, telling nothing) or it was uploaded
+    after an offline check (its decision is the partner's, not ours)."""
     row = session.connection().execute(
         _REF, {"id": verification_id, "partner_id": partner_id}).first()
     if row is None:

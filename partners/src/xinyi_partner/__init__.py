@@ -7,6 +7,8 @@
 * :func:`verify_offline` — the check itself, with keys you manage (``GET
   /.well-known/jwks.json``).
 * :class:`SeenJtiCache` — the local memory that makes a credential single-use offline.
+* :class:`OfflineQueue` — what was verified offline, kept on disk until
+  :meth:`OfflineQueue.upload_pending` registers it (:class:`UploadClient`).
 * :func:`verify_webhook` — check the Standard Webhooks signature of a delivery.
 * :class:`WebhookReceiver` — a WSGI receiver: verify, deduplicate, answer fast, hand events to
   your handler in ``seq`` order, catching up from the event feed (:class:`FeedClient`).
@@ -17,8 +19,9 @@
 
 from ._adapter import ApiError, EventDispatcher, SessionEvent
 from .credential import VerifiedCredential, verify_offline
-from .discovery import Configuration, OfflineVerifier, discover
+from .discovery import Configuration, OfflineDecision, OfflineVerifier, discover
 from .errors import CredentialError, DiscoveryError, WebhookError
+from .offline import OfflineItem, OfflineQueue, RetryLater, UploadClient, UploadResult
 from .receiver import DedupeStore, FeedClient, MemoryDedupe, WebhookReceiver
 from .seen import SeenJtiCache
 from .webhook import verify_webhook
@@ -32,9 +35,15 @@ __all__ = [
     "EventDispatcher",
     "FeedClient",
     "MemoryDedupe",
+    "OfflineDecision",
+    "OfflineItem",
+    "OfflineQueue",
     "OfflineVerifier",
+    "RetryLater",
     "SeenJtiCache",
     "SessionEvent",
+    "UploadClient",
+    "UploadResult",
     "VerifiedCredential",
     "WebhookError",
     "WebhookReceiver",
@@ -43,4 +52,4 @@ __all__ = [
     "verify_webhook",
 ]
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

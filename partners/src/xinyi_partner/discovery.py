@@ -25,16 +25,18 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 from .credential import ALGORITHM, PREFIX, VerifiedCredential, verify_offline
 from .errors import CredentialError, DiscoveryError
+from .offline import OfflineItem, OfflineQueue
 from .seen import SeenJtiCache
 
-__all__ = ["CONFIGURATION_PATH", "Configuration", "OfflineVerifier", "discover"]
+__all__ = ["CONFIGURATION_PATH", "Configuration", "OfflineDecision", "OfflineVerifier",
+           "discover"]
 
 CONFIGURATION_PATH: Final = "/.well-known/xinyi-configuration"
 MAX_DOCUMENT_BYTES: Final = 256 * 1024  # a JWKS with a few keys is well under 4 KiB
@@ -105,6 +107,18 @@ def discover(base_url: str, *, timeout: float = 5) -> Configuration:
                          credential_prefix=prefix)
 
 
+@dataclass(frozen=True)
+class OfflineDecision:
+    """:meth:`OfflineVerifier.check`'s answer: ``decision`` is ``eligible`` or
+    ``standard_terms`` (serve as anyone without the card: never a refusal of service);
+    ``error`` says why a credential was refused; ``queued`` that it waits for upload."""
+
+    decision: str
+    credential: VerifiedCredential | None = None
+    error: CredentialError | None = None
+    queued: bool = False
+
+
 def _max_age(cache_control: str) -> int:
     lowered = cache_control.lower()
     if "no-store" in lowered or "no-cache" in lowered:
@@ -134,6 +148,7 @@ class OfflineVerifier:
         cache_path: str | os.PathLike[str] | None = None,
         timeout: float = 5,
         clock: Callable[[], float] = time.time,
+        queue: OfflineQueue | None = None,
     ) -> None:
         _check_url(jwks_uri)
         if not isinstance(issuer, str) or not issuer:
@@ -146,6 +161,7 @@ class OfflineVerifier:
         self.cache_path = Path(cache_path) if cache_path is not None else None
         self.timeout = timeout
         self._clock = clock
+        self.queue = queue
         self._lock = threading.Lock()
         self._jwks: Mapping[str, Any] | None = None
         self._fetched_at = float("-inf")  # when the copy in use was fetched (clock time)
@@ -188,6 +204,26 @@ class OfflineVerifier:
             if error.code != "unknown_key":
                 raise
         return self._verify(qr_payload, self._keys(refresh=True), now)
+
+    def check(self, qr_payload: str, benefit: str, *,
+              now: datetime | None = None) -> OfflineDecision:
+        """Decide whether the scanned card grants ``benefit`` (its short ``qr_code``, as the
+        credential's ``ben`` claim lists it: ``"lb"``) and, with a :attr:`queue`, queue the
+        verification for upload (:meth:`OfflineQueue.upload_pending`).
+
+        It grants nothing on any refusal: a forged, expired or replayed card, and every card
+        while the keys are older than ``max_key_age_seconds`` (24 h by default: a key the
+        deployment withdrew must stop being trusted). A refused card is not queued (there is
+        no verified ``jti`` to register)."""
+        at = datetime.now(UTC) if now is None else now
+        try:
+            credential = self.verify(qr_payload, now=at)
+        except CredentialError as error:
+            return OfflineDecision("standard_terms", error=error)
+        decision = "eligible" if benefit in credential.benefits else "standard_terms"
+        queued = self.queue is not None and self.queue.add(
+            OfflineItem(credential.jti, benefit, decision, at))
+        return OfflineDecision(decision, credential=credential, queued=queued)
 
     def refresh(self) -> None:
         """Fetch the keys now; raises :class:`DiscoveryError` if that fails."""
