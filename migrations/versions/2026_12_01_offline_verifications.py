@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0023_offline_verifications"
-down_revision: str | Sequence[str] | None = "0021_district_stats"
+down_revision: str | Sequence[str] | None = "0019_webhook_lease_index"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
