@@ -338,12 +338,11 @@ def test_data_events_are_reads_the_citizen_sees_in_their_query_log(
                       if q["action"] == "webhook")
     assert webhooks == [("citizen.tier_changed", w.a.name, consent["id"]),
                         ("list.black_added", w.a.name, consent["id"])]
-    # Both appended to one chain in one batch (heads carried forward): the chain verifies.
-    from xinyi.audit.service import verify_chains
+    # Both appended in one batch, then sealed into one chain: it verifies.
+    from tests.factories import seal_and_verify
 
-    with app.extensions["xinyi"].db.session() as s:
-        checked, problem = verify_chains(s)
-    assert problem is None and checked >= 2
+    report = seal_and_verify(app)
+    assert report.problem is None and report.entries_checked >= 2
 
 
 def test_a_partner_told_of_an_entry_learns_when_it_ends_even_after_its_consent(
