@@ -172,6 +172,39 @@ def _apply_roles(url: str, role: str) -> None:
         engine.dispose()
     how = "created" if done.created else "updated" if done.password_set else "kept"
     click.echo(f"role {done.role} {how}; {done.statements} privilege statements applied")
+    _apply_sealer_role(url)
+
+
+def _apply_sealer_role(url: str) -> None:
+    """The access-log sealer's role (docs/sql/sealer_role.sql), when it exists or
+    XINYI_SEALER_DB_PASSWORD is set to create it."""
+    from sqlalchemy import text
+
+    from xinyi.db import make_engine
+    from xinyi.dbroles import RolesError, apply_roles
+
+    role = os.environ.get("XINYI_SEALER_DB_ROLE") or "xinyi_sealer"
+    password = os.environ.get("XINYI_SEALER_DB_PASSWORD") or None
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            if conn.dialect.name != "postgresql":
+                return
+            exists = conn.scalar(text("SELECT 1 FROM pg_roles WHERE rolname = :r"),
+                                 {"r": role}) == 1
+            if not exists and not password:
+                click.echo(f"sealer role {role} not set up (set XINYI_SEALER_DB_PASSWORD to "
+                           "create it); the sealer writes as the connecting role")
+                return
+            sql = (ROOT / "docs" / "sql" / "sealer_role.sql").read_text(encoding="utf-8")
+            done = apply_roles(conn, sql, role=role, password=password)
+    except RolesError as exc:
+        raise click.ClickException(str(exc).replace("XINYI_APP_DB_PASSWORD",
+                                                    "XINYI_SEALER_DB_PASSWORD")) from None
+    finally:
+        engine.dispose()
+    how = "created" if done.created else "updated" if done.password_set else "kept"
+    click.echo(f"sealer role {done.role} {how}; {done.statements} privilege statements applied")
 
 
 @main.group()
@@ -292,10 +325,10 @@ def audit_verify(kept: tuple[str, ...]) -> None:
 @audit.command("seal")
 def audit_seal() -> None:
     """Seal every waiting entry and sign a tree head now (the worker does this continuously)."""
-    from xinyi.audit.sealer import seal_all
+    from xinyi.audit.sealer import seal_all, sealing_deps
     from xinyi.wiring import build_deps
 
-    sealed, size = seal_all(build_deps(_settings()))
+    sealed, size = seal_all(sealing_deps(build_deps(_settings())))
     click.echo(f"{sealed} entries sealed; " + (f"tree head {size} signed" if size
                                                  else "no new tree head"))
 

@@ -135,6 +135,8 @@ class Settings:
     # The access-log sealer signs a tree head this often when the tree grew; ``audit verify``
     # calls an entry still unsealed after ``seal_alert_seconds`` a divergence.
     tree_head_interval_seconds: float = 5.0
+    # The sealer connects as its own role (docs/sql/sealer_role.sql) when this is set.
+    sealer_database_url: str | None = None
     seal_alert_seconds: float = 300.0
     realname_verifier: str = "dev"
     # SMS / push sender (``notify.make_sender``); production must choose one explicitly.
@@ -359,6 +361,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                                       "XINYI_WEBHOOK_RETENTION_DAYS"),
         tree_head_interval_seconds=_seconds(env.get("XINYI_TREE_HEAD_INTERVAL_SECONDS", "5"),
                                             "XINYI_TREE_HEAD_INTERVAL_SECONDS"),
+        sealer_database_url=env.get("XINYI_SEALER_DATABASE_URL") or None,
         seal_alert_seconds=_seconds(env.get("XINYI_SEAL_ALERT_SECONDS", "300"),
                                     "XINYI_SEAL_ALERT_SECONDS"),
         realname_verifier=env.get("XINYI_REALNAME_VERIFIER",

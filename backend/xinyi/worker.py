@@ -44,9 +44,14 @@ def expire_records(deps: Deps) -> str:
 def seal_access_log(deps: Deps) -> str:
     """Seal every committed access-log entry (a full sweep) and sign a tree head if the
     tree grew (``worker --once``; the running worker seals continuously)."""
-    from xinyi.audit.sealer import seal_all
+    from xinyi.audit.sealer import seal_all, sealing_deps
 
-    sealed, size = seal_all(deps)
+    sealer = sealing_deps(deps)
+    try:
+        sealed, size = seal_all(sealer)
+    finally:
+        if sealer is not deps:
+            sealer.db.engine.dispose()
     return f"seal_access_log: {sealed} sealed, " + (
         f"tree head {size} signed" if size else "no new tree head")
 
@@ -222,7 +227,7 @@ def run_forever(deps: Deps, interval: int, *, deliveries: bool = True,
     """The periodic jobs every ``interval`` seconds on a thread of their own, the access-log
     sealer on another, and the webhook delivery loop (polling every ``idle_seconds`` when
     idle) until SIGTERM or SIGINT, which let the attempts in flight finish and be recorded."""
-    from xinyi.audit.sealer import SealLoop
+    from xinyi.audit.sealer import SealLoop, sealing_deps
     from xinyi.webhooks.loop import DeliveryLoop
 
     stop = threading.Event()
@@ -244,7 +249,7 @@ def run_forever(deps: Deps, interval: int, *, deliveries: bool = True,
     periodic = threading.Thread(target=_periodic, args=(deps, interval, stop),
                                 name="periodic-jobs", daemon=True)
     periodic.start()
-    sealing = threading.Thread(target=SealLoop(deps).run, args=(stop,), name="sealer",
+    sealing = threading.Thread(target=SealLoop(sealing_deps(deps)).run, args=(stop,), name="sealer",
                                daemon=True)
     sealing.start()
     if loop is not None:

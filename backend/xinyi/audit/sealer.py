@@ -15,6 +15,7 @@ older ones has ended by then), with a full sweep every ``FULL_SWEEP``; ``xinyi w
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -31,6 +32,7 @@ from sqlalchemy.orm import Session
 from xinyi.audit import merkle
 from xinyi.audit.models import AccessLogEntry, AccessLogSeal, MerkleNode, TreeHead
 from xinyi.audit.service import GENESIS, Head, entry_bytes
+from xinyi.db import Database
 from xinyi.deps import Deps
 from xinyi.errors import Conflict, DomainError, NotFound
 from xinyi.logs import failure
@@ -172,6 +174,13 @@ def latest_head(session: Session) -> TreeHead | None:
 def head_json(head: TreeHead) -> dict[str, Any]:
     return {"tree_size": head.tree_size, "root_hash": head.root_hash.hex(),
             "timestamp": head.timestamp, "kid": head.kid, "signature": head.signature.hex()}
+
+
+def sealing_deps(deps: Deps) -> Deps:
+    """``deps`` connected as the sealer's database role when one is configured
+    (``XINYI_SEALER_DATABASE_URL``): only that role may write seals, nodes and heads."""
+    url = deps.settings.sealer_database_url
+    return deps if not url else dataclasses.replace(deps, db=Database(url))
 
 
 def seal_all(deps: Deps, *, since: datetime | None = None) -> tuple[int, int | None]:
