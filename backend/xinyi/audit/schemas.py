@@ -95,7 +95,7 @@ class ConsistencyArgs(StrictSchema):
 
 
 class ConsistencyOut(Schema):
-    from_ = fields.Nested(TreeHeadOut, required=True, data_key="from")
+    from_ = fields.Nested(TreeHeadOut, required=True, data_key="from", attribute="from")
     to = fields.Nested(TreeHeadOut, required=True)
     proof = fields.List(fields.String(), required=True, metadata={
         "description": "RFC 9162 §2.1.4 consistency proof, hex hashes"})
