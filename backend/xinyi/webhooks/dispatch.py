@@ -59,10 +59,13 @@ def _locked(session: Session) -> bool:
 
 def _recipients(event: outbox.Pending, entry: catalogue.EventType,
                 windows: dict[bytes, list[ConsentWindow]],
-                watchers: dict[str, list[uuid.UUID]]) -> list[_Recipient]:
+                watchers: dict[str, list[uuid.UUID]],
+                subscribers: dict[str, list[uuid.UUID]]) -> list[_Recipient]:
     if event.partner_id is not None:
         return [_Recipient(event.partner_id, None)]
     if event.subject_bidx is None:
+        if entry.broadcast:
+            return [_Recipient(p, None) for p in subscribers.get(entry.name, ())]
         return []
     chosen: dict[uuid.UUID, ConsentWindow] = {}
     for window in windows.get(event.subject_bidx, ()):
@@ -75,6 +78,19 @@ def _recipients(event: outbox.Pending, entry: catalogue.EventType,
         key = catalogue.watch_key(entry, event.payload)
         out += [_Recipient(p, None) for p in watchers.get(key or "", ()) if p not in chosen]
     return out
+
+
+def _subscribers(session: Session, names: Iterable[str]) -> dict[str, list[uuid.UUID]]:
+    """For each broadcast type, the partners with a live endpoint that names it."""
+    wanted = set(names)
+    out: dict[str, set[uuid.UUID]] = {}
+    if wanted:
+        for partner_id, types in session.execute(
+                select(WebhookEndpoint.partner_id, WebhookEndpoint.event_types)
+                .where(WebhookEndpoint.deleted_at.is_(None))):
+            for name in wanted.intersection(types or ()):
+                out.setdefault(name, set()).add(partner_id)
+    return {name: sorted(ids, key=lambda p: p.bytes) for name, ids in out.items()}
 
 
 def _watchers(session: Session, keys: Iterable[str]) -> dict[str, list[uuid.UUID]]:
@@ -162,10 +178,12 @@ def dispatch_batch(session: Session, deps: Deps, *, batch: int = BATCH) -> int |
     closing = {catalogue.watch_key(t, e.payload) for e, t in public
                if t.watch is not None and t.watch[0] == "close" and e.partner_id is None}
     watchers = _watchers(session, (k for k in closing if k))
+    subscribers = _subscribers(session, {t.name for e, t in public if t.broadcast
+                                         and e.partner_id is None and e.subject_bidx is None})
     done = _already(session, [e.id for e, _ in public])
     plan = []
     for e, t in public:  # in order: a watch opened earlier in the batch counts at its close
-        recipients = [r for r in _recipients(e, t, windows, watchers)
+        recipients = [r for r in _recipients(e, t, windows, watchers, subscribers)
                       if (r.partner_id, e.id) not in done]
         plan.append((e, t, recipients))
         key = catalogue.watch_key(t, e.payload)
