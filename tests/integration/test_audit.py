@@ -217,6 +217,26 @@ def test_an_entry_left_unsealed_past_the_threshold_is_named(app: Flask) -> None:
         assert verify_all(s, deps).problem is None
 
 
+def test_the_worker_loop_seals_signs_and_catches_an_entry_that_committed_late(
+        app: Flask) -> None:
+    deps = app.extensions["xinyi"]
+    loop = sealer.SealLoop(deps, head_seconds=0)
+    with deps.db.session() as s:
+        bidx = _subject(s, 11)
+        _log(s, bidx, deps.clock(), n=2)
+        assert loop.step() == 2
+        head = sealer.latest_head(s)
+        assert head is not None and head.tree_size == 2
+        # A transaction that ran for half a minute commits after the scan: its entry's time
+        # is older than what was sealed, and the next round seals it all the same.
+        late = _log(s, bidx, deps.clock() - timedelta(seconds=30), n=1)
+        assert loop.step() == 1
+        assert loop.step() == 0
+        assert [x.entry_id for x in _seals(s, bidx)][-1] == late[0].id
+        head = sealer.latest_head(s)
+        assert head is not None and head.tree_size == 3
+
+
 def test_the_app_role_cannot_alter_the_log_nor_seal(app: Flask) -> None:
     deps = app.extensions["xinyi"]
     if not deps.db.url.startswith("postgresql"):

@@ -16,6 +16,7 @@ older ones has ended by then), with a full sweep every ``FULL_SWEEP``; ``xinyi w
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -96,22 +97,30 @@ def _heads(session: Session, subjects: Sequence[bytes]) -> dict[bytes, Head]:
 
 def seal_batch(session: Session, deps: Deps, *, batch: int = BATCH,
                since: datetime | None = None) -> int | None:
-    """Seal up to ``batch`` entries (only those created after ``since``, if given) in the
-    caller's unit; how many, or None when another sealer holds the lock."""
+    """Seal up to ``batch`` entries (only those created at or after ``since``, if given) in
+    the caller's unit; how many, or None when another sealer holds the lock."""
+    done = _seal(session, deps, batch, since)
+    return None if done is None else done[0]
+
+
+def _seal(session: Session, deps: Deps, batch: int,
+          since: datetime | None) -> tuple[int, datetime | None] | None:
+    """:func:`seal_batch`, also answering the newest ``created_at`` it sealed: a sweep goes
+    on from there (what it sealed is behind it; an entry committed meanwhile with an older
+    time is the next sweep's), instead of skipping over every sealed entry again."""
     if not _locked(session):
         return None
     unsealed = ~exists().where(AccessLogSeal.entry_id == AccessLogEntry.id)
     stmt = select(AccessLogEntry).where(unsealed)
     if since is not None:
-        stmt = stmt.where(AccessLogEntry.created_at > since)
+        stmt = stmt.where(AccessLogEntry.created_at >= since)
     entries = list(session.scalars(stmt.order_by(AccessLogEntry.created_at, AccessLogEntry.id)
                                    .limit(batch)))
     if not entries:
-        return 0
+        return 0, None
     size = tree_size(session)
     frontier = _frontier(session, size)
     heads = _heads(session, sorted({e.subject_bidx for e in entries}))
-    now = deps.clock()
     seals, leaves = [], []
     for offset, entry in enumerate(entries):
         head = heads.get(entry.subject_bidx, Head(0, GENESIS))
@@ -119,16 +128,19 @@ def seal_batch(session: Session, deps: Deps, *, batch: int = BATCH,
         digest = hashlib.sha256(data).digest()
         seals.append({"entry_id": entry.id, "subject_bidx": entry.subject_bidx,
                       "seq": head.seq + 1, "leaf_index": size + offset,
-                      "prev_hash": head.hash, "hash": digest, "sealed_at": now})
+                      "prev_hash": head.hash, "hash": digest})
         leaves.append(merkle.leaf_hash(data))
         heads[entry.subject_bidx] = Head(head.seq + 1, digest)
     nodes = merkle.append_leaves(size, frontier, leaves)
+    now = deps.clock()
+    for seal in seals:
+        seal["sealed_at"] = now
     conn = session.connection()
     conn.execute(insert(AccessLogSeal), seals)
     conn.execute(insert(MerkleNode), [{"level": lv, "index": ix, "hash": h}
                                       for lv, ix, h in nodes])
     session.expunge_all()
-    return len(entries)
+    return len(entries), entries[-1].created_at
 
 
 def head_bytes(tree_size: int, root_hash: bytes, timestamp: int) -> bytes:
@@ -185,14 +197,15 @@ def sealing_deps(deps: Deps) -> Deps:
 
 def seal_all(deps: Deps, *, since: datetime | None = None) -> tuple[int, int | None]:
     """Seal until nothing is left (a unit per batch), then sign a head: (sealed, size)."""
-    total = 0
+    total, cursor = 0, since
     while True:
-        done = run_in_unit(deps.db.sessions,
-                           lambda session: seal_batch(session, deps, since=since))
-        if not done:
+        done = run_in_unit(deps.db.sessions, functools.partial(_seal, deps=deps, batch=BATCH,
+                                                               since=cursor))
+        if not done or not done[0]:
             break
-        total += done
-        if done < BATCH:
+        total += done[0]
+        cursor = done[1]
+        if done[0] < BATCH:
             break
     head = run_in_unit(deps.db.sessions, lambda session: sign_head(session, deps))
     return total, head.tree_size if head else None
@@ -223,15 +236,16 @@ class SealLoop:
         started = self.deps.clock()
         full = time.monotonic() - self._swept >= FULL_SWEEP.total_seconds()
         since = None if full else self._floor
-        sealed = 0
+        sealed, cursor = 0, since
         while True:
-            done = run_in_unit(self.deps.db.sessions,
-                               lambda session: seal_batch(session, self.deps, since=since))
+            done = run_in_unit(self.deps.db.sessions, functools.partial(
+                _seal, deps=self.deps, batch=BATCH, since=cursor))
             if done is None:  # another sealer runs
                 return sealed
-            sealed += done
-            if done < BATCH:
+            sealed += done[0]
+            if done[0] < BATCH:
                 break
+            cursor = done[1]
         # Drained: every transaction that inserted an entry older than SETTLE before this
         # scan had ended when it ran, so the next scans may start there.
         self._floor = started - SETTLE
