@@ -58,8 +58,6 @@ def upgrade() -> None:
         sa.Column("prev_hash", sa.LargeBinary(length=32), nullable=False),
         sa.Column("hash", sa.LargeBinary(length=32), nullable=False),
         sa.Column("sealed_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(["entry_id"], ["access_log.id"],
-                                name=op.f("fk_access_log_seals_entry_id_access_log")),
         sa.PrimaryKeyConstraint("entry_id", name=op.f("pk_access_log_seals")),
         sa.UniqueConstraint("leaf_index", name="uq_access_log_seals_leaf_index"),
         sa.UniqueConstraint("subject_bidx", "seq", name="uq_access_log_seals_subject_seq"),
@@ -86,13 +84,22 @@ def upgrade() -> None:
         batch_op.drop_column("seq")
         batch_op.drop_column("prev_hash")
         batch_op.drop_column("hash")
+    # Only now: SQLite rebuilds access_log above, which a reference to it would forbid.
+    with op.batch_alter_table("access_log_seals", schema=None) as batch_op:
+        batch_op.create_foreign_key(op.f("fk_access_log_seals_entry_id_access_log"),
+                                    "access_log", ["entry_id"], ["id"])
 
 
 def _carry_entries() -> None:
     conn = op.get_bind()
-    log = sa.table("access_log", *(sa.column(c) for c in (
-        "id", "subject_bidx", "seq", "actor_type", "actor_id", "actor_name", "action",
-        "scope", "consent_id", "purpose", "created_at", "prev_hash", "hash")))
+    # Typed, so that each backend hands back what the hash covered (SQLite stores UUIDs as
+    # hex and times as text).
+    log = sa.table("access_log", *(sa.column(c, t) for c, t in (
+        ("id", sa.Uuid()), ("subject_bidx", sa.LargeBinary()), ("seq", sa.Integer()),
+        ("actor_type", sa.String()), ("actor_id", sa.String()), ("actor_name", sa.String()),
+        ("action", sa.String()), ("scope", sa.String()), ("consent_id", sa.Uuid()),
+        ("purpose", sa.Text()), ("created_at", sa.DateTime(timezone=True)),
+        ("prev_hash", sa.LargeBinary()), ("hash", sa.LargeBinary()))))
     rows = conn.execute(sa.select(log.c.id, log.c.subject_bidx, log.c.seq, log.c.created_at)
                         .order_by(log.c.created_at, log.c.id)).all()
     if not rows:
@@ -109,12 +116,16 @@ def _carry_entries() -> None:
         for slot, (_seq, entry_id) in zip(slots[bidx], sorted(chain, key=lambda c: c[0]),
                                           strict=True):
             leaf_of[entry_id] = slot
-    seals_t = sa.table("access_log_seals", *(sa.column(c) for c in (
-        "entry_id", "subject_bidx", "seq", "leaf_index", "prev_hash", "hash", "sealed_at")))
-    nodes_t = sa.table("merkle_nodes", sa.column("level"), sa.column("index"),
-                       sa.column("hash"))
+    seals_t = sa.table("access_log_seals", *(sa.column(c, t) for c, t in (
+        ("entry_id", sa.Uuid()), ("subject_bidx", sa.LargeBinary()), ("seq", sa.Integer()),
+        ("leaf_index", sa.BigInteger()), ("prev_hash", sa.LargeBinary()),
+        ("hash", sa.LargeBinary()), ("sealed_at", sa.DateTime(timezone=True)))))
+    nodes_t = sa.table("merkle_nodes", sa.column("level", sa.SmallInteger()),
+                       sa.column("index", sa.BigInteger()), sa.column("hash", sa.LargeBinary()))
     leaves: list[bytes] = [b""] * len(rows)
     now = datetime.now(UTC)
+    if conn.dialect.name == "sqlite":  # stored naive in UTC, as the app's UTCDateTime does
+        now = now.replace(tzinfo=None)
     ids = [r.id for r in rows]
     for start in range(0, len(ids), BATCH):
         chunk = ids[start:start + BATCH]
@@ -143,6 +154,9 @@ def downgrade() -> None:
     if unsealed:
         raise RuntimeError(f"{unsealed} access-log entries are not sealed yet: run "
                            "`xinyi audit seal` first (they would have no place in the chains)")
+    with op.batch_alter_table("access_log_seals", schema=None) as batch_op:
+        batch_op.drop_constraint(op.f("fk_access_log_seals_entry_id_access_log"),
+                                 type_="foreignkey")
     with op.batch_alter_table("access_log", schema=None) as batch_op:
         batch_op.add_column(sa.Column("seq", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("prev_hash", sa.LargeBinary(length=32), nullable=True))
