@@ -274,7 +274,7 @@ def openapi_export(output: str) -> None:
 
 @main.group()
 def keys() -> None:
-    """Signing keys for QR credentials and audit checkpoints."""
+    """Signing keys for QR credentials and the access log's tree heads."""
 
 
 @keys.command("rotate")

@@ -85,7 +85,8 @@ class TreeHead(Base):
 
 
 class AuditCheckpoint(Base):
-    """A signed digest over every chain head that moved since the previous checkpoint."""
+    """A signed digest over every chain head that moved since the previous checkpoint: signed
+    before the Merkle tree existed, no longer written, still checked by ``audit verify``."""
 
     __tablename__ = "audit_checkpoints"
 
