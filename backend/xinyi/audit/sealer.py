@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 SEAL_LOCK = 0x7879_7365_616C_6572 & 0x7FFF_FFFF_FFFF_FFFF  # "xysealer"
 BATCH = 5000
 SETTLE = timedelta(seconds=60)
-FULL_SWEEP = timedelta(minutes=5)
+FULL_SWEEP = timedelta(minutes=2)  # well inside XINYI_SEAL_ALERT_SECONDS (300 s)
 TREE_HEAD_TOPIC = "transparency.tree_head"
 
 
