@@ -22,6 +22,7 @@ from xinyi.audit import merkle, sealer
 from xinyi.audit.checkpoints import KeptHead, verify_all
 from xinyi.audit.models import AccessLogEntry, AccessLogSeal, MerkleNode, TreeHead
 from xinyi.audit.service import GENESIS, Access, append, entry_bytes, entry_hash
+from xinyi.outbox.models import OutboxEvent
 from xinyi.signing import service as signing
 from xinyi.signing.models import SigningKeyRow
 from xinyi.subjects.models import Subject
@@ -304,6 +305,7 @@ def _committed(deps: Any, *, pool_size: int, subjects: int = 1
             conn.execute(delete(AccessLogEntry).where(AccessLogEntry.subject_bidx.in_(bidxs)))
             conn.execute(delete(Subject).where(Subject.bidx.in_(bidxs)))
             conn.execute(delete(SigningKeyRow).where(SigningKeyRow.purpose == "audit"))
+            conn.execute(delete(OutboxEvent).where(OutboxEvent.topic == sealer.TREE_HEAD_TOPIC))
         deps.cache.clear()
         engine.dispose()
 
