@@ -189,3 +189,15 @@ def python_blocks(document: Path) -> list[str]:
     """The ```python code blocks of a Markdown file, in order: documentation whose code is
     run by a test cannot drift from what the code does."""
     return _PYTHON_BLOCK.findall(document.read_text(encoding="utf-8"))
+
+
+def seal_and_verify(app: Flask) -> Any:
+    """Seal every waiting access-log entry and sign a tree head, as the worker's sealer does,
+    then run ``xinyi audit verify``'s checks; the report."""
+    from xinyi.audit.checkpoints import verify_all
+    from xinyi.audit.sealer import seal_all
+
+    deps = app.extensions["xinyi"]
+    seal_all(deps)
+    with deps.db.session() as session:
+        return verify_all(session, deps)

@@ -193,6 +193,7 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
     from xinyi.alerts.routes import blp as alerts_blp
     from xinyi.attachments import routes as attachments
     from xinyi.audit.routes import me_blp as queries_blp
+    from xinyi.audit.routes import transparency_blp
     from xinyi.auth.routes import blp as auth_blp
     from xinyi.benefits import routes as benefits
     from xinyi.citizens.routes import blp as me_blp
@@ -229,7 +230,8 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
                 exports.me_blp, exports.schema_blp,
                 commitments.texts_blp, commitments.me_blp, commitments.provider_blp,
                 commitments.admin_blp, reports.me_blp, reports.admin_blp,
-                reports.provider_blp, stats_blp, decisions.me_blp, decisions.admin_blp):
+                reports.provider_blp, stats_blp, decisions.me_blp, decisions.admin_blp,
+                transparency_blp):
         api.register_blueprint(blp)
     # OpenAPI 3.1 ``webhooks``: what partners receive, one entry per catalogue type.
     spec.options["webhooks"] = webhooks_section()

@@ -172,6 +172,39 @@ def _apply_roles(url: str, role: str) -> None:
         engine.dispose()
     how = "created" if done.created else "updated" if done.password_set else "kept"
     click.echo(f"role {done.role} {how}; {done.statements} privilege statements applied")
+    _apply_sealer_role(url)
+
+
+def _apply_sealer_role(url: str) -> None:
+    """The access-log sealer's role (docs/sql/sealer_role.sql), when it exists or
+    XINYI_SEALER_DB_PASSWORD is set to create it."""
+    from sqlalchemy import text
+
+    from xinyi.db import make_engine
+    from xinyi.dbroles import RolesError, apply_roles
+
+    role = os.environ.get("XINYI_SEALER_DB_ROLE") or "xinyi_sealer"
+    password = os.environ.get("XINYI_SEALER_DB_PASSWORD") or None
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            if conn.dialect.name != "postgresql":
+                return
+            exists = conn.scalar(text("SELECT 1 FROM pg_roles WHERE rolname = :r"),
+                                 {"r": role}) == 1
+            if not exists and not password:
+                click.echo(f"sealer role {role} not set up (set XINYI_SEALER_DB_PASSWORD to "
+                           "create it); the sealer writes as the connecting role")
+                return
+            sql = (ROOT / "docs" / "sql" / "sealer_role.sql").read_text(encoding="utf-8")
+            done = apply_roles(conn, sql, role=role, password=password)
+    except RolesError as exc:
+        raise click.ClickException(str(exc).replace("XINYI_APP_DB_PASSWORD",
+                                                    "XINYI_SEALER_DB_PASSWORD")) from None
+    finally:
+        engine.dispose()
+    how = "created" if done.created else "updated" if done.password_set else "kept"
+    click.echo(f"sealer role {done.role} {how}; {done.statements} privilege statements applied")
 
 
 @main.group()
@@ -241,7 +274,7 @@ def openapi_export(output: str) -> None:
 
 @main.group()
 def keys() -> None:
-    """Signing keys for QR credentials and audit checkpoints."""
+    """Signing keys for QR credentials and the access log's tree heads."""
 
 
 @keys.command("rotate")
@@ -265,15 +298,23 @@ def audit() -> None:
 
 
 @audit.command("verify")
-def audit_verify() -> None:
-    """Recompute every hash chain and checkpoint; exit 1 naming the first altered entry."""
-    from xinyi.audit.checkpoints import verify_all
+@click.option("--kept-head", "kept", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="A tree head someone kept (JSON with tree_size and root_hash, e.g. a "
+                   "transparency.tree_head event's data): the log must still extend it.")
+def audit_verify(kept: tuple[str, ...]) -> None:
+    """Recompute every chain, the Merkle tree and every signed tree head; exit 1 naming the
+    first divergence."""
+    from xinyi.audit.checkpoints import KeptHead, verify_all
     from xinyi.wiring import build_deps
 
+    copies = []
+    for path in kept:
+        body = json.loads(Path(path).read_text(encoding="utf-8"))
+        copies.append(KeptHead(int(body["tree_size"]), bytes.fromhex(body["root_hash"])))
     deps = build_deps(_settings())
     with UnitOfWork(deps.db.sessions) as uow:  # reads only: nothing to commit
-        report = verify_all(uow.session)
-    click.echo(f"{report.entries_checked} entries and {report.checkpoints_checked} checkpoints "
+        report = verify_all(uow.session, deps, kept=copies)
+    click.echo(f"{report.entries_checked} entries and {report.heads_checked} tree heads "
                "checked")
     if report.problem:
         click.echo(f"ALTERED: {report.problem}", err=True)
@@ -281,17 +322,15 @@ def audit_verify() -> None:
     click.echo("access log intact")
 
 
-@audit.command("checkpoint")
-def audit_checkpoint() -> None:
-    """Sign a checkpoint now (the worker does this periodically)."""
-    from xinyi.audit.checkpoints import make_checkpoint
+@audit.command("seal")
+def audit_seal() -> None:
+    """Seal every waiting entry and sign a tree head now (the worker does this continuously)."""
+    from xinyi.audit.sealer import seal_all, sealing_deps
     from xinyi.wiring import build_deps
 
-    deps = build_deps(_settings())
-    with UnitOfWork(deps.db.sessions) as uow:
-        cp = make_checkpoint(uow.session, deps)
-        uow.commit()
-    click.echo(f"checkpoint {cp.id}: {cp.entries} entries" if cp else "nothing new to sign")
+    sealed, size = seal_all(sealing_deps(build_deps(_settings())))
+    click.echo(f"{sealed} entries sealed; " + (f"tree head {size} signed" if size
+                                                 else "no new tree head"))
 
 
 @main.group("personal-keys")

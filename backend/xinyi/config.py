@@ -132,6 +132,12 @@ class Settings:
     webhook_in_flight_per_endpoint: int = 4
     webhook_require_https: bool | None = None
     webhook_retention_days: int = 30
+    # The access-log sealer signs a tree head this often when the tree grew; ``audit verify``
+    # calls an entry still unsealed after ``seal_alert_seconds`` a divergence.
+    tree_head_interval_seconds: float = 5.0
+    # The sealer connects as its own role (docs/sql/sealer_role.sql) when this is set.
+    sealer_database_url: str | None = None
+    seal_alert_seconds: float = 300.0
     realname_verifier: str = "dev"
     # SMS / push sender (``notify.make_sender``); production must choose one explicitly.
     message_sender: str = "log"
@@ -369,6 +375,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                                     "XINYI_WEBHOOK_HTTPS_ONLY"),
         webhook_retention_days=_whole(env.get("XINYI_WEBHOOK_RETENTION_DAYS", "30"),
                                       "XINYI_WEBHOOK_RETENTION_DAYS"),
+        tree_head_interval_seconds=_seconds(env.get("XINYI_TREE_HEAD_INTERVAL_SECONDS", "5"),
+                                            "XINYI_TREE_HEAD_INTERVAL_SECONDS"),
+        sealer_database_url=env.get("XINYI_SEALER_DATABASE_URL") or None,
+        seal_alert_seconds=_seconds(env.get("XINYI_SEAL_ALERT_SECONDS", "300"),
+                                    "XINYI_SEAL_ALERT_SECONDS"),
         realname_verifier=env.get("XINYI_REALNAME_VERIFIER",
                                   "" if mode == "production" else "dev"),
         message_sender=env.get("XINYI_MESSAGE_SENDER", "" if mode == "production" else "log"),

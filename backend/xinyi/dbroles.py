@@ -3,8 +3,10 @@
 Migrations run as the owner role, which owns every table. ``xinyi db roles`` (or
 ``xinyi db upgrade --apply-roles``), run as that owner, then creates or updates the app role
 and applies ``docs/sql/production_roles.sql`` to it: reads and writes of rows, but no DDL and
-no UPDATE, DELETE or TRUNCATE of the access log (查询使用登记) or its checkpoints. Safe to run
-again after every upgrade: it also grants the tables a new migration added.
+no UPDATE, DELETE or TRUNCATE of the access log (查询使用登记) or its checkpoints, and no write
+of its seals, Merkle tree or tree heads. The same function applies ``docs/sql/sealer_role.sql``
+to the sealer's role, the only one that may write those. Safe to run again after every
+upgrade: it also grants the tables a new migration added.
 
 The password is never printed nor sent in the clear: libpq turns it into a SCRAM-SHA-256
 verifier on this side (as psql's ``\\password`` does), so not even the server's statement log

@@ -41,11 +41,19 @@ def expire_records(deps: Deps) -> str:
     return f"expire_records: {total} archived"
 
 
-def sign_audit_checkpoint(deps: Deps) -> str:
-    from xinyi.audit.checkpoints import make_checkpoint
+def seal_access_log(deps: Deps) -> str:
+    """Seal every committed access-log entry (a full sweep) and sign a tree head if the
+    tree grew (``worker --once``; the running worker seals continuously)."""
+    from xinyi.audit.sealer import seal_all, sealing_deps
 
-    cp = run_in_unit(deps.db.sessions, lambda session: make_checkpoint(session, deps))
-    return f"sign_audit_checkpoint: {cp.entries if cp else 0} entries"
+    sealer = sealing_deps(deps)
+    try:
+        sealed, size = seal_all(sealer)
+    finally:
+        if sealer is not deps:
+            sealer.db.engine.dispose()
+    return f"seal_access_log: {sealed} sealed, " + (
+        f"tree head {size} signed" if size else "no new tree head")
 
 
 def purge_expired_credentials(deps: Deps) -> str:
@@ -169,7 +177,7 @@ def backfill_personal_keys(deps: Deps) -> str:
 
 
 JOBS: list[Callable[[Deps], str]] = [purge_expired_logins, expire_records,
-                                     sign_audit_checkpoint, purge_expired_credentials,
+                                     seal_access_log, purge_expired_credentials,
                                      lapse_consent_requests, benefit_session_sweeps,
                                      record_commitment_breaches,
                                      purge_idempotency_keys, rescore_new_year,
@@ -215,8 +223,10 @@ def run_once(deps: Deps) -> list[str]:
 
 
 def _periodic(deps: Deps, interval: int, stop: threading.Event) -> None:
+    # The sealer runs continuously on a thread of its own (with its own full sweeps).
+    jobs = [job for job in JOBS if job is not seal_access_log]
     while not stop.is_set():
-        for job in JOBS:
+        for job in jobs:
             if stop.is_set():
                 return
             try:
@@ -230,10 +240,12 @@ def _periodic(deps: Deps, interval: int, stop: threading.Event) -> None:
 
 def run_forever(deps: Deps, interval: int, *, deliveries: bool = True,
                 idle_seconds: float = 0.2) -> None:
-    """The periodic jobs every ``interval`` seconds on a thread of their own, and the webhook
-    delivery loop (polling every ``idle_seconds`` when idle: as often as the dispatcher runs,
-    a round with nothing to do costs two indexed queries) until SIGTERM or SIGINT, which
-    let the attempts in flight finish and be recorded."""
+    """The periodic jobs every ``interval`` seconds on a thread of their own, the access-log
+    sealer on another, and the webhook delivery loop (polling every ``idle_seconds`` when
+    idle: as often as the dispatcher runs, a round with nothing to do costs two indexed
+    queries) until SIGTERM or SIGINT, which let the attempts in flight finish and be
+    recorded."""
+    from xinyi.audit.sealer import SealLoop, sealing_deps
     from xinyi.webhooks.loop import DeliveryLoop
 
     stop = threading.Event()
@@ -255,8 +267,12 @@ def run_forever(deps: Deps, interval: int, *, deliveries: bool = True,
     periodic = threading.Thread(target=_periodic, args=(deps, interval, stop),
                                 name="periodic-jobs", daemon=True)
     periodic.start()
+    sealing = threading.Thread(target=SealLoop(sealing_deps(deps)).run, args=(stop,), name="sealer",
+                               daemon=True)
+    sealing.start()
     if loop is not None:
         loop.run(stop, idle_seconds=idle_seconds)
     else:
         stop.wait()
     periodic.join(timeout=30)
+    sealing.join(timeout=30)

@@ -22,3 +22,6 @@ REVOKE ALL ON ALL TABLES IN SCHEMA public FROM :app_role;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO :app_role;
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO :app_role;
 REVOKE UPDATE, DELETE, TRUNCATE ON access_log, audit_checkpoints, shredded_subjects FROM :app_role;
+-- The seals, the Merkle tree and its signed heads are written by the sealer role alone
+-- (docs/sql/sealer_role.sql): the app only reads them.
+REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON access_log_seals, merkle_nodes, tree_heads FROM :app_role;

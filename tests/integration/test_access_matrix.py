@@ -60,12 +60,17 @@ MATRIX: dict[str, str | frozenset[str]] = {
     "GET /v1/partners": PUBLIC,
     "GET /.well-known/jwks.json": PUBLIC,
     "GET /.well-known/xinyi-configuration": PUBLIC,
+    # The access log's signed tree heads and consistency proofs (no personal data).
+    "GET /v1/transparency/tree-head": PUBLIC,
+    "GET /v1/transparency/tree-heads": PUBLIC,
+    "GET /v1/transparency/consistency": PUBLIC,
     # The citizen's own data.
     "GET /v1/me": frozenset({"citizen"}),
     "DELETE /v1/me": frozenset({"citizen"}),
     "GET /v1/me/credit": frozenset({"citizen"}),
     "GET /v1/me/records": frozenset({"citizen"}),
     "GET /v1/me/queries": frozenset({"citizen"}),
+    "GET /v1/me/queries/<uuid:entry_id>/proof": frozenset({"citizen"}),
     "POST /v1/me/credentials": frozenset({"citizen"}),
     "GET /v1/me/credentials/<string:credential_id>/qr.png": frozenset({"citizen"}),
     "GET /v1/me/credentials/<string:credential_id>/qr.svg": frozenset({"citizen"}),

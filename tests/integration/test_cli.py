@@ -75,6 +75,8 @@ def test_scores_recompute_keys_rotate_and_audit_verify(database: str, tmp_path: 
         entry = append(s, Access(bidx, "staff", "s-1", "复核员", "review", "report.full",
                                  "异议复核"), now=datetime.now(UTC))
         s.commit()
+    code, out = run("audit", "seal")
+    assert code == 0 and "1 entries sealed; tree head" in out, out
     with engine.begin() as conn:
         conn.execute(update(AccessLogEntry).values(purpose="篡改"))
     code, out = run("audit", "verify")

@@ -23,11 +23,11 @@ from tests.factories import (
     count,
     login,
     register_citizen,
+    seal_and_verify,
     staff_headers,
     valid_id_number,
 )
 from xinyi.audit.models import AccessLogEntry
-from xinyi.audit.service import verify_chains
 from xinyi.credentials.models import Verification
 from xinyi.uow import UnitOfWork
 
@@ -224,10 +224,8 @@ def test_verification_answers_once_and_logs_the_access(app: Flask, client: Flask
     queries = client.get("/v1/me/queries", headers=me)
     assert queries.status_code == 200
     assert queries.get_json()["items"][0]["action"] == "verification"
-    deps = app.extensions["xinyi"]
-    with deps.db.session() as s:
-        checked, problem = verify_chains(s)
-    assert checked == 1 and problem is None
+    report = seal_and_verify(app)
+    assert report.entries_checked == 1 and report.problem is None
 
 
 def test_same_idempotency_key_returns_the_first_answer(app: Flask, client: FlaskClient) -> None:

@@ -32,7 +32,6 @@ from tests.factories import (
     register_citizen,
 )
 from xinyi.app import create_app
-from xinyi.audit.checkpoints import make_checkpoint
 from xinyi.audit.service import Access, append
 from xinyi.cli import main
 from xinyi.config import load_settings
@@ -41,6 +40,7 @@ from xinyi.pii import IdNumber
 from xinyi.subjects.service import subject_bidx
 from xinyi.uow import UnitOfWork
 from xinyi.wiring import build_deps
+from xinyi.worker import seal_access_log
 
 pytestmark = pytest.mark.skipif(not TEST_DATABASE_URL.startswith("postgresql"),
                                 reason="database roles are a PostgreSQL feature")
@@ -52,6 +52,7 @@ class Scratch:
     app_url: str  # the same database, as the app role
     role: str
     password: str
+    sealer_url: str  # the same database, as the sealer's role
 
 
 def _admin() -> Engine:
@@ -63,24 +64,29 @@ def _admin() -> Engine:
 def scratch(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Scratch]:
     suffix = secrets.token_hex(4)
     name, role = f"xinyi_roles_{suffix}", f"xinyi_app_{suffix}"
+    sealer, sealer_password = f"xinyi_sealer_{suffix}", secrets.token_urlsafe(24)
     password = secrets.token_urlsafe(24)
-    SENSITIVE_VALUES.add(password)
+    SENSITIVE_VALUES.update((password, sealer_password))
     admin = _admin()
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     owner_url = TEST_DATABASE_URL.rpartition("/")[0] + f"/{name}"
     app_url = make_url(owner_url).set(username=role, password=password)
+    sealer_url = make_url(owner_url).set(username=sealer, password=sealer_password)
     for var, value in (("XINYI_DATABASE_URL", owner_url), ("XINYI_ENV", "development"),
                        ("XINYI_INSTANCE_PATH", str(tmp_path)), ("XINYI_APP_DB_ROLE", role),
-                       ("XINYI_APP_DB_PASSWORD", password)):
+                       ("XINYI_APP_DB_PASSWORD", password), ("XINYI_SEALER_DB_ROLE", sealer),
+                       ("XINYI_SEALER_DB_PASSWORD", sealer_password)):
         monkeypatch.setenv(var, value)
     monkeypatch.delenv("XINYI_REDIS_URL", raising=False)
     try:
-        yield Scratch(owner_url, app_url.render_as_string(hide_password=False), role, password)
+        yield Scratch(owner_url, app_url.render_as_string(hide_password=False), role, password,
+                      sealer_url.render_as_string(hide_password=False))
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             conn.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
+            conn.execute(text(f'DROP ROLE IF EXISTS "{sealer}"'))
         admin.dispose()
 
 
@@ -107,10 +113,10 @@ def test_migrate_step_creates_a_role_that_appends_to_the_access_log_and_nothing_
             conn.execute(text("INSERT INTO subjects (bidx, id_number_enc, first_seen_at) "
                               "VALUES (:b, :e, now())"), {"b": b"\1" * 32, "e": b"x" * 40})
             conn.execute(text(
-                "INSERT INTO access_log (id, subject_bidx, seq, actor_type, actor_id, "
-                "actor_name, action, scope, purpose, created_at, prev_hash, hash) VALUES "
-                "(gen_random_uuid(), :b, 1, 'staff', 's-1', '复核员', 'review', 'report.full',"
-                " '异议复核', now(), :z, :z)"), {"b": b"\1" * 32, "z": b"\0" * 32})
+                "INSERT INTO access_log (id, subject_bidx, actor_type, actor_id, "
+                "actor_name, action, scope, purpose, created_at) VALUES "
+                "(gen_random_uuid(), :b, 'staff', 's-1', '复核员', 'review', 'report.full',"
+                " '异议复核', now())"), {"b": b"\1" * 32})
             assert conn.scalar(text("SELECT count(*) FROM access_log")) == 1
             conn.execute(text(
                 "INSERT INTO shredded_subjects (id, subject_bidx, account_id, shredded_at) "
@@ -122,6 +128,10 @@ def test_migrate_step_creates_a_role_that_appends_to_the_access_log_and_nothing_
                           # A closed account's tombstone is append-only too.
                           "DELETE FROM shredded_subjects",
                           "UPDATE shredded_subjects SET shredded_at = now()",
+                          "INSERT INTO access_log_seals SELECT id, subject_bidx, 1, 0, "
+                          "'\\x00', '\\x00', now() FROM access_log",
+                          "INSERT INTO tree_heads VALUES (1, '\\x00', 0, 'k', '\\x00')",
+                          "DELETE FROM merkle_nodes",
                           "CREATE TABLE evil (id int)", "CREATE TABLE public.evil (id int)",
                           "ALTER TABLE accounts ADD COLUMN evil int", "DROP TABLE outbox_events",
                           "CREATE INDEX evil ON accounts (created_at)", "CREATE SCHEMA evil"):
@@ -133,6 +143,22 @@ def test_migrate_step_creates_a_role_that_appends_to_the_access_log_and_nothing_
             conn.execute(text("CREATE TEMPORARY TABLE staged (id int)"))  # the import's way
     finally:
         app.dispose()
+    assert "sealer role xinyi_sealer_" in out and " created" in out, out
+    sealer = make_engine(scratch.sealer_url, poolclass=None)
+    try:
+        with sealer.begin() as conn:  # it reads the log and writes seals, nothing else
+            conn.execute(text(
+                "INSERT INTO access_log_seals SELECT id, subject_bidx, 1, 0, :z, :z, now() "
+                "FROM access_log"), {"z": b"\0" * 32})
+        for forbidden in ("UPDATE access_log SET purpose = 'x'", "DELETE FROM access_log",
+                          "UPDATE access_log_seals SET seq = 2", "DELETE FROM access_log_seals",
+                          "TRUNCATE merkle_nodes", "SELECT * FROM accounts",
+                          "INSERT INTO subjects (bidx, id_number_enc) VALUES ('\\x01', '')"):
+            with pytest.raises(ProgrammingError, match=r"permission denied"), \
+                    sealer.begin() as conn:
+                conn.execute(text(forbidden))
+    finally:
+        sealer.dispose()
 
 
 def test_the_role_gets_the_password_as_a_scram_verifier_only(scratch: Scratch) -> None:
@@ -223,12 +249,18 @@ def test_the_app_runs_as_the_app_role(scratch: Scratch) -> None:
         assert client.get("/v1/me/credit", headers=me).status_code == 200
         assert client.post("/v1/me/credentials", headers=me, json={}).status_code == 201
         bidx = subject_bidx(deps, IdNumber.parse(citizen["id_number"]))
-        with UnitOfWork(deps.db.sessions) as uow:  # a staff read; later the worker signs it
+        with UnitOfWork(deps.db.sessions) as uow:  # a staff read; later the worker seals it
             append(uow.session, Access(bidx, "staff", "s-1", "复核员", "review", "report.full",
                                        "异议复核"), now=datetime.now(UTC) - timedelta(hours=1))
             uow.commit()
-        with UnitOfWork(deps.db.sessions) as uow:
-            assert make_checkpoint(uow.session, deps) is not None
-            uow.commit()
+        with pytest.raises(ProgrammingError, match="permission denied"):
+            seal_access_log(deps)  # the app role may not seal
+        sealing = build_deps(settings.with_overrides(sealer_database_url=scratch.sealer_url))
+        try:
+            sealed = seal_access_log(sealing)
+            assert sealed.startswith("seal_access_log: ") and " 0 sealed" not in sealed
+            assert "tree head" in sealed and "signed" in sealed, sealed
+        finally:
+            sealing.db.engine.dispose()
     finally:
         deps.db.engine.dispose()

@@ -29,13 +29,13 @@ from tests.factories import (
     register_citizen,
     staff_headers,
 )
-from xinyi.audit import checkpoints
+from xinyi.audit import merkle
 from xinyi.audit.models import AccessLogEntry
 from xinyi.exports import service
 from xinyi.exports.models import Export
 from xinyi.exports.sections import SECTIONS
 from xinyi.timeutil import CHINA
-from xinyi.worker import build_exports, sign_audit_checkpoint
+from xinyi.worker import build_exports, seal_access_log
 
 SCHEMA_FILE = (Path(__file__).resolve().parents[2] / "backend" / "xinyi" / "exports"
                / "export.schema.json")
@@ -146,10 +146,8 @@ def world(app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> W
     inbox = client.get("/v1/me/notifications", headers=me).get_json()["items"]
     assert inbox
     ids["notifications"] = {n["id"] for n in inbox}
-    # A signed checkpoint over the log so far (its window ends now, not a minute ago as in
-    # production, where it waits for transactions in flight): later entries fall after it.
-    monkeypatch.setattr(checkpoints, "SETTLE", timedelta(0))
-    assert sign_audit_checkpoint(deps) != "sign_audit_checkpoint: 0 entries"
+    # The log so far sealed under a signed tree head: later entries are pending after it.
+    assert " 0 sealed" not in seal_access_log(deps)
     return World(person, me, ids)
 
 
@@ -203,21 +201,39 @@ def test_an_export_holds_every_kind_of_data_and_validates_against_its_schema(
     assert not [k for k in verified["response"] if k.startswith("_")]  # replay bookkeeping
     [attachment] = doc["attachments"]
     assert attachment["cases"][0]["case_id"] in w.ids["disputes"]
-    # The access log: the chain whole, this export its last entry, the checkpoint covering
-    # an earlier head of it.
+    # The access log: the sealed chain whole, then this export's own entry, still pending;
+    # the head's entry proven under the signed tree head.
     log = doc["access_log"]
-    assert [e["seq"] for e in log] == list(range(1, len(log) + 1))
+    sealed = [e for e in log if e["status"] == "sealed"]
+    assert [e["seq"] for e in sealed] == list(range(1, len(sealed) + 1)) and sealed
     assert {"verification", "export"} <= {e["action"] for e in log}
+    assert log[-1]["status"] == "pending" and log[-1]["seq"] is None
     assert log[-1]["actor_type"] == "citizen" and log[-1]["purpose"] == "export"
     proof = doc["access_log_proof"]
-    assert (proof["head_seq"], proof["head_hash"]) == (log[-1]["seq"], log[-1]["hash"])
-    checkpoint = proof["checkpoint"]
-    assert checkpoint is not None and checkpoint["public_jwk"]["kty"] == "OKP"
-    assert log[checkpoint["covered_seq"] - 1]["hash"] == checkpoint["covered_hash"]
+    assert (proof["head_seq"], proof["head_hash"]) == (sealed[-1]["seq"], sealed[-1]["hash"])
+    head, inclusion = proof["tree_head"], proof["inclusion"]
+    assert head is not None and head["public_jwk"]["kty"] == "OKP"
+    assert inclusion["leaf_index"] == sealed[-1]["leaf_index"]
+    data = bytes.fromhex(sealed[-1]["prev_hash"]) + canonical_of(proof["subject"], sealed[-1])
+    assert merkle.verify_inclusion(merkle.leaf_hash(data), inclusion["leaf_index"],
+                                   inclusion["tree_size"],
+                                   [bytes.fromhex(h) for h in inclusion["audit_path"]],
+                                   bytes.fromhex(head["root_hash"]))
     # Nothing of the other citizen.
     text = resp.get_data(as_text=True)
     assert them["id_number"] not in text and them["phone"] not in text and "李四" not in text
     assert not any(i in text for i in their_ids.split())
+
+
+def canonical_of(subject: str, entry: dict[str, Any]) -> bytes:
+    """The documented formula's JSON text of an exported entry (docs/access-log.md)."""
+    return json.dumps({
+        "id": entry["id"], "subject": subject, "seq": entry["seq"],
+        "actor_type": entry["actor_type"], "actor_id": entry["actor_id"],
+        "actor_name": entry["actor_name"], "action": entry["action"], "scope": entry["scope"],
+        "consent_id": entry["consent_id"], "purpose": entry["purpose"],
+        "created_at": entry["created_at"]},
+        sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def test_the_chain_in_the_export_recomputes_by_the_documented_formula(
@@ -227,17 +243,10 @@ def test_the_chain_in_the_export_recomputes_by_the_documented_formula(
     w = world(app, client, monkeypatch)
     doc = client.get("/v1/me/export", headers=w.me).get_json()
     previous = "0" * 64
-    for entry in doc["access_log"]:
-        canonical = json.dumps({
-            "id": entry["id"], "subject": doc["access_log_proof"]["subject"],
-            "seq": entry["seq"], "actor_type": entry["actor_type"],
-            "actor_id": entry["actor_id"], "actor_name": entry["actor_name"],
-            "action": entry["action"], "scope": entry["scope"],
-            "consent_id": entry["consent_id"], "purpose": entry["purpose"],
-            "created_at": entry["created_at"]},
-            sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    for entry in (e for e in doc["access_log"] if e["status"] == "sealed"):
+        canonical = canonical_of(doc["access_log_proof"]["subject"], entry)
         assert entry["prev_hash"] == previous
-        digest = hashlib.sha256(bytes.fromhex(previous) + canonical.encode()).hexdigest()
+        digest = hashlib.sha256(bytes.fromhex(previous) + canonical).hexdigest()
         assert digest == entry["hash"], entry["seq"]
         previous = digest
     assert previous == doc["access_log_proof"]["head_hash"]

@@ -338,12 +338,11 @@ def test_data_events_are_reads_the_citizen_sees_in_their_query_log(
                       if q["action"] == "webhook")
     assert webhooks == [("citizen.tier_changed", w.a.name, consent["id"]),
                         ("list.black_added", w.a.name, consent["id"])]
-    # Both appended to one chain in one batch (heads carried forward): the chain verifies.
-    from xinyi.audit.service import verify_chains
+    # Both appended in one batch, then sealed into one chain: it verifies.
+    from tests.factories import seal_and_verify
 
-    with app.extensions["xinyi"].db.session() as s:
-        checked, problem = verify_chains(s)
-    assert problem is None and checked >= 2
+    report = seal_and_verify(app)
+    assert report.problem is None and report.entries_checked >= 2
 
 
 def test_a_partner_told_of_an_entry_learns_when_it_ends_even_after_its_consent(
@@ -753,3 +752,46 @@ def test_set_based_recomputes_emit_tier_changes_only_where_a_tier_changes(
             assert event.payload == {"from": "AAA", "to": "A"}
             assert s.scalar(select(CreditScore.tier)
                             .where(CreditScore.subject_bidx == theirs)) == "A"
+
+
+def test_the_hourly_tree_head_goes_to_the_partners_who_subscribe_to_it(
+        app: Flask, client: FlaskClient) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from xinyi.audit.sealer import latest_head, seal_all
+    from xinyi.audit.service import Access, append
+    from xinyi.subjects.models import Subject
+
+    w = world(app, client)
+    endpoint(client, w.a, event_types=["transparency.tree_head"])
+    endpoint(client, w.b, event_types=["consent.granted"])
+    deps = app.extensions["xinyi"]
+    start = datetime(2026, 12, 1, 9, 0, 5, tzinfo=UTC)
+
+    def read_and_seal(at: datetime) -> None:
+        deps.clock = lambda: at
+        with deps.db.session() as s:
+            bidx = uuid.uuid4().bytes * 2
+            s.add(Subject(bidx=bidx, id_number_enc=b"x" * 40, first_seen_at=at))
+            s.flush()
+            append(s, Access(bidx, "staff", "s-1", "复核员", "review", "report.full", "复核"),
+                   now=at)
+            s.commit()
+        seal_all(deps)
+        dispatch(app)
+
+    read_and_seal(start)
+    [sent] = feed(client, w.a)["items"]
+    with deps.db.session() as s:
+        head = latest_head(s)
+        assert head is not None
+        assert sent["type"] == "transparency.tree_head" and sent["data"] == {
+            "tree_size": head.tree_size, "root_hash": head.root_hash.hex(),
+            "timestamp": head.timestamp, "kid": head.kid, "signature": head.signature.hex()}
+    assert "transparency.tree_head" not in types(client, w.b)
+    read_and_seal(start + timedelta(minutes=30))  # a new head, in the same hour: not sent
+    assert len(feed(client, w.a)["items"]) == 1
+    read_and_seal(start + timedelta(hours=1))
+    assert [e["data"]["tree_size"] for e in feed(client, w.a)["items"]] == [
+        head.tree_size, head.tree_size + 2]
+    assert "transparency.tree_head" not in types(client, w.b)

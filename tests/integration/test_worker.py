@@ -28,7 +28,7 @@ def test_jobs_do_due_work_once_and_then_nothing(app: Flask, client: FlaskClient)
 
     push(client, provider(app, client), item(valid_id_number(777), "r"))
     deps = app.extensions["xinyi"]
-    with deps.db.session() as s:  # one read of the citizen's data: the checkpoint signs it
+    with deps.db.session() as s:  # one read of the citizen's data: the sealer seals it
         bidx = s.scalars(select(Subject.bidx)).one()
         append(s, Access(bidx, "staff", "s-1", "复核员", "review", "report.full", "异议复核"),
                now=datetime.now(UTC))
@@ -36,14 +36,14 @@ def test_jobs_do_due_work_once_and_then_nothing(app: Flask, client: FlaskClient)
     deps.clock = lambda: datetime.now(UTC) + timedelta(days=200)
     first = run_once(deps)
     assert [line.split(":")[0] for line in first] == [
-        "purge_expired_logins", "expire_records", "sign_audit_checkpoint",
+        "purge_expired_logins", "expire_records", "seal_access_log",
         "purge_expired_credentials", "lapse_consent_requests", "benefit_session_sweeps",
         "record_commitment_breaches", "purge_idempotency_keys", "rescore_new_year",
         "flag_overdue_cases", "recompute_deadlines", "backfill_personal_keys",
         "dispatch_webhook_events", "purge_webhook_events", "build_exports",
     ] == [j.__name__ for j in JOBS]
     assert "expire_records: 1 archived" in first
-    assert "sign_audit_checkpoint: 1 entries" in first
+    assert "seal_access_log: 1 sealed, tree head 1 signed" in first
     second = run_once(deps)
     assert all(set(re.findall(r"\d+", line)) <= {"0"} for line in second), second
 

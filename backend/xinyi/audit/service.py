@@ -1,10 +1,11 @@
 """The access log (查询使用登记, R7): every read of a citizen's data by anyone but the citizen.
 
-Structure: one hash chain per subject (``seq`` 1, 2, …; ``hash = SHA-256(prev_hash ‖ entry)``).
-Per-subject chains mean appends for different citizens never wait on each other (a global
-chain would serialise every verification in the city), and a citizen's log is verifiable on
-its own. Signed checkpoints (see :mod:`xinyi.audit.checkpoints`) bind all chains together so
-that rewriting a chain from some entry onwards, or dropping its tail, is also detected.
+The request path writes an entry with one plain INSERT in the caller's transaction, so it is
+durable with the read and contends with nothing. The sealer (:mod:`xinyi.audit.sealer`)
+then gives every entry, in commit order, its place in rows of its own: the per-citizen
+chain (``seq`` 1, 2, …; ``hash = SHA-256(prev_hash ‖ canonical entry)``, the citizen's
+completeness proof) and a leaf in one log-wide Merkle tree (RFC 9162) whose signed heads
+partners keep. Until then the entry is ``pending``.
 """
 
 from __future__ import annotations
@@ -17,14 +18,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, or_, select
 from sqlalchemy.orm import Session
 
-from xinyi.audit.models import AccessLogEntry, StaffAction
+from xinyi.audit.models import AccessLogEntry, AccessLogSeal, StaffAction
 from xinyi.auth.service import client_name
-from xinyi.dbutil import china_date, insert_for
+from xinyi.dbutil import china_date
 from xinyi.deps import Deps
-from xinyi.errors import DomainError
 
 GENESIS = b"\x00" * 32
 ACTOR_TYPES = ("partner", "staff", "org", "provider", "citizen")
@@ -44,21 +44,30 @@ class Access:
     consent_id: uuid.UUID | None = None
 
 
-def entry_hash(prev_hash: bytes, entry: AccessLogEntry) -> bytes:
-    canonical = json.dumps({
-        "id": str(entry.id), "subject": entry.subject_bidx.hex(), "seq": entry.seq,
+def canonical(entry: AccessLogEntry, seq: int) -> bytes:
+    """The entry as its hashes cover it (docs/access-log.md): compact JSON, keys sorted."""
+    return json.dumps({
+        "id": str(entry.id), "subject": entry.subject_bidx.hex(), "seq": seq,
         "actor_type": entry.actor_type, "actor_id": entry.actor_id,
         "actor_name": entry.actor_name, "action": entry.action, "scope": entry.scope,
         "consent_id": str(entry.consent_id) if entry.consent_id else None,
         "purpose": entry.purpose,
-        "created_at": entry.created_at.isoformat(timespec="microseconds"),
-    }, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(prev_hash + canonical.encode()).digest()
+        "created_at": entry.created_at.astimezone(UTC).isoformat(timespec="microseconds"),
+    }, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def entry_bytes(prev_hash: bytes, entry: AccessLogEntry, seq: int) -> bytes:
+    """What the chain hash and the Merkle leaf are computed over: ``prev_hash ‖ canonical``."""
+    return prev_hash + canonical(entry, seq)
+
+
+def entry_hash(prev_hash: bytes, entry: AccessLogEntry, seq: int) -> bytes:
+    return hashlib.sha256(entry_bytes(prev_hash, entry, seq)).digest()
 
 
 @dataclass(frozen=True)
 class Head:
-    """The last entry of a subject's chain: the next entry takes ``seq + 1`` and links to
+    """The last sealed entry of a subject's chain: the next takes ``seq + 1`` and links to
     ``hash``. An empty chain's head is ``(0, GENESIS)``."""
 
     seq: int
@@ -66,94 +75,48 @@ class Head:
 
 
 EMPTY = Head(0, GENESIS)
-# Each lost race means another entry landed at that position, so an append loses at most
-# once per append that runs concurrently on the same citizen: this bounds only a bug (a head
-# that never moves) or a pathological burst, never ordinary contention (a test runs 30
-# appends from 6 connections at once, so none can lose more than 25 times).
-APPEND_TRIES = 100
+_INSERT = insert(AccessLogEntry)
 
 
-class ChainBusy(DomainError):
-    """The chain moved under every attempt (only under extreme contention on one citizen);
-    nothing was recorded, so the caller's whole request may simply be retried."""
-
-    status = 503
-    code = "access_log_busy"
-    title = "The access log is busy, try again"
-
-    def __init__(self) -> None:
-        super().__init__(headers={"Retry-After": "1"})
-
-
-def _last_entry(subject: Any) -> Any:
-    return (select(AccessLogEntry.seq, AccessLogEntry.hash)
-            .where(AccessLogEntry.subject_bidx == subject)
-            .order_by(AccessLogEntry.seq.desc()).limit(1))
-
-
-def head_columns(subject: Any) -> tuple[Any, Any]:
-    """Correlated scalar subqueries for a chain head, to read it in the caller's own query."""
-    last = _last_entry(subject)
-    return (last.with_only_columns(AccessLogEntry.seq).scalar_subquery(),
-            last.with_only_columns(AccessLogEntry.hash).scalar_subquery())
-
-
-def head_of(seq: int | None, digest: bytes | None) -> Head:
-    return EMPTY if seq is None or digest is None else Head(seq, bytes(digest))
-
-
-def read_head(session: Session, subject_bidx: bytes) -> Head:
-    row = session.connection().execute(_last_entry(subject_bidx)).first()
-    return EMPTY if row is None else Head(row.seq, bytes(row.hash))
-
-
-def append(session: Session, access: Access, *, now: datetime,
-           head: Head | None = None) -> AccessLogEntry:
-    """Append to the subject's chain inside the caller's transaction (durable with it).
-
-    Optimistic: the entry takes the position after ``head`` (read now if not given, e.g. by
-    the caller's own query with :func:`head_columns`) with ``INSERT … ON CONFLICT (subject,
-    seq) DO NOTHING``. If another transaction took that position first, nothing is inserted
-    (PostgreSQL waits for that transaction to end before deciding) and the append starts
-    again from the new head. No lock is held and no error aborts the caller's transaction;
-    the unique (subject, seq) constraint keeps every chain unforked.
-    """
+def append(session: Session, access: Access, *, now: datetime) -> AccessLogEntry:
+    """Record ``access`` inside the caller's transaction (durable with it): one INSERT, no
+    read, nothing to wait for. The sealer gives the entry its place once it commits."""
     if access.actor_type not in ACTOR_TYPES:
         raise ValueError("unknown actor type")
-    conn = session.connection()
-    for _ in range(APPEND_TRIES):
-        if head is None:
-            head = read_head(session, access.subject_bidx)
-        entry = AccessLogEntry(
-            id=uuid.uuid4(), subject_bidx=access.subject_bidx, seq=head.seq + 1,
-            actor_type=access.actor_type, actor_id=access.actor_id,
-            actor_name=access.actor_name, action=access.action, scope=access.scope,
-            consent_id=access.consent_id, purpose=access.purpose, created_at=now,
-            prev_hash=head.hash)
-        entry.hash = entry_hash(head.hash, entry)
-        inserted = conn.execute(_append_statement(session),
-                                {c: getattr(entry, c) for c in _COLUMNS}).first()
-        if inserted is not None:
-            return entry
-        head = None  # the chain moved: start again from its new head
-    raise ChainBusy()
+    entry = AccessLogEntry(
+        id=uuid.uuid4(), subject_bidx=access.subject_bidx, actor_type=access.actor_type,
+        actor_id=access.actor_id, actor_name=access.actor_name, action=access.action,
+        scope=access.scope, consent_id=access.consent_id, purpose=access.purpose,
+        created_at=now)
+    session.connection().execute(_INSERT, {c: getattr(entry, c) for c in _COLUMNS})
+    return entry
+
+
+def append_many(session: Session, entries: Iterable[tuple[Access, datetime]]) -> int:
+    """:func:`append` for many entries at once (an offline upload): one multi-row INSERT in
+    the caller's transaction. Returns how many."""
+    rows = []
+    for access, at in entries:
+        if access.actor_type not in ACTOR_TYPES:
+            raise ValueError("unknown actor type")
+        rows.append({"id": uuid.uuid4(), "subject_bidx": access.subject_bidx,
+                     "actor_type": access.actor_type, "actor_id": access.actor_id,
+                     "actor_name": access.actor_name, "action": access.action,
+                     "scope": access.scope, "consent_id": access.consent_id,
+                     "purpose": access.purpose, "created_at": at})
+    if rows:
+        session.connection().execute(insert(AccessLogEntry).values(rows))
+    return len(rows)
 
 
 _COLUMNS = tuple(c.key for c in AccessLogEntry.__table__.columns)
-_APPEND: dict[str, Any] = {}
 
 
-def _append_statement(session: Session) -> Any:
-    """``INSERT … ON CONFLICT (subject_bidx, seq) DO NOTHING RETURNING id``, built once per
-    dialect (the values go in as parameters)."""
-    dialect = session.get_bind().dialect.name
-    stmt = _APPEND.get(dialect)
-    if stmt is None:
-        base: Any = insert_for(session, AccessLogEntry.__table__)  # type: ignore[arg-type]
-        stmt = _APPEND[dialect] = (
-            base.on_conflict_do_nothing(index_elements=["subject_bidx", "seq"])
-            .returning(AccessLogEntry.id))
-    return stmt
+def read_head(session: Session, subject_bidx: bytes) -> Head:
+    row = session.execute(select(AccessLogSeal.seq, AccessLogSeal.hash)
+                          .where(AccessLogSeal.subject_bidx == subject_bidx)
+                          .order_by(AccessLogSeal.seq.desc()).limit(1)).first()
+    return EMPTY if row is None else Head(row.seq, bytes(row.hash))
 
 
 STAFF_NAMES = {"operator": "信用办经办人员", "reviewer": "信用办复核人员",
@@ -183,61 +146,26 @@ class ChainHead:
     hash: str
 
 
-def entries_for(session: Session, bidx: bytes, *, page: int,
-                page_size: int) -> tuple[list[AccessLogEntry], int, ChainHead]:
-    """The citizen's own log, newest first, and the head of its chain.
+def entries_for(session: Session, bidx: bytes, *, page: int, page_size: int
+                ) -> tuple[list[tuple[AccessLogEntry, AccessLogSeal | None]], int, ChainHead]:
+    """The citizen's own log, newest first (pending entries, not yet sealed, before the
+    sealed ones), and the head of its sealed chain.
 
-    The head is read first and the page stops at it: an entry appended meanwhile by another
-    transaction shows on the next read, so a page and its head always agree.
+    The head is read first and the page stops at it: an entry sealed meanwhile by the sealer
+    shows on the next read, so a page and its head always agree.
     """
     head = read_head(session, bidx)
-    where = (AccessLogEntry.subject_bidx == bidx, AccessLogEntry.seq <= head.seq)
-    total = session.scalar(select(func.count()).select_from(AccessLogEntry).where(*where)) or 0
-    rows = session.scalars(select(AccessLogEntry).where(*where)
-                           .order_by(AccessLogEntry.seq.desc())
+    where = (AccessLogEntry.subject_bidx == bidx,
+             or_(AccessLogSeal.seq.is_(None), AccessLogSeal.seq <= head.seq))
+    joined = select(AccessLogEntry, AccessLogSeal).outerjoin(
+        AccessLogSeal, AccessLogSeal.entry_id == AccessLogEntry.id).where(*where)
+    total = session.scalar(select(func.count()).select_from(joined.subquery())) or 0
+    rows = session.execute(joined.order_by(AccessLogSeal.seq.is_(None).desc(),
+                                           AccessLogSeal.seq.desc(),
+                                           AccessLogEntry.created_at.desc())
                            .limit(page_size).offset((page - 1) * page_size))
-    return list(rows), total, ChainHead(bidx.hex(), head.seq, head.hash.hex())
-
-
-@dataclass(frozen=True)
-class ChainProblem:
-    entry_id: uuid.UUID
-    subject_hex: str
-    seq: int
-    reason: str
-
-
-def verify_chains(session: Session, *, batch: int = 10_000) -> tuple[int, ChainProblem | None]:
-    """Recompute every chain in (subject, seq) order; the first broken entry is named."""
-    checked = 0
-    last_subject: bytes | None = None
-    prev = GENESIS
-    previous: AccessLogEntry | None = None
-    expected_seq = 1
-    stmt = select(AccessLogEntry).order_by(AccessLogEntry.subject_bidx, AccessLogEntry.seq)
-    for entry in session.scalars(stmt.execution_options(yield_per=batch)):
-        if entry.subject_bidx != last_subject:
-            last_subject, prev, previous, expected_seq = entry.subject_bidx, GENESIS, None, 1
-        culprit, problem = entry, None
-        if entry.seq != expected_seq:
-            problem = f"sequence gap: expected {expected_seq}, found {entry.seq}"
-        elif entry.prev_hash != prev:
-            if previous is not None and entry.hash == entry_hash(entry.prev_hash, entry):
-                # This entry is intact and still links to what the previous one was: that
-                # one was rewritten and given a new hash (its own check passed).
-                culprit, problem = previous, "rewritten: the next entry links to another hash"
-            else:
-                problem = "prev_hash does not match the previous entry"
-        elif entry.hash != entry_hash(prev, entry):
-            problem = "content does not match its hash"
-        if problem:
-            if culprit is previous:
-                checked -= 1
-            return checked, ChainProblem(culprit.id, culprit.subject_bidx.hex()[:16],
-                                         culprit.seq, problem)
-        prev, previous, expected_seq = entry.hash, entry, expected_seq + 1
-        checked += 1
-    return checked, None
+    return ([(e, s) for e, s in rows], total,
+            ChainHead(bidx.hex(), head.seq, head.hash.hex()))
 
 
 @dataclass(frozen=True)
@@ -253,7 +181,8 @@ class Query:
     """``QueryOut``: one entry of the citizen's access log."""
 
     id: uuid.UUID
-    seq: int
+    status: str  # "sealed" or "pending" (not yet given its place by the sealer)
+    seq: int | None
     at: datetime
     who: Actor
     action: str
@@ -263,16 +192,20 @@ class Query:
     # What the citizen needs to recompute the entry's hash (docs/access-log.md): the reader's
     # id as the entry recorded it, and both hashes in hex.
     actor_id: str
-    prev_hash: str
-    hash: str
+    prev_hash: str | None
+    hash: str | None
+    leaf_index: int | None
 
 
-def describe(entry: AccessLogEntry) -> Query:
-    return Query(id=entry.id, seq=entry.seq, at=entry.created_at,
+def describe(entry: AccessLogEntry, seal: AccessLogSeal | None) -> Query:
+    return Query(id=entry.id, status="sealed" if seal else "pending",
+                 seq=seal.seq if seal else None, at=entry.created_at,
                  who=Actor(type=entry.actor_type, name=entry.actor_name),
                  action=entry.action, scope=entry.scope, consent_id=entry.consent_id,
                  purpose=entry.purpose, actor_id=entry.actor_id,
-                 prev_hash=entry.prev_hash.hex(), hash=entry.hash.hex())
+                 prev_hash=seal.prev_hash.hex() if seal else None,
+                 hash=seal.hash.hex() if seal else None,
+                 leaf_index=seal.leaf_index if seal else None)
 
 
 def reads_per_day(session: Session, since: datetime) -> list[tuple[date, int]]:
@@ -311,21 +244,27 @@ def citizen_read(session: Session, bidx: bytes, *, account_id: uuid.UUID, action
                                   scope, purpose), now=now)
 
 
-def _entry_row(entry: AccessLogEntry) -> dict[str, Any]:
-    return {"id": str(entry.id), "seq": entry.seq,
+def _entry_row(entry: AccessLogEntry, seal: AccessLogSeal | None) -> dict[str, Any]:
+    return {"id": str(entry.id), "status": "sealed" if seal else "pending",
+            "seq": seal.seq if seal else None,
             # Always six digits of microseconds: the form the hash formula uses.
             "created_at": entry.created_at.astimezone(UTC).isoformat(timespec="microseconds"),
             "actor_type": entry.actor_type, "actor_id": entry.actor_id,
             "actor_name": entry.actor_name, "action": entry.action, "scope": entry.scope,
             "consent_id": str(entry.consent_id) if entry.consent_id else None,
-            "purpose": entry.purpose, "prev_hash": entry.prev_hash.hex(),
-            "hash": entry.hash.hex()}
+            "purpose": entry.purpose, "prev_hash": seal.prev_hash.hex() if seal else None,
+            "hash": seal.hash.hex() if seal else None,
+            "leaf_index": seal.leaf_index if seal else None}
 
 
 def export_access_log(session: Session, deps: Deps, account_id: uuid.UUID,
                       bidx: bytes) -> list[dict[str, Any]]:
     """The citizen's whole chain, oldest first, each entry with every field its hash covers
-    (docs/access-log.md), for their export."""
-    return [_entry_row(e) for e in session.scalars(
-        select(AccessLogEntry).where(AccessLogEntry.subject_bidx == bidx)
-        .order_by(AccessLogEntry.seq))]
+    (docs/access-log.md), then the entries still pending, for their export."""
+    rows = session.execute(
+        select(AccessLogEntry, AccessLogSeal)
+        .outerjoin(AccessLogSeal, AccessLogSeal.entry_id == AccessLogEntry.id)
+        .where(AccessLogEntry.subject_bidx == bidx)
+        .order_by(AccessLogSeal.seq.is_(None), AccessLogSeal.seq, AccessLogEntry.created_at,
+                  AccessLogEntry.id))
+    return [_entry_row(e, s) for e, s in rows]

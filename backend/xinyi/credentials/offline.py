@@ -37,7 +37,7 @@ from sqlalchemy import bindparam, select, union_all
 from sqlalchemy.orm import Session
 
 from xinyi.alerts.service import raise_alert
-from xinyi.audit.service import Access, Head, append, head_columns, head_of
+from xinyi.audit.service import Access, append_many
 from xinyi.auth.principal import Principal
 from xinyi.citizens.service import citizen_subjects
 from xinyi.credentials.models import Credential, CredentialHolder, Verification
@@ -66,7 +66,6 @@ class _Link:
     bidx: bytes
     not_before: datetime
     expires_at: datetime
-    head: Head
 
 
 _CITIZENS = citizen_subjects()
@@ -79,10 +78,9 @@ _KEPT = (select(CredentialHolder.jti, CredentialHolder.subject_bidx,
                 CredentialHolder.not_before, CredentialHolder.expires_at)
          .where(CredentialHolder.jti.in_(bindparam("jtis", expanding=True))))
 _LINKS_UNION = union_all(_LIVE, _KEPT).subquery("links")
-# One statement: the holder of each jti (live credential, or the link kept after its purge)
-# with the head of the holder's access-log chain.
+# One statement: the holder of each jti (live credential, or the link kept after its purge).
 _LINKS = select(_LINKS_UNION.c.jti, _LINKS_UNION.c.bidx, _LINKS_UNION.c.not_before,
-                _LINKS_UNION.c.expires_at, *head_columns(_LINKS_UNION.c.bidx))
+                _LINKS_UNION.c.expires_at)
 _TAKEN = select(Verification.credential_jti, Verification.partner_id, Verification.offline,
                 Verification.id).where(
     Verification.credential_jti.in_(bindparam("jtis", expanding=True)))
@@ -149,7 +147,7 @@ def _record(session: Session, deps: Deps, partner: Principal,
             now: datetime) -> dict[str, dict[str, Any]]:
     conn = session.connection()
     jtis = list(wanted)
-    links = {r[0]: _Link(bytes(r[1]), r[2], r[3], head_of(r[4], r[5]))
+    links = {r[0]: _Link(bytes(r[1]), r[2], r[3])
              for r in conn.execute(_LINKS, {"jtis": jtis})}
     taken = {r[0]: (r[1], bool(r[2]), r[3]) for r in conn.execute(_TAKEN, {"jtis": jtis})}
     retention = link_retention(deps.settings)
@@ -192,23 +190,23 @@ def _record(session: Session, deps: Deps, partner: Principal,
         again = {r[0]: (r[1], bool(r[2]), r[3]) for r in conn.execute(_TAKEN, {"jtis": lost})}
         for jti in lost:
             answers[jti] = _taken_answer(jti, partner, *again[jti], doubles)
-    heads: dict[bytes, Head] = {}
     marks: list[tuple[str, bytes, int]] = []
+    entries: list[tuple[Access, datetime]] = []
     for row in sorted(rows, key=lambda r: (r["subject_bidx"], r["created_at"])):
         jti = row["credential_jti"]
         if jti not in inserted:
             continue
         link, rule = links[jti], wanted[jti][0]
-        entry = append(session, Access(
+        entries.append((Access(
             subject_bidx=link.bidx, actor_type="partner", actor_id=str(partner.id),
             actor_name=partner.client_name or "unknown", action=ACTION,
             scope=f"benefit:{rule.code}", purpose=f"verify {rule.code} offline"),
-            now=row["created_at"], head=heads.get(link.bidx, link.head))
-        heads[link.bidx] = Head(entry.seq, entry.hash)
+            row["created_at"]))
         answers[jti] = _answer(jti, "recorded", verification_id=row["id"])
         ttl = int((link.expires_at - now).total_seconds()) + 120
         if ttl > 0:  # still presentable online: take it there too
             marks.append((USED_PREFIX + jti, b"offline", ttl))
+    append_many(session, entries)  # one statement for the call's access-log entries
     if marks:
         after_commit(session, lambda: deps.kv.set_many(marks))
     _alert(session, deps, partner, doubles, unattributable, now)

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
-from xinyi.audit.service import Access, Head, append, head_columns, head_of
+from xinyi.audit.service import Access, append
 from xinyi.auth.principal import Principal
 from xinyi.citizens.service import citizen_subjects
 from xinyi.credentials import tokens
@@ -70,7 +70,6 @@ class _Holder:
     bidx: bytes
     score: int | None
     black_listed: bool
-    head: Head  # of the citizen's access-log chain, for the entry this verification writes
     known: bool  # the partner's pseudonym for this citizen is already recorded
 
 
@@ -79,7 +78,6 @@ _LOAD = (
     select(Credential.jti, Credential.subject, Credential.account_id, Credential.not_before,
            Credential.expires_at, _CITIZENS.c.bidx, _SCORES.c.score,
            black_listed(_CITIZENS.c.bidx).label("black"),
-           *head_columns(_CITIZENS.c.bidx),
            known_to(bindparam("partner_id"), _CITIZENS.c.bidx).label("known"))
     .join(_CITIZENS, _CITIZENS.c.account_id == Credential.account_id)
     .outerjoin(_SCORES, _SCORES.c.bidx == _CITIZENS.c.bidx)
@@ -94,7 +92,7 @@ def _load(session: Session, partner: Principal, jti: str) -> _Holder | None:
     if row is None:
         return None
     return _Holder(row[0], row[1], row[2], row[3], row[4], bytes(row[5]), row[6], bool(row[7]),
-                   head_of(row[8], row[9]), bool(row[10]))
+                   bool(row[8]))
 
 
 def _window(held: _Holder, now: datetime) -> None:
@@ -256,7 +254,7 @@ def _decide_and_record(session: Session, deps: Deps, partner: Principal, held: _
                            actor_id=str(partner.id),
                            actor_name=partner.client_name or "unknown", action="verification",
                            scope=f"benefit:{rule.code}", purpose=f"verify {rule.code}"),
-           now=now, head=held.head)
+           now=now)
     return response
 
 

@@ -1,1 +1,1 @@
-"""Ed25519 signing keys for QR credentials and audit checkpoints, shared by both domains."""
+"""Ed25519 signing keys for QR credentials and the access log's tree heads, shared by both."""

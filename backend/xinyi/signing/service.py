@@ -1,9 +1,10 @@
 """Ed25519 signing keys kept in the database, private halves encrypted with the data key.
 
-Purposes: ``credential`` (QR credentials, published in the JWKS) and ``audit`` (checkpoint
-signatures). Rotation retires the current key; a retired key stays published for the grace
-its caller names: the credentials domain passes the longest lifetime of what the key signed
-(prefetch windows included), which this module cannot know without depending on it.
+Purposes: ``credential`` (QR credentials, published in the JWKS) and ``audit`` (the access
+log's tree heads, and its older checkpoints). Rotation retires the current key; a retired key
+stays published for the grace its caller names: the credentials domain passes the longest
+lifetime of what the key signed (prefetch windows included), which this module cannot know
+without depending on it.
 """
 
 from __future__ import annotations

@@ -20,7 +20,8 @@ types by appending entries — nothing else changes:
   is told when it closes, even if its consent has since ended.
 
 Who receives an event is decided by the outbox row, not here: ``partner_id`` (the one
-partner it concerns) or ``subject_bidx`` (partners with a live consent for the citizen).
+partner it concerns) or ``subject_bidx`` (partners with a live consent for the citizen);
+a ``broadcast`` type with neither goes to every partner whose endpoint names it.
 """
 
 from __future__ import annotations
@@ -98,6 +99,20 @@ class RecordData(_SubjectData):
     catalogue_code = fields.String(required=True)
 
 
+class TreeHeadData(_Data):
+    tree_size = fields.Integer(required=True, metadata={
+        "description": "Access-log entries in the tree"})
+    root_hash = fields.String(required=True, metadata={
+        "description": "The tree's RFC 9162 root (SHA-256, hex)"})
+    timestamp = fields.Integer(required=True, metadata={
+        "description": "When it was signed, milliseconds since 1970-01-01 UTC"})
+    kid = fields.String(required=True, metadata={
+        "description": "The audit key that signed (its JWK: GET /v1/transparency/tree-head)"})
+    signature = fields.String(required=True, metadata={
+        "description": "Ed25519 (hex) over the compact JSON {root_hash, timestamp, "
+                       "tree_size}, keys sorted; `xinyi_partner.verify_tree_head` checks it"})
+
+
 @dataclass(frozen=True)
 class EventType:
     name: str
@@ -108,6 +123,9 @@ class EventType:
     match: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     carries_data: bool = False
     watch: tuple[str, str] | None = None
+    # About no citizen and no one partner: every partner with an endpoint that names this
+    # type in its ``event_types`` receives it.
+    broadcast: bool = False
 
 
 _LIST = "list:{record_id}"
@@ -151,6 +169,11 @@ EVENT_TYPES: tuple[EventType, ...] = (
               "A record of a citizen you hold a live consent for was repaired (信用修复): "
               "it is archived and no longer counts.", topic="record.repaired",
               carries_data=True),
+    EventType("transparency.tree_head", 1, TreeHeadData,
+              "Hourly, the latest signed head of the access log's Merkle tree (no personal "
+              "data), to every partner whose endpoint names this type: keep it, and check "
+              "later heads against it with `GET /v1/transparency/consistency` "
+              "(docs/access-log.md).", topic="transparency.tree_head", broadcast=True),
 )
 
 

@@ -20,7 +20,6 @@ import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select
@@ -31,7 +30,7 @@ from xinyi.consents.service import ConsentWindow, consent_windows
 from xinyi.dbutil import insert_for
 from xinyi.deps import Deps
 from xinyi.outbox import service as outbox
-from xinyi.subjects.service import pseudonym, subjects_table
+from xinyi.subjects.service import pseudonym
 from xinyi.webhooks import catalogue
 from xinyi.webhooks.models import PartnerEvent, WebhookDelivery, WebhookEndpoint, WebhookWatch
 
@@ -60,10 +59,13 @@ def _locked(session: Session) -> bool:
 
 def _recipients(event: outbox.Pending, entry: catalogue.EventType,
                 windows: dict[bytes, list[ConsentWindow]],
-                watchers: dict[str, list[uuid.UUID]]) -> list[_Recipient]:
+                watchers: dict[str, list[uuid.UUID]],
+                subscribers: dict[str, list[uuid.UUID]]) -> list[_Recipient]:
     if event.partner_id is not None:
         return [_Recipient(event.partner_id, None)]
     if event.subject_bidx is None:
+        if entry.broadcast:
+            return [_Recipient(p, None) for p in subscribers.get(entry.name, ())]
         return []
     chosen: dict[uuid.UUID, ConsentWindow] = {}
     for window in windows.get(event.subject_bidx, ()):
@@ -76,6 +78,19 @@ def _recipients(event: outbox.Pending, entry: catalogue.EventType,
         key = catalogue.watch_key(entry, event.payload)
         out += [_Recipient(p, None) for p in watchers.get(key or "", ()) if p not in chosen]
     return out
+
+
+def _subscribers(session: Session, names: Iterable[str]) -> dict[str, list[uuid.UUID]]:
+    """For each broadcast type, the partners with a live endpoint that names it."""
+    wanted = set(names)
+    out: dict[str, set[uuid.UUID]] = {}
+    if wanted:
+        for partner_id, types in session.execute(
+                select(WebhookEndpoint.partner_id, WebhookEndpoint.event_types)
+                .where(WebhookEndpoint.deleted_at.is_(None))):
+            for name in wanted.intersection(types or ()):
+                out.setdefault(name, set()).add(partner_id)
+    return {name: sorted(ids, key=lambda p: p.bytes) for name, ids in out.items()}
 
 
 def _watchers(session: Session, keys: Iterable[str]) -> dict[str, list[uuid.UUID]]:
@@ -132,25 +147,6 @@ def _targets(endpoints: list[WebhookEndpoint], entry: catalogue.EventType,
     return chosen
 
 
-class _Heads:
-    """The access-log chain heads of the batch's citizens, read in one query and carried
-    forward after each append (an append that loses a race re-reads its head itself)."""
-
-    def __init__(self, session: Session, subjects: Iterable[bytes]) -> None:
-        wanted = sorted(set(subjects))
-        self._heads: dict[bytes, audit.Head] = {}
-        if wanted:
-            table = subjects_table()
-            seq, digest = audit.head_columns(table.c.bidx)
-            for bidx, last, chained in session.execute(
-                    select(table.c.bidx, seq, digest).where(table.c.bidx.in_(wanted))):
-                self._heads[bytes(bidx)] = audit.head_of(last, chained)
-
-    def append(self, session: Session, access: audit.Access, now: datetime) -> None:
-        entry = audit.append(session, access, now=now, head=self._heads.get(access.subject_bidx))
-        self._heads[access.subject_bidx] = audit.Head(entry.seq, entry.hash)
-
-
 class _Names:
     """The partners' names for access-log entries, read once per batch."""
 
@@ -182,10 +178,12 @@ def dispatch_batch(session: Session, deps: Deps, *, batch: int = BATCH) -> int |
     closing = {catalogue.watch_key(t, e.payload) for e, t in public
                if t.watch is not None and t.watch[0] == "close" and e.partner_id is None}
     watchers = _watchers(session, (k for k in closing if k))
+    subscribers = _subscribers(session, {t.name for e, t in public if t.broadcast
+                                         and e.partner_id is None and e.subject_bidx is None})
     done = _already(session, [e.id for e, _ in public])
     plan = []
     for e, t in public:  # in order: a watch opened earlier in the batch counts at its close
-        recipients = [r for r in _recipients(e, t, windows, watchers)
+        recipients = [r for r in _recipients(e, t, windows, watchers, subscribers)
                       if (r.partner_id, e.id) not in done]
         plan.append((e, t, recipients))
         key = catalogue.watch_key(t, e.payload)
@@ -199,8 +197,6 @@ def dispatch_batch(session: Session, deps: Deps, *, batch: int = BATCH) -> int |
     seqs = _next_seqs(session, partners)
     endpoints = _endpoints(session, partners)
     names = _Names(session)
-    heads = _Heads(session, (e.subject_bidx for e, t, rs in plan
-                             if rs and t.carries_data and e.subject_bidx is not None))
     feed: list[dict[str, Any]] = []
     deliveries: list[dict[str, Any]] = []
     opened: dict[tuple[uuid.UUID, str], bytes] = {}
@@ -227,11 +223,11 @@ def dispatch_batch(session: Session, deps: Deps, *, batch: int = BATCH) -> int |
                     "next_attempt_at": now if live else None, "created_at": now})
             if entry.carries_data and event.subject_bidx is not None:
                 actor_id, actor_name = names(r.partner_id)
-                heads.append(session, audit.Access(
+                audit.append(session, audit.Access(
                     subject_bidx=event.subject_bidx, actor_type="partner", actor_id=actor_id,
                     actor_name=actor_name, action="webhook", scope=entry.name,
                     purpose=r.window.purpose if r.window else LIST_NOTICE,
-                    consent_id=r.window.consent_id if r.window else None), now)
+                    consent_id=r.window.consent_id if r.window else None), now=now)
             if about and entry.watch is not None and entry.watch[0] == "open" \
                     and event.subject_bidx is not None:
                 opened[(r.partner_id, about)] = event.subject_bidx
