@@ -23,6 +23,7 @@ pytestmark = pytest.mark.e2e
 WORKERS = 2
 BOUND_SECONDS = 1.0
 MAX_REQUESTS = 600  # fresh connections, spread by the kernel over both workers
+GIVE_UP_SECONDS = 60.0
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +95,8 @@ def test_every_worker_refuses_a_revoked_key_or_disabled_partner_within_a_second(
     # Poll until each worker has refused a request sent at least 1 s after the cut-off.
     late_refusals: set[str] = set()
     answers: list[tuple[float, str, int]] = []
-    for _ in range(MAX_REQUESTS):
+    # Until then, or a generous give-up point for a machine too loaded to ever get there.
+    while time.monotonic() < done + BOUND_SECONDS + GIVE_UP_SECONDS:
         answer = ask(server, api_key)
         answers.append(answer)
         sent, worker, status = answer
@@ -104,7 +106,7 @@ def test_every_worker_refuses_a_revoked_key_or_disabled_partner_within_a_second(
             late_refusals.add(worker)
             if len(late_refusals) == WORKERS:
                 break
-    assert late_refusals == accepted, f"not every worker was asked late enough: {answers}"
+    assert late_refusals == accepted, f"not every worker was asked late enough: {answers[-50:]}"
     # Nothing accepted after the bound either, on any worker, and the refusal, once a
     # worker's entry expired, stuck.
     for worker in accepted:
