@@ -39,6 +39,15 @@ from xinyi.app import create_app as create_xinyi
 
 
 def create() -> Flask:
+    """The floors, with xinyi+ mounted at ``/xinyi`` (``scripts/bench_floors.py``)."""
+    app = floors()
+    app.wsgi_app = DispatcherMiddleware(  # type: ignore[method-assign]
+        app.wsgi_app, {"/xinyi": create_xinyi()})
+    return app
+
+
+def floors() -> Flask:
+    """The floor endpoints alone (``scripts/bench_server.py`` mounts them beside xinyi+)."""
     app = Flask(__name__)
     public_key = os.environ["FLOORS_PUBLIC_KEY"]
     private_key = os.environ["FLOORS_PRIVATE_KEY"]
@@ -118,5 +127,5 @@ def create() -> Flask:
         return [body]
 
     app.wsgi_app = DispatcherMiddleware(  # type: ignore[method-assign]
-        app.wsgi_app, {"/xinyi": create_xinyi(), "/raw/verify-write": raw_verify_write})
+        app.wsgi_app, {"/raw/verify-write": raw_verify_write})
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import time
 from typing import Any
@@ -125,6 +126,8 @@ def _install_hooks(app: Flask) -> None:
         h.setdefault("Cache-Control", "no-store")
         if app.config["XINYI_SETTINGS"].is_production:
             h.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        else:  # which worker process answered: tests of per-process caches need to know
+            h["X-Xinyi-Worker"] = str(os.getpid())
         # Label values are bounded: the route's pattern (never the path, which holds ids) and
         # a known method (a client may send any token as one).
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"

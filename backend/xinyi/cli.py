@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -64,10 +63,8 @@ def main() -> None:
               help="threads per worker (gthread)")
 def serve(host: str, port: int, workers: int, threads: int) -> None:
     """Serve the API with gunicorn."""
-    from gunicorn.app.base import BaseApplication
-
     from xinyi.app import create_app
-    from xinyi.serving import RedactingLogger, finish_unread_bodies
+    from xinyi.serving import finish_unread_bodies, serve_with_gunicorn
 
     settings = _settings()
     if settings.redis_url is None and workers > 1:
@@ -78,33 +75,11 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
         click.echo("SQLite is the single-process embedded database; using 1 worker", err=True)
         workers = 1
 
-    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        # Each worker counts into files here so /metrics reports the whole server.
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="xinyi-metrics-")
-
-    def _child_exit(_server: Any, worker: Any) -> None:
-        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            from prometheus_client import multiprocess
-
-            multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
-
-    class _App(BaseApplication):  # type: ignore[misc]
-        def load_config(self) -> None:
-            self.cfg.set("child_exit", _child_exit)
-            self.cfg.set("bind", f"{host}:{port}")
-            self.cfg.set("workers", workers)
-            self.cfg.set("worker_class", "gthread")
-            self.cfg.set("threads", threads)
-            self.cfg.set("accesslog", None)
-            self.cfg.set("logger_class", RedactingLogger)
-            self.cfg.set("timeout", 30)
-
-        def load(self) -> Any:
-            # A body up to twice the limit is read to its end even when refused, so that a
-            # client sending all of it before reading the answer gets the 413.
-            return finish_unread_bodies(create_app(settings), 2 * settings.max_body_bytes)
-
-    _App().run()
+    serve_with_gunicorn(
+        # A body up to twice the limit is read to its end even when refused, so that a
+        # client sending all of it before reading the answer gets the 413.
+        lambda: finish_unread_bodies(create_app(settings), 2 * settings.max_body_bytes),
+        bind=f"{host}:{port}", workers=workers, threads=threads)
 
 
 @main.group()

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
+from xinyi.auth.keycache import KeyCache
 from xinyi.auth.passwords import Passwords
 from xinyi.auth.ratelimit import RateLimiter
 from xinyi.auth.tokens import AccessTokens
@@ -47,3 +48,5 @@ class Deps:
     rescore: Rescore
     clock: Callable[[], datetime] = utcnow
     cache: LocalCache = field(default_factory=LocalCache)
+    # API-key authentications, each trusted for under a second (auth/keycache.py).
+    api_keys: KeyCache = field(default_factory=KeyCache)

@@ -11,6 +11,8 @@ goes through the app's redaction.
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
@@ -161,3 +163,40 @@ def finish_unread_bodies(app: WsgiApp, drain_bytes: int) -> WsgiApp:
         return app(environ, start)
 
     return wsgi
+
+
+def serve_with_gunicorn(load: Callable[[], WsgiApp], *, bind: str, workers: int,
+                        threads: int) -> None:
+    """Run gunicorn as `xinyi serve` does (gthread workers, the redacting logger, no access
+    log, 30 s timeout) on the WSGI app that ``load`` builds in each worker.
+
+    With more than one worker, each counts its Prometheus metrics into files of a shared
+    directory (``PROMETHEUS_MULTIPROC_DIR``, made if unset) so /metrics reports the whole
+    server, and a worker that exits (recycled, crashed, or a graceful restart on HUP) is
+    marked dead there, so its live gauges stop counting."""
+    from gunicorn.app.base import BaseApplication
+
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="xinyi-metrics-")
+
+    def child_exit(_server: Any, worker: Any) -> None:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+    class _App(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("child_exit", child_exit)
+            self.cfg.set("bind", bind)
+            self.cfg.set("workers", workers)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("threads", threads)
+            self.cfg.set("accesslog", None)
+            self.cfg.set("logger_class", RedactingLogger)
+            self.cfg.set("timeout", 30)
+
+        def load(self) -> Any:
+            return load()
+
+    _App().run()

@@ -6,16 +6,20 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from tests.factories import SENSITIVE_VALUES, api_client_headers, bearer, count, staff_headers
+from xinyi.auth.keycache import KeyCache
 from xinyi.auth.models import ApiClient, ApiKey
+from xinyi.auth.principal import Principal
 
 KEY_FORMAT = re.compile(r"xyk_(?P<id>[0-9a-f]{16})_(?P<secret>[\w-]{40,})")
 COLLECTIONS = ("partners", "orgs", "providers")
@@ -225,3 +229,105 @@ def test_list_is_paginated_with_bounded_page_size(
     page2 = client.get("/v1/admin/providers?page_size=2&page=2", headers=operator).get_json()
     assert len(page2["items"]) == 1
     assert not {i["id"] for i in page2["items"]} & {i["id"] for i in body["items"]}
+
+
+# ---- the in-process cache of authenticated keys (auth/keycache.py) ------------------------
+
+class FrozenClock:
+    """The cache's monotonic clock, moved by hand: no test here waits for an expiry."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def frozen_cache(app: Flask) -> FrozenClock:
+    clock = FrozenClock()
+    app.extensions["xinyi"].api_keys = KeyCache(0.5, clock=clock)
+    return clock
+
+
+def revoke_behind_the_apps_back(app: Flask, key_id: str) -> None:
+    """As another process would: the row changes, this process's cache is not told."""
+    with app.extensions["xinyi"].db.session() as s:
+        s.execute(update(ApiKey).where(ApiKey.id == key_id).values(revoked_at=datetime.now(UTC)))
+        s.commit()
+
+
+def test_a_cached_key_is_trusted_only_until_its_ttl_and_never_for_a_wrong_secret(
+        app: Flask, client: FlaskClient, operator: dict[str, str],
+        frozen_cache: FrozenClock) -> None:
+    _, created = api_client_headers(client, operator, "partners")
+    real, key_id = created["api_key"]["api_key"], created["api_key"]["id"]
+    assert authenticated_status(client, real) == 403  # read from the database, now cached
+    revoke_behind_the_apps_back(app, key_id)
+    # The cache answers for the right secret (so it is in use) ...
+    frozen_cache.now += 0.49
+    assert authenticated_status(client, real) == 403
+    # ... but a wrong secret for the same key id never meets that entry: refused.
+    wrong = f"xyk_{key_id}_{secrets.token_urlsafe(32)}"
+    assert authenticated_status(client, wrong) == 401
+    assert authenticated_status(client, real[:-1] + ("A" if real[-1] != "A" else "B")) == 401
+    # Half a second after the read began, the database is asked again: revoked.
+    frozen_cache.now += 0.01
+    assert authenticated_status(client, real) == 401
+    frozen_cache.now += 10
+    assert authenticated_status(client, real) == 401  # a refusal is never cached as a pass
+
+
+@pytest.mark.parametrize("cut_off", ["revoke", "disable"])
+def test_revoking_or_disabling_through_the_admin_api_clears_this_processs_cache(
+        app: Flask, client: FlaskClient, operator: dict[str, str],
+        frozen_cache: FrozenClock, cut_off: str) -> None:
+    _, created = api_client_headers(client, operator, "partners")
+    cid, real = created["id"], created["api_key"]["api_key"]
+    other_headers, _ = api_client_headers(client, operator, "partners")
+    other = other_headers["Authorization"].removeprefix("Bearer ")
+    assert authenticated_status(client, real) == 403
+    assert authenticated_status(client, other) == 403
+    if cut_off == "revoke":
+        resp = client.delete(f"/v1/admin/partners/{cid}/keys/{created['api_key']['id']}",
+                             headers=operator)
+        assert resp.status_code == 204
+    else:
+        resp = client.put(f"/v1/admin/partners/{cid}/status", json={"disabled": True},
+                          headers=operator)
+        assert resp.status_code == 200
+    # The clock has not moved: only the cleared cache can explain the refusal.
+    assert authenticated_status(client, real) == 401
+    assert authenticated_status(client, other) == 403  # everyone else is simply read again
+
+
+def test_a_failed_revocation_leaves_the_cache_alone(
+        app: Flask, client: FlaskClient, operator: dict[str, str],
+        frozen_cache: FrozenClock) -> None:
+    """The cache is cleared after the commit, not before: an unknown key id changes nothing."""
+    _, created = api_client_headers(client, operator, "partners")
+    real = created["api_key"]["api_key"]
+    assert authenticated_status(client, real) == 403
+    revoke_behind_the_apps_back(app, created["api_key"]["id"])
+    resp = client.delete(f"/v1/admin/partners/{created['id']}/keys/{secrets.token_hex(8)}",
+                         headers=operator)
+    assert resp.status_code == 404
+    assert authenticated_status(client, real) == 403  # still the cached (stale) entry
+
+
+def test_the_cache_counts_its_ttl_from_the_start_of_the_read_and_is_at_most_a_second() -> None:
+    clock = FrozenClock()
+    cache = KeyCache(0.5, clock=clock)
+    who = Principal(kind="partner", id=uuid.uuid4(), key_id="ab")
+    started = cache.started()
+    clock.now += 0.4  # a slow database read
+    cache.put("ab", b"h", who, started)
+    assert cache.get("ab", b"h") is who
+    assert cache.get("ab", b"other") is None and cache.get("ac", b"h") is None
+    clock.now += 0.1
+    assert cache.get("ab", b"h") is None
+    with pytest.raises(ValueError):
+        KeyCache(1.5)
+    off = KeyCache(0)
+    off.put("ab", b"h", who, off.started())
+    assert off.get("ab", b"h") is None

@@ -27,7 +27,14 @@ from xinyi.auth.models import (
     CatalogueGrant,
 )
 from xinyi.auth.passwords import password_problems
-from xinyi.auth.service import PhoneTaken, create_account, is_key_id, new_api_key, phone_taken
+from xinyi.auth.service import (
+    PhoneTaken,
+    create_account,
+    forget_api_keys,
+    is_key_id,
+    new_api_key,
+    phone_taken,
+)
 from xinyi.deps import Deps
 from xinyi.errors import Conflict, NotFound, ValidationFailed
 from xinyi.partner_kinds import PARTNER_KINDS
@@ -229,6 +236,7 @@ def revoke_key(session: Session, deps: Deps, client_type: str, client_id: uuid.U
         raise NotFound("No such key")
     if key.revoked_at is None:
         key.revoked_at = deps.clock()
+        forget_api_keys(session, deps)
         log.info("api key revoked", extra={"event": "key_revoked", "key_id": key.id})
 
 
@@ -237,6 +245,7 @@ def set_client_disabled(session: Session, deps: Deps, client_type: str, client_i
     """A disabled principal's keys stop working on the very next request (checked per call)."""
     client = _client(session, client_type, client_id)
     client.disabled_at = deps.clock() if disabled else None
+    forget_api_keys(session, deps)
     session.flush()
     return _view(session, client)
 

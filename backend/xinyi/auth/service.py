@@ -32,7 +32,7 @@ from xinyi.auth.tokens import TokenRejected
 from xinyi.deps import Deps
 from xinyi.errors import Conflict, InvalidLogin, NotFound, Unauthorized
 from xinyi.pii import InvalidIdentifier, PhoneNumber
-from xinyi.uow import unique_or
+from xinyi.uow import after_commit, unique_or
 
 log = logging.getLogger(__name__)
 API_KEY_PREFIX = "xyk_"
@@ -189,13 +189,28 @@ def _authenticate_api_key(session: Session, deps: Deps, credential: str) -> Prin
     parts = credential.split("_", 2)
     if len(parts) != 3 or not is_key_id(parts[1]) or not parts[2] or len(credential) > 200:
         raise Unauthorized()
+    presented = _sha256(parts[2])
+    # A hit needs this key id with this very secret: a wrong secret never meets an entry
+    # the right one made, and goes to the database like any other.
+    cached = deps.api_keys.get(parts[1], presented)
+    if cached is not None:
+        return cached
+    started = deps.api_keys.started()
     key = session.connection().execute(_KEY_CHECK, {"kid": parts[1]}).first()
     if key is None or key.revoked_at is not None or key.disabled_at is not None:
         raise Unauthorized()
-    if not hmac.compare_digest(key.secret_hash, _sha256(parts[2])):
+    if not hmac.compare_digest(key.secret_hash, presented):
         raise Unauthorized()
-    return Principal(kind=key.type, id=key.client_id, key_id=parts[1],
-                     client_kind=key.kind, client_name=key.name)
+    who = Principal(kind=key.type, id=key.client_id, key_id=parts[1],
+                    client_kind=key.kind, client_name=key.name)
+    deps.api_keys.put(parts[1], presented, who, started)
+    return who
+
+
+def forget_api_keys(session: Session, deps: Deps) -> None:
+    """A key was revoked or a client disabled in this unit: once it commits, this process
+    asks the database again for every key (other processes within the cache's TTL)."""
+    after_commit(session, deps.api_keys.clear)
 
 
 def new_api_key(client_id: uuid.UUID) -> tuple[ApiKey, str]:
