@@ -10,9 +10,10 @@ RUN python -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir --upgra
 FROM python:3.11-slim
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 XINYI_ENV=production \
     PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus
-RUN useradd --system --uid 10001 --home /app xinyi && mkdir -p /app /tmp/prometheus \
-    && chown xinyi /app \
-    && chown xinyi /tmp/prometheus
+# /var/lib/xinyi/shred: the shred list's volume (closed accounts, replayed after a restore).
+RUN useradd --system --uid 10001 --home /app xinyi \
+    && mkdir -p /app /tmp/prometheus /var/lib/xinyi/shred \
+    && chown xinyi /app /tmp/prometheus /var/lib/xinyi/shred
 WORKDIR /app
 COPY --from=build /opt/venv /opt/venv
 COPY --chown=xinyi alembic.ini ./
