@@ -22,6 +22,9 @@ from xinyi.notify import Sender
 from xinyi.pii import BlindIndex, FieldCipher
 from xinyi.realname import RealNameVerifier
 
+#: How long a process may keep serving an API key it read (revocation takes effect within it).
+API_KEY_CACHE_SECONDS = 1.0
+
 
 class Rescore(Protocol):
     """Recompute the scores of these subjects inside the caller's unit of work. Records and
@@ -47,3 +50,8 @@ class Deps:
     rescore: Rescore
     clock: Callable[[], datetime] = utcnow
     cache: LocalCache = field(default_factory=LocalCache)
+    #: API keys as last read (by key id), for at most API_KEY_CACHE_SECONDS: a key revoked
+    #: or a principal disabled in another process is refused within that bound; in this
+    #: process at once (the change clears it on commit).
+    api_keys: LocalCache = field(
+        default_factory=lambda: LocalCache(API_KEY_CACHE_SECONDS, max_entries=10_000))

@@ -32,6 +32,7 @@ from xinyi.deps import Deps
 from xinyi.errors import Conflict, NotFound, ValidationFailed
 from xinyi.partner_kinds import PARTNER_KINDS
 from xinyi.pii import InvalidIdentifier, PhoneNumber
+from xinyi.uow import after_commit
 
 log = logging.getLogger(__name__)
 
@@ -230,13 +231,17 @@ def revoke_key(session: Session, deps: Deps, client_type: str, client_id: uuid.U
     if key.revoked_at is None:
         key.revoked_at = deps.clock()
         log.info("api key revoked", extra={"event": "key_revoked", "key_id": key.id})
+        after_commit(session, deps.api_keys.clear)  # this process refuses it at once
 
 
 def set_client_disabled(session: Session, deps: Deps, client_type: str, client_id: uuid.UUID,
                         disabled: bool) -> ClientView:
-    """A disabled principal's keys stop working on the very next request (checked per call)."""
+    """A disabled principal's keys stop working on the very next request of this process,
+    and of any other within :data:`~xinyi.deps.API_KEY_CACHE_SECONDS` (each process reads a
+    key again once its copy is that old)."""
     client = _client(session, client_type, client_id)
     client.disabled_at = deps.clock() if disabled else None
+    after_commit(session, deps.api_keys.clear)
     session.flush()
     return _view(session, client)
 

@@ -188,7 +188,11 @@ def _authenticate_api_key(session: Session, deps: Deps, credential: str) -> Prin
     parts = credential.split("_", 2)
     if len(parts) != 3 or not is_key_id(parts[1]) or not parts[2] or len(credential) > 200:
         raise Unauthorized()
-    key = session.connection().execute(_KEY_CHECK, {"kid": parts[1]}).first()
+    # At most API_KEY_CACHE_SECONDS old (only keys that exist are kept); the secret is
+    # checked against it on every request.
+    key = deps.api_keys.get_or_load(
+        parts[1], lambda: session.connection().execute(_KEY_CHECK, {"kid": parts[1]}).first(),
+        keep=lambda row: row is not None)
     if key is None or key.revoked_at is not None or key.disabled_at is not None:
         raise Unauthorized()
     if not hmac.compare_digest(key.secret_hash, _sha256(parts[2])):
