@@ -5,6 +5,7 @@ after notice and grace; the citizen sees every step; staff edit the rules, logge
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,8 +25,9 @@ from tests.factories import (
 )
 from xinyi.audit.models import StaffAction
 from xinyi.benefits.models import BenefitSession
-from xinyi.benefits.service import exposure_of
+from xinyi.benefits.service import _view, event_payload, exposure_of, load_view, next_step
 from xinyi.citizens.service import citizen_bidx
+from xinyi.idempotency import IdempotentRequest
 from xinyi.notifications.models import Notification
 from xinyi.outbox.models import OutboxEvent
 from xinyi.records.models import CreditRecord
@@ -639,3 +641,42 @@ def test_every_emitted_event_is_in_the_catalogue_and_dumps_whole(world: World) -
         schema = by_topic[topic].schema()
         dumped = schema.dump(payload)
         assert set(dumped) == set(payload) == set(schema.fields)
+
+
+def _parsed(payload: dict[str, Any]) -> dict[str, Any]:
+    """Timestamps as instants: the one-statement paths write ISO text in SQL."""
+    return {k: datetime.fromisoformat(v) if k in ("due_at", "grace_until") and v else v
+            for k, v in payload.items()}
+
+
+def test_open_and_close_events_and_stored_answers_match_the_row(world: World) -> None:
+    """On PostgreSQL an open and a close are one statement each (payloads and answers made
+    in SQL); on either database the event payloads and the answers stored for the
+    Idempotency-Key are those of the row, and a replay answers the same."""
+    partner, _, _ = world.partner()
+    citizen, _ = world.citizen()
+    opened = world.opened(partner, citizen, 8000, key="speed-open")
+    close = {"outcome": "fulfilled", "amount_owed_fen": 0}
+    closed = world.call(partner, opened["id"], "close", close, key="speed-close")
+    assert closed.status_code == 200
+    sid = uuid.UUID(opened["id"])
+    with world.deps.db.session() as s:
+        row = s.execute(select(*BenefitSession.__table__.c)
+                        .where(BenefitSession.id == sid)).one()
+        stored = {r.key: r.response for r in s.scalars(select(IdempotentRequest).where(
+            IdempotentRequest.key.in_(["speed-open", "speed-close"])))}
+    now_row = _view(row)
+    assert now_row.state == "fulfilled"
+    payloads = world.payloads(opened["id"])
+    assert _parsed(payloads["benefit_session.closed"]) == _parsed(event_payload(row))
+    assert _parsed(payloads["benefit_session.opened"]) == _parsed(
+        {**event_payload(row), "state": "open", "amount_owed_fen": None})
+    assert load_view(stored["speed-close"]) == now_row
+    step, at = next_step("open", due_at=row.due_at, grace_until=None)
+    assert load_view(stored["speed-open"]) == replace(
+        now_row, state="open", amount_owed_fen=None, closed_at=None, next_step=step,
+        next_step_at=at)
+    again = world.call(partner, opened["id"], "close", close, key="speed-close")
+    assert again.status_code == 200 and again.get_json() == closed.get_json()
+    assert world.open(partner, opened["verification_id"], 8000,
+                      key="speed-open").get_json() == opened

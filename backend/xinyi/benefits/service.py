@@ -46,6 +46,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     null,
     select,
     update,
@@ -365,19 +366,34 @@ def event_payload(row: Any) -> dict[str, Any]:
     }
 
 
+def _sql(text: str) -> Any:
+    """A constant written into the statement (not a parameter): the hot statements stay
+    short enough, and with few enough parameters, for the driver to cache their parsing."""
+    return literal_column("'" + text.replace("'", "''") + "'")
+
+
+_UTC, _ISO = _sql("UTC"), _sql('YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')
+
+
 def iso_sql(column: Any) -> Any:
     """A timestamp column as ISO 8601 text in UTC, as ``datetime.isoformat`` reads it."""
-    return func.to_char(func.timezone("UTC", column), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')
+    return func.to_char(func.timezone(_UTC, column), _ISO)
 
 
 def _text(column: Any) -> Any:
     return cast(column, String)
 
 
+def _json(*pairs: Any) -> Any:
+    """``json_build_object`` with its keys written into the statement."""
+    return func.json_build_object(*[_sql(x) if i % 2 == 0 else x
+                                    for i, x in enumerate(pairs)])
+
+
 def payload_sql(s: Any) -> Any:
     """:func:`event_payload` as PostgreSQL JSON (the same keys and values) over the columns
     ``s`` of a session row (a CTE's ``RETURNING``)."""
-    return func.json_build_object(
+    return _json(
         "session_id", _text(s.id), "verification_id", _text(s.verification_id),
         "benefit_code", s.benefit_code, "kind", s.kind, "state", s.state,
         "reference", s.reference, "amount_fen", s.amount_fen, "waived_fen", s.waived_fen,
@@ -390,7 +406,7 @@ def view_sql(s: Any) -> Any:
     """:func:`dump_view` as PostgreSQL JSON over the columns ``s`` of a session row; the
     next step is given (parameters ``step`` and ``step_at``, ISO text or NULL): each
     statement using this moves the session to one known state."""
-    return func.json_build_object(
+    return _json(
         "id", _text(s.id), "verification_id", _text(s.verification_id),
         "partner_id", _text(s.partner_id), "benefit_code", s.benefit_code, "kind", s.kind,
         "state", s.state, "amount_fen", s.amount_fen, "waived_fen", s.waived_fen,
@@ -408,7 +424,7 @@ def events_sql(moved: Any, topic: str, now: Any) -> Any:
     m = moved.c
     return events_table().insert().from_select(
         ["id", "topic", "payload", "partner_id", "created_at"],
-        select(time_ordered_uuid_sql(), literal(f"benefit_session.{topic}"),
+        select(time_ordered_uuid_sql(), _sql(f"benefit_session.{topic}"),
                cast(payload_sql(m), JSON), m.partner_id, now).select_from(moved))
 
 
@@ -505,10 +521,23 @@ def _open_statement(hold: bool, answer: bool) -> Any:
     if held is not None:
         values = values.select_from(held)
     opened = insert(_T).from_select(list(_INSERTED), values).returning(*_T.c).cte("opened")
-    ctes = [events_sql(opened, "opened", now).cte("event")]
+    o = opened.c
+    # The event's payload and the answer are made in Python (every value is known but the
+    # split); the statement adds the split.
+    split = func.jsonb_build_object(_sql("waived_fen"), o.waived_fen,
+                                    _sql("charge_normally_fen"), o.charge_normally_fen)
+
+    def with_split(name: str) -> Any:
+        return cast(bindparam(name, type_=postgresql.JSONB).op("||")(split), JSON)
+
+    ctes = [events_table().insert().from_select(
+        ["id", "topic", "payload", "partner_id", "created_at"],
+        select(time_ordered_uuid_sql(), _sql("benefit_session.opened"), with_split("payload"),
+               o.partner_id, now).select_from(opened)).cte("event")]
     if answer:
-        ctes.append(_answer_cte(opened))
-    return select(*opened.c).add_cte(*ctes)
+        ctes.append(answer_update_sql(select(with_split("answer")).scalar_subquery())
+                    .cte("answer"))
+    return select(*o).add_cte(*ctes)
 
 
 def _close_statement(answer: bool) -> Any:
@@ -536,6 +565,32 @@ def _close_statement(answer: bool) -> Any:
 _OPEN = {(hold, answer): _open_statement(hold, answer)
          for hold in (False, True) for answer in (False, True)}
 _CLOSE = {answer: _close_statement(answer) for answer in (False, True)}
+
+
+@dataclass(frozen=True)
+class _Opened:
+    """A session as an open inserts it, before the split is known (``waived_fen`` 0)."""
+
+    id: uuid.UUID
+    verification_id: uuid.UUID
+    partner_id: uuid.UUID
+    benefit_code: str
+    kind: str
+    amount_fen: int
+    due_at: datetime
+    reference: str
+    created_at: datetime
+    state: str = "open"
+    waived_fen: int = 0
+    amount_owed_fen: int | None = None
+    closed_at: datetime | None = None
+    grace_until: datetime | None = None
+    extended: bool = False
+    record_id: uuid.UUID | None = None
+
+    @property
+    def charge_normally_fen(self) -> int:
+        return self.amount_fen
 
 
 def _answer_params(claim: Claim | None, state: str, due: datetime) -> dict[str, Any]:
@@ -612,14 +667,19 @@ def _open(session: Session, deps: Deps, partner: Principal, verification_id: uui
     terms = session_terms.terms_from(facts.grace_days, facts.exposure_caps)
     want = min(amount, _benefit_limit(ref), amount if waivable is None else waivable)
     cap = terms.cap_for(ref.tier)
-    values = {"sid": uuid.uuid4(), "vid": ref.id, "pid": partner.id,
-              "bidx": ref.subject_bidx, "code": ref.benefit_code,
-              "kind": partner.client_kind or "other", "amount": amount, "due": due,
-              "reference": reference, "now": now}
+    session_id, kind = uuid.uuid4(), partner.client_kind or "other"
+    values = {"sid": session_id, "vid": ref.id, "pid": partner.id,
+              "bidx": ref.subject_bidx, "code": ref.benefit_code, "kind": kind,
+              "amount": amount, "due": due, "reference": reference, "now": now}
     if _postgres(session):
         hold = want > 0 and cap > 0
+        # The row as it will be, but for the split (the statement adds it).
+        before = _Opened(session_id, ref.id, partner.id, ref.benefit_code, kind, amount, due,
+                         reference, now)
         params = {**values, **(_hold_params(ref.subject_bidx, want, cap, now) if hold else {}),
-                  **_answer_params(claim, "open", due)}
+                  "payload": event_payload(before)}
+        if claim is not None:
+            params |= {**claim.params(), "answer": dump_view(_view(before))}
         try:
             row = session.connection().execute(_OPEN[hold, claim is not None],
                                                params).one()
@@ -633,9 +693,9 @@ def _open(session: Session, deps: Deps, partner: Principal, verification_id: uui
     with unique_or(session, VerificationUsed):
         waived = _hold(session, ref.subject_bidx, want, cap, now)
         row = session.connection().execute(insert(BenefitSession).values(
-            id=values["sid"], verification_id=ref.id, partner_id=partner.id,
+            id=session_id, verification_id=ref.id, partner_id=partner.id,
             subject_bidx=ref.subject_bidx, benefit_code=ref.benefit_code,
-            kind=values["kind"], state="open", amount_fen=amount,
+            kind=kind, state="open", amount_fen=amount,
             waived_fen=waived, charge_normally_fen=amount - waived, amount_owed_fen=None,
             due_at=due, original_due_at=due, reference=reference, extended=False,
             created_at=now, updated_at=now).returning(*_COLUMNS)).one()
