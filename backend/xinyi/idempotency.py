@@ -94,6 +94,27 @@ class Claim:
         self.is_stored = True
 
 
+_CLAIMS: dict[str, Any] = {}
+
+
+def _claim_statement(session: Session) -> Any:
+    """The key row's ``INSERT … ON CONFLICT DO NOTHING RETURNING``, built once per dialect.
+    One round trip, no savepoint: like a plain INSERT it waits for a concurrent uncommitted
+    row under the same key, then inserts nothing if that one committed."""
+    dialect = session.get_bind().dialect.name
+    stmt = _CLAIMS.get(dialect)
+    if stmt is None:
+        table: Any = IdempotentRequest.__table__
+        insert: Any = insert_for(session, table)
+        stmt = _CLAIMS[dialect] = (
+            insert.values(response=None, **{name: bindparam(name, type_=table.c[name].type)
+                                            for name in ("owner_id", "key", "operation",
+                                                         "fingerprint", "created_at")})
+            .on_conflict_do_nothing(index_elements=["owner_id", "key"])
+            .returning(table.c.owner_id))
+    return stmt
+
+
 def idempotent(session: Session, *, owner_id: uuid.UUID, key: str | None, operation: str,
                body: Mapping[str, Any], now: datetime, run: Callable[[], T],
                dump: Callable[[T], dict[str, Any]],
@@ -121,16 +142,10 @@ def idempotent_claim(session: Session, *, owner_id: uuid.UUID, key: str | None,
                                   f"must be 1 to {MAX_KEY_LENGTH} printable characters",
                                   location="headers")
     digest = fingerprint(operation, body)
-    table: Any = IdempotentRequest.__table__
-    # One round trip, no savepoint: ON CONFLICT DO NOTHING waits, like a plain INSERT, for
-    # a concurrent uncommitted row under the same key, then inserts nothing if it committed.
-    stmt: Any = insert_for(session, table)
     conn = session.connection()  # Core on the connection: no ORM DML layer on every write
-    inserted = conn.execute(stmt.values(
-        owner_id=owner_id, key=key, operation=operation, fingerprint=digest,
-        response=None, created_at=now)
-        .on_conflict_do_nothing(index_elements=["owner_id", "key"])
-        .returning(table.c.owner_id)).first()
+    inserted = conn.execute(_claim_statement(session), {
+        "owner_id": owner_id, "key": key, "operation": operation, "fingerprint": digest,
+        "created_at": now}).first()
     if inserted is None:
         prior = session.scalar(select(IdempotentRequest).where(
             IdempotentRequest.owner_id == owner_id, IdempotentRequest.key == key))
