@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from tests.factories import (
     SENSITIVE_VALUES,
@@ -680,3 +680,37 @@ def test_open_and_close_events_and_stored_answers_match_the_row(world: World) ->
     assert again.status_code == 200 and again.get_json() == closed.get_json()
     assert world.open(partner, opened["verification_id"], 8000,
                       key="speed-open").get_json() == opened
+
+
+def test_on_postgresql_an_open_and_a_close_are_one_statement_each(world: World) -> None:
+    """The hot path's shape (what the HTTP benchmark measures): besides authentication
+    (kept up to 1 s per process) and the Idempotency-Key's row, an open reads the
+    verification with its terms once and writes in ONE statement (hold, session, event,
+    answer); a close writes in ONE statement (session, exposure, event, answer)."""
+    if world.deps.db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite runs the same steps one statement at a time")
+    partner, _, _ = world.partner()
+    citizen, _ = world.citizen()
+    v = world.verification(citizen, partner)  # the partner's key is read and kept
+    seen: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if not statement.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK")):
+            seen.append(" ".join(statement.split()[:3]))
+
+    event.listen(world.deps.db.engine, "before_cursor_execute", count)
+    try:
+        opened = world.open(partner, v["id"], 5000, key="shape-open")
+        opens, seen[:] = list(seen), []
+        closed = world.call(partner, opened.get_json()["id"], "close",
+                            {"outcome": "fulfilled", "amount_owed_fen": 0}, key="shape-close")
+        closes = list(seen)
+    finally:
+        event.remove(world.deps.db.engine, "before_cursor_execute", count)
+    assert opened.status_code == 201 and closed.status_code == 200
+    assert len(opens) == 3, opens  # the key's row, the verification with its terms, the open
+    assert opens[2].startswith("WITH held AS"), opens
+    assert len(closes) == 2, closes  # the key's row, the close
+    assert closes[1].startswith("WITH moved AS"), closes
+    assert world.events(opened.get_json()["id"]) == ["benefit_session.opened",
+                                                     "benefit_session.closed"]
