@@ -39,7 +39,8 @@ it drops the database and flushes the Redis db again (``--keep-db`` keeps them);
 one it keeps them and the server log for a look.
 
 ``--profile DIR`` additionally records each gunicorn worker with py-spy (if installed) during
-separate, unreported runs of the verification and issuance endpoints.
+separate, unreported runs of the verification, issuance, session open and session close
+endpoints.
 """
 
 from __future__ import annotations
@@ -428,7 +429,7 @@ class Bench:
                                        method="POST", auth=auth, items=creds),
                             seconds=self.args.warmup, warmup=True)
         estimate = warm.rps if not warm.exhausted and warm.errors == 0 else healthz_rps
-        n_run = int(estimate * self.args.seconds * 1.35) + 50 * self.args.connections
+        n_run = int(estimate * self.args.seconds * 2.0) + 50 * self.args.connections
         if n_run > cap:
             log(f"only {cap} credentials fit the validity window at {issue_rps:,.0f} issues/s; "
                 "the run may run out (reported as an error)")
@@ -479,7 +480,7 @@ class Bench:
                                                items=close_items(self.open_sessions(), "w")),
                                   seconds=self.args.warmup, warmup=True)
         estimate = warm.rps if not warm.exhausted and warm.errors == 0 else 2.5 * verify_rps
-        n_run = int(estimate * self.args.seconds * 1.35) + 50 * self.args.connections
+        n_run = int(estimate * self.args.seconds * 2.0) + 50 * self.args.connections
         tries = iter(range(1, 100))
 
         def fresh_verifications() -> Load:
@@ -492,7 +493,7 @@ class Bench:
             return Load("posts", auth=auth, items=open_items(ids, f"m{next(tries)}"))
 
         opened = self.measure_balanced(o_name, fresh_verifications)
-        n_close = int(max(warm_close.rps, opened.rps) * self.args.seconds * 1.35) \
+        n_close = int(max(warm_close.rps, opened.rps) * self.args.seconds * 2.0) \
             + 50 * self.args.connections
 
         def open_sessions_to_close() -> Load:
@@ -577,6 +578,22 @@ class Bench:
             p.wait(secs + 30)
         procs = record("issuance")
         self.measure("profiled issuance", self.issue_load())
+        for p in procs:
+            p.wait(secs + 30)
+        auth = f"Bearer {self.api_key}"
+        self.close_leftovers(auth)
+        opened = next(r.rps for r in self.results if r.name.endswith("benefit-sessions"))
+        ids, _ = make_verifications(self.port, self.tokens, self.api_key,
+                                    int(opened * secs * 2) + 50 * self.args.connections,
+                                    self.args.issue_parallel)
+        procs = record("session-open")
+        self.measure("profiled session open", Load("posts", auth=auth,
+                                                   items=open_items(ids, "p")))
+        for p in procs:
+            p.wait(secs + 30)
+        procs = record("session-close")
+        self.measure("profiled session close", Load(
+            "posts", auth=auth, items=close_items(self.open_sessions(), "p")))
         for p in procs:
             p.wait(secs + 30)
         log(f"py-spy raw (collapsed) stacks in {out_dir}, one file per worker and endpoint "

@@ -126,11 +126,21 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--database", default="xinyi_bench_sessions")
     parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument("--pg-batch", type=int, default=None, help=(
+        "rows per batch of the sweeps (default: benefits.sweeps.PG_BATCH)"))
     parser.add_argument("--admin-url", default=os.environ.get(
         "XINYI_BENCH_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
     args = parser.parse_args()
 
     from xinyi.benefits import sweeps
+
+    batch = args.pg_batch or sweeps.PG_BATCH
+
+    def overdue(s: Any, deps: Any) -> int:
+        return sweeps.mark_overdue(s, deps, pg_batch=batch)
+
+    def default(s: Any, deps: Any) -> int:
+        return sweeps.default_unclosed(s, deps, pg_batch=batch)
 
     url = fresh_database(args.admin_url, args.database)
     began = time.perf_counter()
@@ -138,22 +148,24 @@ def main() -> int:
     engine = create_engine(url)
     vacuum(engine)
     print(f"filled {args.sessions:,} due sessions in {time.perf_counter() - began:.0f} s; "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; "
+          f"{batch:,} rows per sweep batch")
     now = datetime.now(UTC)
     ratios: dict[str, list[float]] = {"overdue": [], "default": []}
     failed = False
     for run in range(1, args.runs + 1):
         reset(engine, "open")
+        print(f"run {run}: load average {os.getloadavg()[0]:.1f}")
         floor, rows = bare(engine, BARE_OVERDUE, now)
         vacuum(engine)
-        took, moved = sweep(engine, sweeps.mark_overdue, now)
+        took, moved = sweep(engine, overdue, now)
         ratios["overdue"].append(took / floor)
         print(f"run {run} overdue: bare UPDATE {floor:.2f} s ({rows:,} rows), sweep "
               f"{took:.2f} s ({moved:,} sessions, notices and events) = {took / floor:.2f}×")
         reset(engine, "overdue")
         floor, rows = bare(engine, BARE_DEFAULT, now)
         vacuum(engine)
-        took, moved = sweep(engine, sweeps.default_unclosed, now)
+        took, moved = sweep(engine, default, now)
         ratios["default"].append(took / floor)
         print(f"run {run} default: bare UPDATE {floor:.2f} s ({rows:,} rows), sweep "
               f"{took:.2f} s ({moved:,} sessions, exposure, notices, events) = "

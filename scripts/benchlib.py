@@ -8,9 +8,11 @@ no bench script imports another.
 from __future__ import annotations
 
 import argparse
+import collections
 import concurrent.futures as cf
 import contextlib
 import http.client
+import itertools
 import json
 import math
 import multiprocessing as mp
@@ -279,7 +281,11 @@ def run_wrk(load: Load, port: int, seconds: float, connections: int, threads: in
 
 
 def _py_connection(port: int, reqs: list[tuple[str, str, dict[str, str], bytes | None]],
-                   deadline: float, wrap_is_error: bool, out: dict[str, Any]) -> None:
+                   deadline: float, wrap_is_error: bool, out: dict[str, Any],
+                   shared: collections.deque[Any] | None = None) -> None:
+    """One keep-alive connection: cycles through ``reqs``, or, given ``shared`` (the
+    requests of its process, each sent once), takes the next one from there and stops when
+    none is left (the run is then reported as having run out)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     lat: list[float] = out["lat"]
     i = 0
@@ -287,12 +293,19 @@ def _py_connection(port: int, reqs: list[tuple[str, str, dict[str, str], bytes |
         now = time.perf_counter()
         if now >= deadline:
             break
-        if i == len(reqs):
-            i = 0
-            if wrap_is_error:
+        if shared is not None:
+            try:
+                method, path, headers, body = shared.popleft()
+            except IndexError:
                 out["exhausted"] = True
-        method, path, headers, body = reqs[i]
-        i += 1
+                break
+        else:
+            if i == len(reqs):
+                i = 0
+                if wrap_is_error:
+                    out["exhausted"] = True
+            method, path, headers, body = reqs[i]
+            i += 1
         try:
             conn.request(method, path, body=body, headers=headers)
             resp = conn.getresponse()
@@ -316,8 +329,15 @@ def _py_process(port: int, per_conn: list[list[tuple[str, str, dict[str, str], b
     deadline = time.perf_counter() + seconds
     outs = [{"lat": [], "non2xx": 0, "socket_errors": 0, "exhausted": False, "statuses": {}}
             for _ in per_conn]
+    # Requests sent once each (verify, posts) are shared by the process's connections: a
+    # connection that is served faster takes more, instead of running out of its own share
+    # while the others still hold theirs (and replaying, which is cheaper than the real work).
+    shared: collections.deque[Any] | None = None
+    if wrap_is_error:
+        shared = collections.deque(
+            r for group in itertools.zip_longest(*per_conn) for r in group if r is not None)
     workers = [threading.Thread(target=_py_connection, args=(port, reqs, deadline,
-                                                             wrap_is_error, out))
+                                                             wrap_is_error, out, shared))
                for reqs, out in zip(per_conn, outs, strict=True)]
     for w in workers:
         w.start()

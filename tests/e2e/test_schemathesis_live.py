@@ -57,8 +57,9 @@ ALLOWANCES: list[tuple[str, dict[str, object]]] = [
     ("Rules between fields, or about time and state, that JSON Schema cannot say: a catalogue "
      "item's volunteer hours only where volunteering repairs it, a session's `due_at` in the "
      "future and its verification eligible and fresh, an amount owed only when defaulted, an "
-     "attachment's content (PNG, JPEG or PDF, not empty), and where a webhook URL points "
-     "(the SSRF guard resolves it). Each is a 422 naming the field.",
+     "attachment's content (PNG, JPEG or PDF, not empty), where a webhook URL points "
+     "(the SSRF guard resolves it), and a consistency proof's `from` at most its `to`. Each "
+     "is a 422 naming the field.",
      {"include-name": ["POST /v1/admin/catalogue", "PATCH /v1/admin/catalogue/{code}",
                        # a limit's name is 1–64 characters: apispec does not emit the
                        # propertyNames that would say so
@@ -67,7 +68,8 @@ ALLOWANCES: list[tuple[str, dict[str, object]]] = [
                        "POST /v1/partner/benefit-sessions/{session_id}/close",
                        "POST /v1/partner/benefit-sessions/{session_id}/extend",
                        "POST /v1/partner/webhook-endpoints",
-                       "PATCH /v1/partner/webhook-endpoints/{endpoint_id}"],
+                       "PATCH /v1/partner/webhook-endpoints/{endpoint_id}",
+                       "GET /v1/transparency/consistency"],
       "checks": {"positive_data_acceptance": {"expected-statuses": REFUSALS_ALLOWED}}}),
     ("Which commitment texts (purpose and version) and catalogue items exist is data, not "
      "schema; an ID number's check digit cannot be said in JSON Schema; a report's facts must "

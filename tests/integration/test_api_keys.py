@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
 from tests.factories import SENSITIVE_VALUES, api_client_headers, bearer, count, staff_headers
-from xinyi.auth.keycache import KeyCache
+from xinyi.auth.keycache import DEFAULT_TTL_SECONDS, KeyCache
 from xinyi.auth.models import ApiClient, ApiKey
 from xinyi.auth.principal import Principal
 
@@ -174,6 +174,48 @@ def test_disabling_a_principal_cuts_off_every_key_at_once_and_enabling_restores_
                       headers=operator)
     assert resp.status_code == 200 and resp.get_json()["disabled_at"] is None
     assert [authenticated_status(client, k) for k in keys] == [403, 403]
+
+
+@pytest.mark.parametrize("change", ["revoke", "disable"])
+def test_a_key_cut_off_by_another_process_is_refused_within_the_cache_bound(
+        app: Flask, client: FlaskClient, operator: dict[str, str], change: str) -> None:
+    """A process keeps a key it read for at most DEFAULT_TTL_SECONDS (< 1 s); a key
+    revoked, or a principal disabled, by another process (here: straight in the database,
+    so this process hears nothing of it) is refused once that much time has passed."""
+    assert DEFAULT_TTL_SECONDS < 1.0
+    deps = app.extensions["xinyi"]
+    tick = [1000.0]
+    deps.api_keys = KeyCache(DEFAULT_TTL_SECONDS, clock=lambda: tick[0])
+    _, created = api_client_headers(client, operator, "partners")
+    key = created["api_key"]["api_key"]
+    assert authenticated_status(client, key) == 403  # read and kept
+    with deps.db.session() as s:
+        if change == "revoke":
+            s.execute(update(ApiKey).where(ApiKey.id == created["api_key"]["id"])
+                      .values(revoked_at=datetime.now(UTC)))
+        else:
+            s.execute(update(ApiClient).where(ApiClient.id == uuid.UUID(created["id"]))
+                      .values(disabled_at=datetime.now(UTC)))
+        s.commit()
+    tick[0] += DEFAULT_TTL_SECONDS / 2
+    assert authenticated_status(client, key) == 403  # the copy is still young
+    tick[0] += DEFAULT_TTL_SECONDS / 2
+    assert authenticated_status(client, key) == 401  # the bound: read again, refused
+
+
+def test_a_key_revoked_in_this_process_is_refused_on_the_next_request(
+        app: Flask, client: FlaskClient, operator: dict[str, str]) -> None:
+    deps = app.extensions["xinyi"]
+    deps.api_keys = KeyCache(DEFAULT_TTL_SECONDS, clock=lambda: 1000.0)  # never expires
+    _, created = api_client_headers(client, operator, "partners")
+    key = created["api_key"]["api_key"]
+    spare = add_key(client, operator, "partners", created["id"]).get_json()["api_key"]
+    assert authenticated_status(client, key) == authenticated_status(client, spare) == 403
+    resp = client.delete(f"/v1/admin/partners/{created['id']}/keys/{created['api_key']['id']}",
+                         headers=operator)
+    assert resp.status_code in (200, 204), resp.get_json()
+    assert authenticated_status(client, key) == 401
+    assert authenticated_status(client, spare) == 403
 
 
 @pytest.mark.parametrize("role", ["reviewer", "auditor"])

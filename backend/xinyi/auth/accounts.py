@@ -242,7 +242,8 @@ def revoke_key(session: Session, deps: Deps, client_type: str, client_id: uuid.U
 
 def set_client_disabled(session: Session, deps: Deps, client_type: str, client_id: uuid.UUID,
                         disabled: bool) -> ClientView:
-    """A disabled principal's keys stop working on the very next request (checked per call)."""
+    """A disabled principal's keys stop working on the very next request of this process,
+    and of any other within the key cache's lifetime (under a second: auth/keycache.py)."""
     client = _client(session, client_type, client_id)
     client.disabled_at = deps.clock() if disabled else None
     forget_api_keys(session, deps)

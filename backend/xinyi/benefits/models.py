@@ -94,6 +94,9 @@ class Exposure(Base):
                                                 primary_key=True)
     open_fen: Mapped[int] = mapped_column(Integer, default=0)
     cap_fen: Mapped[int] = mapped_column(Integer, default=0)
+    #: What the last open added (0 to its wish): the hold's upsert returns it, since its
+    #: RETURNING sees only the row after the change.
+    last_hold_fen: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -33,22 +33,46 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, case, func, insert, select, update
+from sqlalchemy import (
+    JSON,
+    Integer,
+    LargeBinary,
+    Row,
+    String,
+    bindparam,
+    case,
+    cast,
+    false,
+    func,
+    insert,
+    literal,
+    literal_column,
+    null,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.types import Uuid
 
 from xinyi.auth.principal import Principal
 from xinyi.auth.service import client_refs
 from xinyi.benefits import terms as session_terms
 from xinyi.benefits.models import HELD_STATES, BenefitSession, Exposure
 from xinyi.citizens.service import citizen_bidx
-from xinyi.credentials.verification import VerificationRef, verification_of
-from xinyi.dbutil import insert_for
+from xinyi.credentials.verification import (
+    VerificationRef,
+    verification_ref_of,
+    verification_ref_query,
+)
+from xinyi.dbutil import time_ordered_uuid_sql
 from xinyi.deps import Deps
 from xinyi.errors import Conflict, NotFound, ValidationFailed
-from xinyi.idempotency import idempotent
+from xinyi.idempotency import Claim, answer_update_sql, idempotent, idempotent_claim
 from xinyi.jsonable import row
 from xinyi.notifications.service import notify
-from xinyi.outbox.service import emit
+from xinyi.outbox.service import emit, events_table
 from xinyi.timeutil import china_today
 from xinyi.uow import unique_or
 
@@ -269,29 +293,50 @@ def _benefit_limit(ref: VerificationRef) -> int:
     return 0
 
 
-def _hold(session: Session, bidx: bytes, want: int, cap: int, now: datetime) -> int:
-    """Add up to ``want`` fen to the citizen's exposure, within ``cap``; what was added.
+def _hold_statement(dialect: Any) -> Any:
+    """The exposure hold as ONE upsert: add ``LEAST(want, cap - held)`` (never below 0) to
+    the citizen's row, inserting it if there is none, and return what was added.
 
-    The row is locked (FOR UPDATE) so that concurrent opens for one citizen, by any
-    partners, take turns; the UPDATE is guarded again and the CHECK constraints are the
-    last line: the sum can never pass the cap."""
+    ``INSERT … ON CONFLICT DO UPDATE`` locks the row and computes the SET on its latest
+    version, so concurrent opens for one citizen, by any partners, take turns; the SET
+    expressions all read the row as it was, so ``last_hold_fen`` is what this open added.
+    The CHECK constraints are the last line: the sum can never pass the cap. Parameters:
+    ``bidx``, ``want`` and ``cap`` (both > 0), ``first`` (``min(want, cap)``), ``now``."""
+    table: Any = Exposure.__table__
+    c = table.c
+    cap, want = bindparam("cap", type_=Integer), bindparam("want", type_=Integer)
+    # SQLite spells least/greatest as the two-argument min/max.
+    least, greatest = ((func.least, func.greatest) if dialect is postgresql
+                       else (func.min, func.max))
+    take = least(want, greatest(0, cap - c.open_fen))
+    first = bindparam("first", type_=Integer)
+    now = bindparam("now", type_=c.updated_at.type)
+    stmt = dialect.insert(table).values(
+        subject_bidx=bindparam("bidx", type_=LargeBinary), open_fen=first, cap_fen=cap,
+        last_hold_fen=first, updated_at=now)
+    return stmt.on_conflict_do_update(index_elements=["subject_bidx"], set_={
+        "last_hold_fen": take, "open_fen": c.open_fen + take,
+        # The cap it was checked against, when something was added (a cap lowered below
+        # what is held stays as it was: nothing is added then).
+        "cap_fen": case((take > 0, cap), else_=c.cap_fen),
+        "updated_at": now}).returning(c.last_hold_fen.label("waived"))
+
+
+_HOLD = {"postgresql": _hold_statement(postgresql), "sqlite": _hold_statement(sqlite)}
+
+
+def _hold_params(bidx: bytes, want: int, cap: int, now: datetime) -> dict[str, Any]:
+    return {"bidx": bidx, "want": want, "cap": cap, "first": min(want, cap), "now": now}
+
+
+def _hold(session: Session, bidx: bytes, want: int, cap: int, now: datetime) -> int:
+    """Add up to ``want`` fen to the citizen's exposure, within ``cap``; what was added
+    (see :func:`_hold_statement`)."""
     if want <= 0 or cap <= 0:
         return 0
-    # Core statements on the session's connection: the hot path skips the ORM's DML layer.
-    conn = session.connection()
-    stmt: Any = insert_for(session, Exposure.__table__)  # type: ignore[arg-type]
-    conn.execute(stmt.values(subject_bidx=bidx, open_fen=0, cap_fen=0, updated_at=now)
-                 .on_conflict_do_nothing(index_elements=["subject_bidx"]))
-    held = conn.execute(select(Exposure.open_fen).where(Exposure.subject_bidx == bidx)
-                        .with_for_update()).scalar_one()
-    take = max(0, min(want, cap - held))
-    if take == 0:
-        return 0
-    done = conn.execute(
-        update(Exposure)
-        .where(Exposure.subject_bidx == bidx, Exposure.open_fen + take <= cap)
-        .values(open_fen=Exposure.open_fen + take, cap_fen=cap, updated_at=now))
-    return take if done.rowcount == 1 else 0
+    stmt = _HOLD[session.get_bind().dialect.name]
+    return int(session.connection().execute(
+        stmt, _hold_params(bidx, want, cap, now)).scalar_one())
 
 
 def release(session: Session, bidx: bytes, amount: int, now: datetime) -> None:
@@ -321,6 +366,68 @@ def event_payload(row: Any) -> dict[str, Any]:
         "grace_until": None if row.grace_until is None else row.grace_until.isoformat(),
         "record_id": None if row.record_id is None else str(row.record_id),
     }
+
+
+def _sql(text: str) -> Any:
+    """A constant written into the statement (not a parameter): the hot statements stay
+    short enough, and with few enough parameters, for the driver to cache their parsing."""
+    return literal_column("'" + text.replace("'", "''") + "'")
+
+
+_UTC, _ISO = _sql("UTC"), _sql('YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')
+
+
+def iso_sql(column: Any) -> Any:
+    """A timestamp column as ISO 8601 text in UTC, as ``datetime.isoformat`` reads it."""
+    return func.to_char(func.timezone(_UTC, column), _ISO)
+
+
+def _text(column: Any) -> Any:
+    return cast(column, String)
+
+
+def _json(*pairs: Any) -> Any:
+    """``json_build_object`` with its keys written into the statement."""
+    return func.json_build_object(*[_sql(x) if i % 2 == 0 else x
+                                    for i, x in enumerate(pairs)])
+
+
+def payload_sql(s: Any) -> Any:
+    """:func:`event_payload` as PostgreSQL JSON (the same keys and values) over the columns
+    ``s`` of a session row (a CTE's ``RETURNING``)."""
+    return _json(
+        "session_id", _text(s.id), "verification_id", _text(s.verification_id),
+        "benefit_code", s.benefit_code, "kind", s.kind, "state", s.state,
+        "reference", s.reference, "amount_fen", s.amount_fen, "waived_fen", s.waived_fen,
+        "charge_normally_fen", s.charge_normally_fen, "amount_owed_fen", s.amount_owed_fen,
+        "due_at", iso_sql(s.due_at), "grace_until", iso_sql(s.grace_until),
+        "record_id", _text(s.record_id))
+
+
+def view_sql(s: Any) -> Any:
+    """:func:`dump_view` as PostgreSQL JSON over the columns ``s`` of a session row; the
+    next step is given (parameters ``step`` and ``step_at``, ISO text or NULL): each
+    statement using this moves the session to one known state."""
+    return _json(
+        "id", _text(s.id), "verification_id", _text(s.verification_id),
+        "partner_id", _text(s.partner_id), "benefit_code", s.benefit_code, "kind", s.kind,
+        "state", s.state, "amount_fen", s.amount_fen, "waived_fen", s.waived_fen,
+        "charge_normally_fen", s.charge_normally_fen, "amount_owed_fen", s.amount_owed_fen,
+        "due_at", iso_sql(s.due_at), "reference", s.reference,
+        "created_at", iso_sql(s.created_at), "closed_at", iso_sql(s.closed_at),
+        "grace_until", iso_sql(s.grace_until), "extended", s.extended,
+        "record_id", _text(s.record_id), "next_step", bindparam("step", type_=String),
+        "next_step_at", bindparam("step_at", type_=String))
+
+
+def events_sql(moved: Any, topic: str, now: Any) -> Any:
+    """The outbox event of each row of ``moved`` (a CTE of session rows), as an ``INSERT …
+    SELECT`` to put in the same statement; time-ordered ids."""
+    m = moved.c
+    return events_table().insert().from_select(
+        ["id", "topic", "payload", "partner_id", "created_at"],
+        select(time_ordered_uuid_sql(), _sql(f"benefit_session.{topic}"),
+               cast(payload_sql(m), JSON), m.partner_id, now).select_from(moved))
 
 
 def _emit(session: Session, topic: str, row: Any, now: datetime) -> None:
@@ -371,6 +478,134 @@ def get_session(session: Session, deps: Deps, partner: Principal,
     return _view(_row(session, partner, session_id))
 
 
+# ---- the hot writes in one statement each (PostgreSQL) ----
+#
+# An open is: the exposure hold, the session's INSERT, its ``opened`` event and the stored
+# answer of the Idempotency-Key; a close (fulfilled) is the guarded UPDATE, the release of
+# the exposure, the ``closed`` event and the stored answer. On PostgreSQL each is ONE
+# statement of data-modifying CTEs, built once with parameters (one round trip instead of
+# four to seven). SQLite runs the same steps one after another.
+
+_T: Any = BenefitSession.__table__
+_INSERTED = ("id", "verification_id", "partner_id", "subject_bidx", "benefit_code", "kind",
+             "state", "amount_fen", "waived_fen", "charge_normally_fen", "amount_owed_fen",
+             "due_at", "original_due_at", "reference", "extended", "created_at", "updated_at")
+
+
+def _postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _now_param() -> Any:
+    return bindparam("now", type_=_T.c.created_at.type)
+
+
+def _answer_cte(rows: Any) -> Any:
+    return answer_update_sql(select(view_sql(rows.c)).scalar_subquery()).cte("answer")
+
+
+def _open_statement(hold: bool, answer: bool) -> Any:
+    """The open as one statement: ``held`` (the hold's upsert, when there is anything to
+    hold), ``opened`` (the INSERT, its ``waived_fen`` what ``held`` added), the event from
+    ``opened`` and, with a key, the answer. A verification already used makes the INSERT
+    fail on its unique ``verification_id``, and with it the whole statement (the hold too)."""
+    now = _now_param()
+    amount = bindparam("amount", type_=Integer)
+    due = bindparam("due", type_=_T.c.due_at.type)
+    held = _HOLD["postgresql"].cte("held") if hold else None
+    waived: Any = held.c.waived if held is not None else literal(0, Integer)
+    values = select(
+        bindparam("sid", type_=Uuid()), bindparam("vid", type_=Uuid()),
+        bindparam("pid", type_=Uuid()), bindparam("bidx", type_=LargeBinary),
+        bindparam("code", type_=String), bindparam("kind", type_=String), literal("open"),
+        amount, waived, amount - waived, null(), due, due,
+        bindparam("reference", type_=String), false(), now, now)
+    if held is not None:
+        values = values.select_from(held)
+    opened = insert(_T).from_select(list(_INSERTED), values).returning(*_T.c).cte("opened")
+    o = opened.c
+    # The event's payload and the answer are made in Python (every value is known but the
+    # split); the statement adds the split.
+    split = func.jsonb_build_object(_sql("waived_fen"), o.waived_fen,
+                                    _sql("charge_normally_fen"), o.charge_normally_fen)
+
+    def with_split(name: str) -> Any:
+        return cast(bindparam(name, type_=postgresql.JSONB).op("||")(split), JSON)
+
+    ctes = [events_table().insert().from_select(
+        ["id", "topic", "payload", "partner_id", "created_at"],
+        select(time_ordered_uuid_sql(), _sql("benefit_session.opened"), with_split("payload"),
+               o.partner_id, now).select_from(opened)).cte("event")]
+    if answer:
+        ctes.append(answer_update_sql(select(with_split("answer")).scalar_subquery())
+                    .cte("answer"))
+    return select(*o).add_cte(*ctes)
+
+
+def _close_statement(answer: bool) -> Any:
+    """A close ``fulfilled`` as one statement: ``moved`` (the guarded UPDATE: of parallel
+    closes exactly one matches), ``released`` (the exposure, from ``moved``), the event and,
+    with a key, the answer. No row: the session was not open or overdue (or not there)."""
+    now = _now_param()
+    moved = (update(_T)
+             .where(_T.c.id == bindparam("sid", type_=Uuid()),
+                    _T.c.partner_id == bindparam("pid", type_=Uuid()),
+                    _T.c.state.in_(HELD_STATES))
+             .values(state="fulfilled", amount_owed_fen=0, closed_at=now, updated_at=now)
+             .returning(*_T.c).cte("moved"))
+    ex: Any = Exposure.__table__
+    released = (update(ex).where(ex.c.subject_bidx == moved.c.subject_bidx,
+                                 moved.c.waived_fen > 0)
+                .values(open_fen=ex.c.open_fen - moved.c.waived_fen, updated_at=now)
+                .cte("released"))
+    ctes = [released, events_sql(moved, "closed", now).cte("event")]
+    if answer:
+        ctes.append(_answer_cte(moved))
+    return select(*moved.c).add_cte(*ctes)
+
+
+_OPEN = {(hold, answer): _open_statement(hold, answer)
+         for hold in (False, True) for answer in (False, True)}
+_CLOSE = {answer: _close_statement(answer) for answer in (False, True)}
+
+
+@dataclass(frozen=True)
+class _Opened:
+    """A session as an open inserts it, before the split is known (``waived_fen`` 0)."""
+
+    id: uuid.UUID
+    verification_id: uuid.UUID
+    partner_id: uuid.UUID
+    benefit_code: str
+    kind: str
+    amount_fen: int
+    due_at: datetime
+    reference: str
+    created_at: datetime
+    state: str = "open"
+    waived_fen: int = 0
+    amount_owed_fen: int | None = None
+    closed_at: datetime | None = None
+    grace_until: datetime | None = None
+    extended: bool = False
+    record_id: uuid.UUID | None = None
+
+    @property
+    def charge_normally_fen(self) -> int:
+        return self.amount_fen
+
+
+def _answer_params(claim: Claim | None, state: str, due: datetime) -> dict[str, Any]:
+    if claim is None:
+        return {}
+    step, at = next_step(state, due_at=due, grace_until=None)
+    return {**claim.params(), "step": step, "step_at": None if at is None else at.isoformat()}
+
+
+def _unique_violation(exc: IntegrityError) -> bool:
+    return getattr(exc.orig, "sqlstate", None) == "23505"
+
+
 # ---- writes ----
 
 def open_session(session: Session, deps: Deps, partner: Principal, *,
@@ -399,37 +634,70 @@ def open_session(session: Session, deps: Deps, partner: Principal, *,
     body = {"verification_id": str(verification_id), "amount_fen": amount,
             "due_at": due.isoformat(), "reference": ref_text, "waivable_fen": waivable}
 
-    def run() -> SessionView:
+    def run(claim: Claim | None) -> SessionView:
         return _open(session, deps, partner, verification_id, amount, due, ref_text,
-                     waivable, now)
+                     waivable, now, claim)
 
-    return idempotent(session, owner_id=partner.id, key=idempotency_key,
-                      operation="benefit_session.open", body=body, now=now, run=run,
-                      dump=dump_view, load=load_view)
+    return idempotent_claim(session, owner_id=partner.id, key=idempotency_key,
+                            operation="benefit_session.open", body=body, now=now, run=run,
+                            dump=dump_view, load=load_view)
+
+
+# The verification, whether a session was opened on it already, and its benefit's session
+# terms: one round trip.
+_FACTS = verification_ref_query().add_columns(
+    select(BenefitSession.id).where(BenefitSession.verification_id == bindparam("id"))
+    .exists().label("used"),
+    *session_terms.terms_columns(verification_ref_query().selected_columns.benefit_code))
 
 
 def _open(session: Session, deps: Deps, partner: Principal, verification_id: uuid.UUID,
           amount: int, due: datetime, reference: str, waivable: int | None,
-          now: datetime) -> SessionView:
+          now: datetime, claim: Claim | None) -> SessionView:
     del deps
-    ref = verification_of(session, partner.id, verification_id)
-    if ref is None:
+    facts = session.connection().execute(
+        _FACTS, {"id": verification_id, "partner_id": partner.id}).first()
+    if facts is None:
         raise VerificationNotFound()
+    ref = verification_ref_of(facts)
     if ref.decision != "eligible":
         raise VerificationNotEligible.at("verification_id", "answered standard_terms")
     if now - ref.created_at > OPEN_WINDOW:
         raise VerificationStale.at("verification_id", "older than 10 minutes")
-    # Used already: the unique verification_id refuses the insert below (409), and the
-    # savepoint takes the exposure hold back with it; no look-up first.
-    terms = session_terms.terms_of(session, ref.benefit_code)
+    if facts.used:  # a concurrent open of it is refused by the unique verification_id below
+        raise VerificationUsed()
+    terms = session_terms.terms_from(facts.grace_days, facts.exposure_caps)
     want = min(amount, _benefit_limit(ref), amount if waivable is None else waivable)
-    session_id = uuid.uuid4()
+    cap = terms.cap_for(ref.tier)
+    session_id, kind = uuid.uuid4(), partner.client_kind or "other"
+    values = {"sid": session_id, "vid": ref.id, "pid": partner.id,
+              "bidx": ref.subject_bidx, "code": ref.benefit_code, "kind": kind,
+              "amount": amount, "due": due, "reference": reference, "now": now}
+    if _postgres(session):
+        hold = want > 0 and cap > 0
+        # The row as it will be, but for the split (the statement adds it).
+        before = _Opened(session_id, ref.id, partner.id, ref.benefit_code, kind, amount, due,
+                         reference, now)
+        params = {**values, **(_hold_params(ref.subject_bidx, want, cap, now) if hold else {}),
+                  "payload": event_payload(before)}
+        if claim is not None:
+            params |= {**claim.params(), "answer": dump_view(_view(before))}
+        try:
+            row = session.connection().execute(_OPEN[hold, claim is not None],
+                                               params).one()
+        except IntegrityError as exc:
+            if _unique_violation(exc):  # the unit is aborted: the refusal rolls it back
+                raise VerificationUsed() from None
+            raise
+        if claim is not None:
+            claim.stored()
+        return _view(row)
     with unique_or(session, VerificationUsed):
-        waived = _hold(session, ref.subject_bidx, want, terms.cap_for(ref.tier), now)
+        waived = _hold(session, ref.subject_bidx, want, cap, now)
         row = session.connection().execute(insert(BenefitSession).values(
             id=session_id, verification_id=ref.id, partner_id=partner.id,
             subject_bidx=ref.subject_bidx, benefit_code=ref.benefit_code,
-            kind=partner.client_kind or "other", state="open", amount_fen=amount,
+            kind=kind, state="open", amount_fen=amount,
             waived_fen=waived, charge_normally_fen=amount - waived, amount_owed_fen=None,
             due_at=due, original_due_at=due, reference=reference, extended=False,
             created_at=now, updated_at=now).returning(*_COLUMNS)).one()
@@ -473,7 +741,16 @@ def close_session(session: Session, deps: Deps, partner: Principal, session_id: 
         owed = _amount("amount_owed_fen", amount_owed_fen)
     body = {"outcome": outcome, "amount_owed_fen": owed}
 
-    def run() -> SessionView:
+    def run(claim: Claim | None) -> SessionView:
+        if outcome == "fulfilled" and _postgres(session):
+            row = session.connection().execute(_CLOSE[claim is not None], {
+                "sid": session_id, "pid": partner.id, "now": now,
+                **_answer_params(claim, "fulfilled", now)}).first()
+            if row is None:
+                raise SessionClosed(f"The session is {_row(session, partner, session_id).state}")
+            if claim is not None:
+                claim.stored()
+            return _view(row)
         if outcome == "fulfilled":  # no read first: a missing one is found out below
             values: dict[str, Any] = {"state": "fulfilled", "amount_owed_fen": 0}
         else:
@@ -493,9 +770,9 @@ def close_session(session: Session, deps: Deps, partner: Principal, session_id: 
             notice_defaulted(session, deps, row, partner.client_name or "合作机构", now)
         return _view(row)
 
-    return idempotent(session, owner_id=partner.id, key=idempotency_key,
-                      operation=f"benefit_session.close:{session_id}", body=body, now=now,
-                      run=run, dump=dump_view, load=load_view)
+    return idempotent_claim(session, owner_id=partner.id, key=idempotency_key,
+                            operation=f"benefit_session.close:{session_id}", body=body,
+                            now=now, run=run, dump=dump_view, load=load_view)
 
 
 def extend_session(session: Session, deps: Deps, partner: Principal, session_id: uuid.UUID,

@@ -19,7 +19,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     Row,
     String,
     any_,
@@ -41,6 +40,7 @@ from xinyi.benefits.service import (
     _COLUMNS,
     AUTO_DEFAULT_AFTER,
     event_payload,
+    events_sql,
     yuan,
     zh_time,
 )
@@ -132,28 +132,12 @@ def _in_batch(session: Session, ids: list[uuid.UUID]) -> Any:
     return BenefitSession.id.in_(ids)
 
 
-def _iso(column: Any) -> Any:
-    return func.to_char(func.timezone("UTC", column), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')
-
-
 def _zh(column: Any) -> Any:
     return func.to_char(func.timezone("Asia/Shanghai", column), 'YYYY"年"FMMM"月"FMDD"日"')
 
 
 def _text(column: Any) -> Any:
     return cast(column, String)
-
-
-def _payload_sql(s: Any) -> Any:
-    """:func:`xinyi.benefits.service.event_payload` as SQL (the same keys and values), over
-    the columns ``s`` of the moved rows."""
-    return func.json_build_object(
-        "session_id", _text(s.id), "verification_id", _text(s.verification_id),
-        "benefit_code", s.benefit_code, "kind", s.kind, "state", s.state,
-        "reference", s.reference, "amount_fen", s.amount_fen, "waived_fen", s.waived_fen,
-        "charge_normally_fen", s.charge_normally_fen, "amount_owed_fen", s.amount_owed_fen,
-        "due_at", _iso(s.due_at), "grace_until", _iso(s.grace_until),
-        "record_id", _text(s.record_id))
 
 
 def _moved_cte(state: str, condition: Any, values: dict[str, Any], batch: int) -> Any:
@@ -166,12 +150,7 @@ def _moved_cte(state: str, condition: Any, values: dict[str, Any], batch: int) -
 
 
 def _events_cte(moved: Any, topic: str, now: datetime) -> Any:
-    m = moved.c
-    return events_table().insert().from_select(
-        ["id", "topic", "payload", "partner_id", "created_at"],
-        select(func.gen_random_uuid(), literal(f"benefit_session.{topic}"),
-               cast(_payload_sql(m), JSON), m.partner_id,
-               literal(now, BenefitSession.created_at.type)).select_from(moved)).cte("events")
+    return events_sql(moved, topic, literal(now, BenefitSession.created_at.type)).cte("events")
 
 
 def _notices_cte(session: Session, moved: Any, template: str, suffix: str,

@@ -48,6 +48,22 @@ def terms_of(session: Session, benefit_code: str) -> Terms:
     return Terms(row.grace_days, {str(k): int(v) for k, v in row.exposure_caps.items()})
 
 
+def terms_columns(benefit_code: Any) -> tuple[Any, Any]:
+    """``grace_days`` and ``exposure_caps`` of the terms of ``benefit_code`` (a column of
+    the caller's query) as scalar subqueries, to read them in the caller's round trip; both
+    NULL for a benefit without terms. :func:`terms_from` makes the terms of them."""
+    where = SessionTerms.benefit_code == benefit_code
+    return (select(SessionTerms.grace_days).where(where).scalar_subquery().label("grace_days"),
+            select(SessionTerms.exposure_caps).where(where).scalar_subquery()
+            .label("exposure_caps"))
+
+
+def terms_from(grace_days: int | None, exposure_caps: Mapping[str, Any] | None) -> Terms:
+    if grace_days is None or exposure_caps is None:
+        return Terms()
+    return Terms(grace_days, {str(k): int(v) for k, v in exposure_caps.items()})
+
+
 def all_terms(session: Session) -> dict[str, Terms]:
     return {row.benefit_code: Terms(row.grace_days,
                                     {str(k): int(v) for k, v in row.exposure_caps.items()})

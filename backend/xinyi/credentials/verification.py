@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from xinyi.audit.service import Access, append
@@ -367,6 +367,23 @@ _REF = select(Verification.id, Verification.partner_id, Verification.subject_bid
                                            Verification.offline.is_(False))
 
 
+def verification_ref_query() -> Select[Any]:
+    """The statement :func:`verification_of` runs (parameters ``id`` and ``partner_id``),
+    for a caller that adds columns of its own to the same round trip; its first seven
+    columns make a ref with :func:`verification_ref_of`."""
+    return _REF
+
+
+def verification_ref_of(row: Any) -> VerificationRef:
+    """The ref from a row of :func:`verification_ref_query` (its first seven columns)."""
+    response: dict[str, Any] = row[6] or {}
+    benefit = response.get("benefit") or {}
+    limits = {str(k): int(v) for k, v in (benefit.get("limits") or {}).items()}
+    return VerificationRef(id=row[0], partner_id=row[1], subject_bidx=bytes(row[2]),
+                           benefit_code=row[3], decision=row[4], created_at=row[5],
+                           tier=str(response.get("tier", rules.TIER_LOWEST)), limits=limits)
+
+
 def verification_of(session: Session, partner_id: uuid.UUID,
                     verification_id: uuid.UUID) -> VerificationRef | None:
     """This partner's online verification ``verification_id``; None if there is none, it is
@@ -376,12 +393,7 @@ def verification_of(session: Session, partner_id: uuid.UUID,
         _REF, {"id": verification_id, "partner_id": partner_id}).first()
     if row is None:
         return None
-    response: dict[str, Any] = row[6] or {}
-    benefit = response.get("benefit") or {}
-    limits = {str(k): int(v) for k, v in (benefit.get("limits") or {}).items()}
-    return VerificationRef(id=row[0], partner_id=row[1], subject_bidx=bytes(row[2]),
-                           benefit_code=row[3], decision=row[4], created_at=row[5],
-                           tier=str(response.get("tier", rules.TIER_LOWEST)), limits=limits)
+    return verification_ref_of(row)
 
 
 @dataclass(frozen=True)

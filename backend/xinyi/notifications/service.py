@@ -19,7 +19,7 @@ from sqlalchemy import Select, delete, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from xinyi.citizens.service import citizen_bidx, citizen_phone
-from xinyi.dbutil import insert_for
+from xinyi.dbutil import insert_for, time_ordered_uuid_sql
 from xinyi.deps import Deps
 from xinyi.errors import NotFound
 from xinyi.jsonable import row
@@ -167,7 +167,7 @@ def notices_from_select(session: Session, template: str, rows: Select[Any], *,
     stmt: Any = insert_for(session, Notification.__table__)  # type: ignore[arg-type]
     return stmt.from_select(
         ["id", "subject_bidx", "template", "params", "ref", "dedupe_key", "created_at"],
-        select(func.gen_random_uuid(), cols[0], literal(template), cols[1], cols[2], cols[3],
+        select(time_ordered_uuid_sql(), cols[0], literal(template), cols[1], cols[2], cols[3],
                literal(now, Notification.created_at.type))) \
         .on_conflict_do_nothing(index_elements=["subject_bidx", "dedupe_key"])
 
