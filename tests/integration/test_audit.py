@@ -18,6 +18,7 @@ from sqlalchemy import Engine, create_engine, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from tests.factories import ROOT
+from tests.proofs import consistency_ok, inclusion_ok
 from xinyi.audit import merkle, sealer
 from xinyi.audit.checkpoints import KeptHead, verify_all
 from xinyi.audit.models import AccessLogEntry, AccessLogSeal, MerkleNode, TreeHead
@@ -103,10 +104,10 @@ def test_the_stored_tree_and_signed_head_match_rfc_9162_over_every_entry(app: Fl
         public.verify(head.signature, sealer.head_bytes(13, head.root_hash, head.timestamp))
         for i, leaf in enumerate(leaves):
             path = sealer.inclusion_proof(s, i, 13)
-            assert merkle.verify_inclusion(leaf, i, 13, path, head.root_hash)
+            assert inclusion_ok(leaf, i, 13, path, head.root_hash)
         for old in range(1, 13):
             proof = sealer.consistency_proof(s, old, 13)
-            assert merkle.verify_consistency(old, 13, _mth(leaves[:old]), head.root_hash, proof)
+            assert consistency_ok(old, 13, _mth(leaves[:old]), head.root_hash, proof)
         report = verify_all(s, deps)
         assert report.problem is None and report.entries_checked == 13
         assert report.heads_checked == 1
@@ -195,7 +196,7 @@ def test_a_resigned_fork_of_a_kept_head_fails_its_consistency_proof(app: Flask) 
         assert forked is not None and forked.tree_size == 5
         assert verify_all(s, deps).problem is None  # consistent with itself
         proof = sealer.consistency_proof(s, kept.tree_size, forked.tree_size)
-        assert not merkle.verify_consistency(kept.tree_size, forked.tree_size,
+        assert not consistency_ok(kept.tree_size, forked.tree_size,
                                              kept.root_hash, forked.root_hash, proof)
         report = verify_all(s, deps, kept=[KeptHead(kept.tree_size, kept.root_hash)])
     assert report.problem is not None and "kept tree head 3" in report.problem
