@@ -115,7 +115,6 @@ def _floor_worker(client: int, batches: int, size: int, per_item: bool,
     import psycopg
 
     people = [os.urandom(32) for _ in range(max(1, citizens))]
-    seq = dict.fromkeys(people, 0)
     partner = uuid.uuid4()
     response = json.dumps({"id": str(uuid.uuid4()), "decision": "eligible", "benefit": {
         "code": "library.deposit_free", "name_zh": "信易阅·免押金借书",
@@ -125,11 +124,13 @@ def _floor_worker(client: int, batches: int, size: int, per_item: bool,
                     "subject_bidx, benefit_code, decision, response, created_at, offline) "
                     "VALUES (%s, %s, %s, %s, %s, %s, %s, now(), true) "
                     "ON CONFLICT (credential_jti) DO NOTHING")
-    entry = ("INSERT INTO bench_floor_access_log (id, subject_bidx, seq, actor_type, actor_id, "
-             "actor_name, action, scope, consent_id, purpose, created_at, prev_hash, hash) "
-             "VALUES (%s, %s, %s, 'partner', %s, '离线核验测试图书馆', 'offline_verification', "
+    # The access log's shape since the sealer: a plain INSERT of the entry (the sealer gives it
+    # its place later), as audit.service.append does.
+    entry = ("INSERT INTO bench_floor_access_log (id, subject_bidx, actor_type, actor_id, "
+             "actor_name, action, scope, consent_id, purpose, created_at) "
+             "VALUES (%s, %s, 'partner', %s, '离线核验测试图书馆', 'offline_verification', "
              "'benefit:library.deposit_free', NULL, 'verify library.deposit_free offline', "
-             "now(), %s, %s) ON CONFLICT (subject_bidx, seq) DO NOTHING RETURNING id")
+             "now()) RETURNING id")
     done = 0
     with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{DATABASE}") as conn:
         for b in range(batches):
@@ -138,11 +139,7 @@ def _floor_worker(client: int, batches: int, size: int, per_item: bool,
                 cur.executemany(verification, [
                     (uuid.uuid4(), partner, f"f{client}-{b}-{i}", bidx, "library.deposit_free",
                      "eligible", response) for i, bidx in enumerate(subjects)])
-                rows = []
-                for bidx in subjects:
-                    seq[bidx] += 1
-                    rows.append((uuid.uuid4(), bidx, seq[bidx], str(partner), os.urandom(32),
-                                 os.urandom(32)))
+                rows = [(uuid.uuid4(), bidx, str(partner)) for bidx in subjects]
                 if per_item:
                     for row in rows:
                         cur.execute(entry, row)
