@@ -15,9 +15,7 @@ from xinyi.audit.schemas import (
     TreeHeadPage,
 )
 from xinyi.citizens.service import citizen_bidx
-from xinyi.errors import NotFound
 from xinyi.schemas import PageArgs, page_of
-from xinyi.signing import service as signing
 from xinyi.web import db, principal, public, requires
 
 me_blp = Blueprint("me_queries", __name__, url_prefix="/v1/me",
@@ -60,11 +58,7 @@ def my_query_proof(entry_id: uuid.UUID) -> dict[str, Any]:
 @transparency_blp.response(200, SignedTreeHeadOut)
 def tree_head() -> dict[str, Any]:
     """The latest signed tree head of the access log, with the audit key that signed it."""
-    session = db()
-    head = sealer.latest_head(session)
-    if head is None:
-        raise NotFound("No tree head is signed yet")
-    return {**sealer.head_json(head), "public_jwk": signing.public_jwk(session, head.kid)}
+    return sealer.signed_head(db())
 
 
 @transparency_blp.route("/tree-heads", methods=["GET"])

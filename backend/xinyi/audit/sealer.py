@@ -188,6 +188,15 @@ def head_json(head: TreeHead) -> dict[str, Any]:
             "timestamp": head.timestamp, "kid": head.kid, "signature": head.signature.hex()}
 
 
+def signed_head(session: Session) -> dict[str, Any]:
+    """The latest signed tree head with the public key that signed it (the public route);
+    404 before the first head is signed."""
+    head = latest_head(session)
+    if head is None:
+        raise NotFound("No tree head is signed yet")
+    return {**head_json(head), "public_jwk": signing.public_jwk(session, head.kid)}
+
+
 def sealing_deps(deps: Deps) -> Deps:
     """``deps`` connected as the sealer's database role when one is configured
     (``XINYI_SEALER_DATABASE_URL``): only that role may write seals, nodes and heads."""
