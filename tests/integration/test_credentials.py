@@ -480,16 +480,16 @@ def test_a_verification_that_fails_to_record_does_not_use_up_the_credential(
     me = citizen(client)
     library = partner(app, client)
     [cred] = issue(client, me)
-    real_append = verification.append
+    real_append = verification.append_after
 
     def failing_append(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(verification, "append", failing_append)
+    monkeypatch.setattr(verification, "append_after", failing_append)
     failed = verify(client, library, cred["qr_payload"])
     assert failed.status_code == 500 and "disk full" not in failed.get_data(as_text=True)
     assert count(app, AccessLogEntry) == 0
-    monkeypatch.setattr(verification, "append", real_append)
+    monkeypatch.setattr(verification, "append_after", real_append)
     assert verify(client, library, cred["qr_payload"]).status_code == 200
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select
+from sqlalchemy import bindparam, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from xinyi.audit.models import AccessLogEntry, AccessLogSeal, StaffAction
@@ -78,32 +78,68 @@ EMPTY = Head(0, GENESIS)
 _INSERT = insert(AccessLogEntry)
 
 
+def _row(access: Access, now: datetime) -> dict[str, Any]:
+    if access.actor_type not in ACTOR_TYPES:
+        raise ValueError("unknown actor type")
+    return {"id": uuid.uuid4(), "subject_bidx": access.subject_bidx,
+            "actor_type": access.actor_type, "actor_id": access.actor_id,
+            "actor_name": access.actor_name, "action": access.action, "scope": access.scope,
+            "consent_id": access.consent_id, "purpose": access.purpose, "created_at": now}
+
+
 def append(session: Session, access: Access, *, now: datetime) -> AccessLogEntry:
     """Record ``access`` inside the caller's transaction (durable with it): one INSERT, no
     read, nothing to wait for. The sealer gives the entry its place once it commits."""
-    if access.actor_type not in ACTOR_TYPES:
-        raise ValueError("unknown actor type")
-    entry = AccessLogEntry(
-        id=uuid.uuid4(), subject_bidx=access.subject_bidx, actor_type=access.actor_type,
-        actor_id=access.actor_id, actor_name=access.actor_name, action=access.action,
-        scope=access.scope, consent_id=access.consent_id, purpose=access.purpose,
-        created_at=now)
-    session.connection().execute(_INSERT, {c: getattr(entry, c) for c in _COLUMNS})
-    return entry
+    row = _row(access, now)
+    session.connection().execute(_INSERT, row)
+    return AccessLogEntry(**row)
+
+
+_AFTER: dict[int, tuple[Any, Any]] = {}
+_LOG_PARAM = "log_"
+
+
+def _after_statement(write: Any) -> Any:
+    """``WITH written AS (<write>) INSERT INTO access_log … SELECT <the entry> FROM written``,
+    built once per write statement; the entry's values are parameters ``log_<column>``."""
+    cached = _AFTER.get(id(write))
+    if cached is not None and cached[0] is write:
+        return cached[1]
+    written = write.cte("written")
+    columns = AccessLogEntry.__table__.columns
+    entry = select(*[bindparam(_LOG_PARAM + c.key, type_=c.type) for c in columns]) \
+        .select_from(written)
+    stmt = insert(AccessLogEntry).from_select([c.key for c in columns], entry) \
+        .returning(AccessLogEntry.id)
+    _AFTER[id(write)] = (write, stmt)
+    return stmt
+
+
+def append_after(session: Session, write: Any, params: dict[str, Any], access: Access, *,
+                 now: datetime) -> bool:
+    """Run ``write`` (an ``INSERT … RETURNING`` of at most one row, e.g. ``ON CONFLICT DO
+    NOTHING``) with ``params`` and, only if it wrote its row, :func:`append` ``access``.
+    False, and nothing written, if it did not. ``params`` names every column of the row:
+    inside a CTE, columns get no Python-side defaults.
+
+    On PostgreSQL both are one statement (``write`` as a data-modifying CTE the entry is
+    selected from), a round trip fewer on a hot path; elsewhere they are two. Either way the
+    entry is in the caller's transaction, like :func:`append`'s."""
+    row = _row(access, now)
+    if session.get_bind().dialect.name != "postgresql":
+        if session.connection().execute(write, params).first() is None:
+            return False
+        session.connection().execute(_INSERT, row)
+        return True
+    stmt = _after_statement(write)
+    return session.connection().execute(
+        stmt, {**params, **{_LOG_PARAM + k: v for k, v in row.items()}}).first() is not None
 
 
 def append_many(session: Session, entries: Iterable[tuple[Access, datetime]]) -> int:
     """:func:`append` for many entries at once (an offline upload): one multi-row INSERT in
     the caller's transaction. Returns how many."""
-    rows = []
-    for access, at in entries:
-        if access.actor_type not in ACTOR_TYPES:
-            raise ValueError("unknown actor type")
-        rows.append({"id": uuid.uuid4(), "subject_bidx": access.subject_bidx,
-                     "actor_type": access.actor_type, "actor_id": access.actor_id,
-                     "actor_name": access.actor_name, "action": access.action,
-                     "scope": access.scope, "consent_id": access.consent_id,
-                     "purpose": access.purpose, "created_at": at})
+    rows = [_row(access, at) for access, at in entries]
     if rows:
         session.connection().execute(insert(AccessLogEntry).values(rows))
     return len(rows)

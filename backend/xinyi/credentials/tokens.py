@@ -18,6 +18,7 @@ time window against the caller's ``now``. Replay (``jti`` seen before) is the ca
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 from collections.abc import Mapping, Sequence
@@ -322,18 +323,21 @@ def verify(
     if len(segments[2]) != _SIGNATURE_B64_LEN:
         raise CredentialInvalid()
     try:
-        for segment in segments:
+        raw_header = b64url_decode_canonical(segments[0])
+        for segment in segments[1:]:
             b64url_decode_canonical(segment)
     except ValueError:
         raise CredentialInvalid() from None
 
-    # The unverified header is read only to pick the key.
+    # The unverified header is read only to pick the key: parsed from the segment decoded
+    # above, not decoded again (PyJWT checks it once more with the signature).
     try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError:
+        header = json.loads(raw_header)
+    except (ValueError, RecursionError):
         raise CredentialInvalid() from None
     if (
-        set(header) != HEADER_PARAMS
+        not isinstance(header, dict)
+        or set(header) != HEADER_PARAMS
         or header.get("alg") != ALGORITHM
         or header.get("typ") != TOKEN_TYPE
     ):

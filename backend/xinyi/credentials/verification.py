@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 
-from xinyi.audit.service import Access, append
+from xinyi.audit.service import Access, append_after
 from xinyi.auth.principal import Principal
 from xinyi.citizens.service import citizen_subjects
 from xinyi.credentials import tokens
@@ -97,7 +97,10 @@ def _record_statement(session: Session) -> Any:
     dialect = session.get_bind().dialect.name
     stmt = _RECORD.get(dialect)
     if stmt is None:
-        base: Any = insert_for(session, Verification.__table__)  # type: ignore[arg-type]
+        table: Any = Verification.__table__
+        # Every column a named parameter: the statement also runs as a CTE (append_after).
+        base: Any = insert_for(session, table).values(
+            {c.key: bindparam(c.key, type_=c.type) for c in table.columns})
         stmt = _RECORD[dialect] = base.on_conflict_do_nothing().returning(Verification.id)
     return stmt
 
@@ -260,19 +263,17 @@ def _decide_and_record(session: Session, deps: Deps, partner: Principal, held: _
         "subject": subject,
         "expires_at": held.expires_at.isoformat(),
     }
-    written = session.connection().execute(_record_statement(session), {
+    # The verification's row and its access-log entry: one statement on PostgreSQL.
+    if not append_after(session, _record_statement(session), {
         "id": verification_id, "partner_id": partner.id, "idempotency_key": idempotency_key,
         "credential_jti": held.jti, "subject_bidx": held.bidx, "benefit_code": rule.code,
-        "decision": response["decision"], "created_at": now,
+        "decision": response["decision"], "created_at": now, "offline": False,
         "response": {**response, "_credential": _fingerprint(credential),
-                     "_inputs": _inputs(rule, score, granted, held.black_listed)}}).first()
-    if written is None:
+                     "_inputs": _inputs(rule, score, granted, held.black_listed)}},
+            Access(subject_bidx=held.bidx, actor_type="partner", actor_id=str(partner.id),
+                   actor_name=partner.client_name or "unknown", action="verification",
+                   scope=f"benefit:{rule.code}", purpose=f"verify {rule.code}"), now=now):
         raise _AlreadyRecorded()  # nothing of this verification is written
-    append(session, Access(subject_bidx=held.bidx, actor_type="partner",
-                           actor_id=str(partner.id),
-                           actor_name=partner.client_name or "unknown", action="verification",
-                           scope=f"benefit:{rule.code}", purpose=f"verify {rule.code}"),
-           now=now)
     return response
 
 
