@@ -228,6 +228,26 @@ def test_verification_answers_once_and_logs_the_access(app: Flask, client: Flask
     assert report.entries_checked == 1 and report.problem is None
 
 
+def _decisions(client: FlaskClient, decision: str) -> float:
+    text = client.get("/metrics").get_data(as_text=True)
+    line = f'xinyi_verifications_total{{decision="{decision}"}} '
+    found = [ln for ln in text.splitlines() if ln.startswith(line)]
+    return float(found[0].removeprefix(line)) if found else 0.0
+
+
+def test_answered_verifications_are_counted_by_decision(app: Flask,
+                                                         client: FlaskClient) -> None:
+    """Operators see verifications by decision in /metrics (not one log line each); a refused
+    presentation (credential used) is not an answer and is not counted."""
+    me, library = citizen(client), partner(app, client)
+    before = _decisions(client, "eligible")
+    creds = [issue(client, me)[0] for _ in range(2)]
+    for cred in creds:
+        assert verify(client, library, cred["qr_payload"]).status_code == 200
+    assert verify(client, library, creds[0]["qr_payload"]).status_code == 409
+    assert _decisions(client, "eligible") == before + 2
+
+
 def test_same_idempotency_key_returns_the_first_answer(app: Flask, client: FlaskClient) -> None:
     me = citizen(client)
     library = partner(app, client)

@@ -8,13 +8,13 @@ verification writes a durable access-log entry in the same transaction as its re
 from __future__ import annotations
 
 import hashlib
-import logging
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from prometheus_client import Counter
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 
@@ -50,7 +50,10 @@ from xinyi.signing import service as signing
 from xinyi.subjects.service import known_to, pseudonym, remember
 from xinyi.uow import after_rollback, restart_reading
 
-log = logging.getLogger(__name__)
+#: Answers by decision (a bounded label). Not a log line per verification: at the rates a
+#: city's partners reach, formatting and redacting one JSON line was 5 % of the request's CPU,
+#: and the row and its access-log entry already say who asked what.
+DECISIONS = Counter("xinyi_verifications", "Verifications answered, by decision", ["decision"])
 USED_PREFIX = "cred:used:"
 SHORT_CODE_RATE = "30/minute"
 ONLINE_LEEWAY_SECONDS = 5
@@ -344,8 +347,7 @@ def verify(session: Session, deps: Deps, partner: Principal, *, credential: str,
         if not recorded:
             raise RuntimeError("verification refused by a database constraint") from None
         raise CredentialUsed() from None
-    log.info("verification", extra={"event": "verification", "partner_id": str(partner.id),
-                                     "decision": response["decision"]})
+    DECISIONS.labels(response["decision"]).inc()
     return response
 
 
