@@ -73,3 +73,14 @@ def china_date(session: Session, column: Any) -> Any:
     if session.get_bind().dialect.name == "postgresql":
         return func.date(func.timezone("Asia/Shanghai", column))
     return func.date(column, "+8 hours")
+
+
+def owned_by(column: Any, owner: Any) -> Any:
+    """``column = owner`` for a row found by its primary key and checked for its owner
+    (``id = :id AND partner_id = :me``), written ``IS NOT DISTINCT FROM`` (``IS`` on SQLite),
+    the same test for a NOT NULL column and a given owner, which PostgreSQL never uses as an
+    index condition. Otherwise, without fresh statistics (a new table, autovacuum behind or
+    off), the owner's index ties with the key in the planner's estimate and may be chosen:
+    then every lookup walks all of that owner's rows, and a prepared statement's generic plan
+    keeps doing so for the connection's life."""
+    return column.is_not_distinct_from(owner)

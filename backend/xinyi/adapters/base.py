@@ -38,6 +38,7 @@ from xinyi.benefits import service as benefits
 from xinyi.benefits import terms as session_terms
 from xinyi.credentials import verification
 from xinyi.credentials.verification import verification_of
+from xinyi.dbutil import owned_by
 from xinyi.deps import Deps
 from xinyi.errors import ValidationFailed
 from xinyi.idempotency import idempotent
@@ -190,7 +191,7 @@ def locked(call: Call, spec: KindSpec, record_id: uuid.UUID) -> AdapterRecord:
     """This partner's record of this kind, locked for the write (another's: 404)."""
     record = call.session.scalar(
         select(AdapterRecord).where(AdapterRecord.id == record_id,
-                                    AdapterRecord.partner_id == call.partner.id,
+                                    owned_by(AdapterRecord.partner_id, call.partner.id),
                                     AdapterRecord.kind == spec.kind).with_for_update())
     if record is None:
         raise RecordNotFound()
@@ -200,7 +201,7 @@ def locked(call: Call, spec: KindSpec, record_id: uuid.UUID) -> AdapterRecord:
 def owned(call: Call, spec: KindSpec, record_id: uuid.UUID) -> AdapterRecord:
     record = call.session.scalar(
         select(AdapterRecord).where(AdapterRecord.id == record_id,
-                                    AdapterRecord.partner_id == call.partner.id,
+                                    owned_by(AdapterRecord.partner_id, call.partner.id),
                                     AdapterRecord.kind == spec.kind))
     if record is None:
         raise RecordNotFound()

@@ -66,7 +66,7 @@ from xinyi.credentials.verification import (
     verification_ref_of,
     verification_ref_query,
 )
-from xinyi.dbutil import time_ordered_uuid_sql
+from xinyi.dbutil import owned_by, time_ordered_uuid_sql
 from xinyi.deps import Deps
 from xinyi.errors import Conflict, NotFound, ValidationFailed
 from xinyi.idempotency import Claim, answer_update_sql, idempotent, idempotent_claim
@@ -464,7 +464,7 @@ _COLUMNS = tuple(BenefitSession.__table__.c)
 def _row(session: Session, partner: Principal, session_id: uuid.UUID, *,
          lock: bool = False) -> Row[Any]:
     stmt = select(*_COLUMNS).where(BenefitSession.id == session_id,
-                                   BenefitSession.partner_id == partner.id)
+                                   owned_by(BenefitSession.partner_id, partner.id))
     row = session.execute(stmt.with_for_update() if lock else stmt).first()
     if row is None:
         raise SessionNotFound()
@@ -549,7 +549,7 @@ def _close_statement(answer: bool) -> Any:
     now = _now_param()
     moved = (update(_T)
              .where(_T.c.id == bindparam("sid", type_=Uuid()),
-                    _T.c.partner_id == bindparam("pid", type_=Uuid()),
+                    owned_by(_T.c.partner_id, bindparam("pid", type_=Uuid())),
                     _T.c.state.in_(HELD_STATES))
              .values(state="fulfilled", amount_owed_fen=0, closed_at=now, updated_at=now)
              .returning(*_T.c).cte("moved"))
@@ -712,7 +712,8 @@ def _transition(session: Session, partner: Principal, session_id: uuid.UUID,
     parallel calls exactly one changes it (PostgreSQL re-checks the WHERE after the row
     lock). None if it was not in those states."""
     stmt = (update(BenefitSession)
-            .where(BenefitSession.id == session_id, BenefitSession.partner_id == partner.id,
+            .where(BenefitSession.id == session_id,
+                   owned_by(BenefitSession.partner_id, partner.id),
                    BenefitSession.state.in_(states))
             .values(**values).returning(*_COLUMNS))
     if extra is not None:

@@ -35,7 +35,7 @@ from xinyi.credentials.errors import (
 )
 from xinyi.credentials.models import Credential, Verification
 from xinyi.credentials.service import RETIRED_KEY_GRACE, short_code_key
-from xinyi.dbutil import insert_for
+from xinyi.dbutil import insert_for, owned_by
 from xinyi.deps import Deps
 from xinyi.records.service import black_listed
 from xinyi.scoring import rules
@@ -369,7 +369,8 @@ class VerificationRef:
 _REF = select(Verification.id, Verification.partner_id, Verification.subject_bidx,
               Verification.benefit_code, Verification.decision, Verification.created_at,
               Verification.response).where(Verification.id == bindparam("id"),
-                                           Verification.partner_id == bindparam("partner_id"),
+                                           owned_by(Verification.partner_id,
+                                                    bindparam("partner_id")),
                                            # An offline one is the partner's own account of
                                            # a check: it grants nothing here.
                                            Verification.offline.is_(False))
