@@ -26,6 +26,11 @@ Python multiprocessing keep-alive generator):
   ``1 / (1/open_rps + 1/close_rps)`` (the server time of one open plus one close), compared
   with verifications per second (one request) from the same run; target ≥ 70 %.
 
+Before each measured run the bench database gets a ``VACUUM (ANALYZE)`` (``--no-vacuum``
+skips it): what autovacuum does on a production server, and is off on this machine's
+PostgreSQL, so that no line pays for the dead rows and the statistics-free plans the lines
+before it left.
+
 Each endpoint gets a warm-up run and then a fixed-duration measured run, repeated (up to
 ``--tries``) while one gunicorn worker did under a quarter of the work: gthread keeps a
 keep-alive connection on the worker that accepted it, and all 32 can land on one. Credentials are
@@ -383,6 +388,8 @@ class Bench:
     def measure(self, name: str, load: Load, *, seconds: float | None = None,
                 warmup: bool = False) -> Result:
         secs = seconds if seconds is not None else self.args.seconds
+        if not warmup and self.args.vacuum:
+            self.vacuum_analyze()
         before = cpu_snapshot(self.server.pid if self.server else 0, self.args.database)
         if self.generator == "wrk":
             raw = run_wrk(load, self.port, secs, self.args.connections, self.args.threads,
@@ -400,6 +407,17 @@ class Bench:
             f"{res.socket_errors}, worker CPU split {worker_split(res.cpu)}"
             f"{', RAN OUT OF CREDENTIALS' if res.exhausted else ''}")
         return res
+
+    def vacuum_analyze(self) -> None:
+        """What autovacuum does on a production server as tables grow (it is off on this
+        machine's PostgreSQL, and a new bench database has no statistics): done before each
+        measured run, outside it, so that no line pays for the dead rows and stale plans of
+        the lines before it."""
+        import psycopg
+
+        url = self.db_url.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("VACUUM (ANALYZE)")
 
     def measure_balanced(self, name: str, make_load: Callable[[], Load]) -> Result:
         """The measured run, repeated while the workers' shares are unbalanced (see
@@ -737,6 +755,9 @@ def main() -> int:
     parser.add_argument("--keep-db", action="store_true",
                         help="keep the database and Redis db after a successful run")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--no-vacuum", dest="vacuum", action="store_false", help=(
+        "skip the VACUUM (ANALYZE) of the bench database before each measured run (as "
+        "under autovacuum = off, with no statistics and every dead row kept)"))
     parser.add_argument("--profile", metavar="DIR",
                         help="also record the workers with py-spy (separate, unreported runs)")
     parser.add_argument("--time-limit", type=float, default=900,
