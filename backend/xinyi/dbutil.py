@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table, literal_column
+from sqlalchemy import JSON, String, Table, Text, cast, func, literal_column
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Insert
@@ -22,6 +23,53 @@ def time_ordered_uuid_sql() -> Any:
         "CAST(encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid()) placing "
         "substring(int8send(CAST(floor(extract(epoch FROM clock_timestamp()) * 1000) "
         "AS bigint)) FROM 3) FROM 1 FOR 6), 52, 1), 53, 1), 'hex') AS uuid)", Uuid())
+
+
+# ---- JSON written as text (PostgreSQL) ----
+#
+# ``json_build_object`` looks up the type of each of its arguments for every row; a sweep
+# writes an event payload per session, so its payloads are concatenated text instead, each
+# value made JSON by the helper that fits it, and cast to ``json`` once (which checks it).
+
+
+def _constant(text: str) -> Any:
+    return literal_column("'" + text.replace("'", "''") + "'", String)
+
+
+_NULL = _constant("null")
+
+
+def _joined(*pieces: Any) -> Any:
+    """SQL text pieces joined with ``||`` (NULL if any piece is NULL)."""
+    out = pieces[0]
+    for piece in pieces[1:]:
+        out = out.op("||", return_type=String)(piece)
+    return out
+
+
+def json_quoted_sql(text: Any) -> Any:
+    """Text that never needs JSON escaping (a UUID, an ISO time) as a JSON string; NULL as
+    ``null``."""
+    return func.coalesce(_joined(_constant('"'), text, _constant('"')), _NULL)
+
+
+def json_string_sql(text: Any) -> Any:
+    """Any text as a JSON string, escaped by ``to_json``; NULL as ``null``."""
+    return func.coalesce(cast(func.to_json(cast(text, Text)), Text), _NULL)
+
+
+def json_number_sql(value: Any) -> Any:
+    """An integer as a JSON number; NULL as ``null``."""
+    return func.coalesce(cast(value, String), _NULL)
+
+
+def json_object_sql(*pairs: tuple[str, Any]) -> Any:
+    """``{"key":value,…}`` as ``json``, each value already JSON text (one of the helpers
+    above), the keys written into the statement."""
+    pieces: list[Any] = []
+    for i, (key, value) in enumerate(pairs):
+        pieces += [_constant(("{" if i == 0 else ",") + json.dumps(key) + ":"), value]
+    return cast(_joined(*pieces, _constant("}")), JSON)
 
 
 def insert_for(session: Session, table: Table) -> Insert:

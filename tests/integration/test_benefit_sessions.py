@@ -682,6 +682,34 @@ def test_open_and_close_events_and_stored_answers_match_the_row(world: World) ->
                       key="speed-open").get_json() == opened
 
 
+def test_event_payloads_written_in_sql_keep_any_reference_text_exactly(world: World) -> None:
+    """The close and the sweeps write their payloads as JSON text in SQL: a partner's
+    reference with quotes, backslashes, braces and CJK comes back unchanged,
+    and every value of the overdue and defaulted events is the row's."""
+    partner, _, _ = world.partner()
+    citizen, _ = world.citizen()
+    odd = 'a "b" \\c\\n \u4e66/\'e\'}{\\u0041'
+    swept = world.opened(partner, citizen, 8000, reference=odd, due=timedelta(days=1))
+    closed = world.opened(partner, citizen, 8000, reference=odd + "-2")
+    assert world.call(partner, closed["id"], "close",
+                      {"outcome": "fulfilled", "amount_owed_fen": 0}).status_code == 200
+    world.advance(days=2)
+    world.sweep()
+    overdue = world.payloads(swept["id"])["benefit_session.overdue"]
+    world.advance(days=31)
+    world.sweep()
+    with world.deps.db.session() as s:
+        rows = {str(r.id): r for r in s.execute(select(*BenefitSession.__table__.c).where(
+            BenefitSession.id.in_([uuid.UUID(swept["id"]), uuid.UUID(closed["id"])])))}
+    defaulted = world.payloads(swept["id"])["benefit_session.defaulted"]
+    assert defaulted["reference"] == odd
+    assert _parsed(defaulted) == _parsed(event_payload(rows[swept["id"]]))
+    assert _parsed(overdue) == _parsed({**event_payload(rows[swept["id"]]), "state": "overdue",
+                                        "amount_owed_fen": None, "grace_until": None})
+    assert _parsed(world.payloads(closed["id"])["benefit_session.closed"]) == _parsed(
+        event_payload(rows[closed["id"]]))
+
+
 def test_on_postgresql_an_open_and_a_close_are_one_statement_each(world: World) -> None:
     """The hot path's shape (what the HTTP benchmark measures): besides authentication
     (kept up to 1 s per process) and the Idempotency-Key's row, an open reads the

@@ -66,7 +66,14 @@ from xinyi.credentials.verification import (
     verification_ref_of,
     verification_ref_query,
 )
-from xinyi.dbutil import owned_by, time_ordered_uuid_sql
+from xinyi.dbutil import (
+    json_number_sql,
+    json_object_sql,
+    json_quoted_sql,
+    json_string_sql,
+    owned_by,
+    time_ordered_uuid_sql,
+)
 from xinyi.deps import Deps
 from xinyi.errors import Conflict, NotFound, ValidationFailed
 from xinyi.idempotency import Claim, answer_update_sql, idempotent, idempotent_claim
@@ -393,15 +400,20 @@ def _json(*pairs: Any) -> Any:
 
 
 def payload_sql(s: Any) -> Any:
-    """:func:`event_payload` as PostgreSQL JSON (the same keys and values) over the columns
-    ``s`` of a session row (a CTE's ``RETURNING``)."""
-    return _json(
-        "session_id", _text(s.id), "verification_id", _text(s.verification_id),
-        "benefit_code", s.benefit_code, "kind", s.kind, "state", s.state,
-        "reference", s.reference, "amount_fen", s.amount_fen, "waived_fen", s.waived_fen,
-        "charge_normally_fen", s.charge_normally_fen, "amount_owed_fen", s.amount_owed_fen,
-        "due_at", iso_sql(s.due_at), "grace_until", iso_sql(s.grace_until),
-        "record_id", _text(s.record_id))
+    """:func:`event_payload` as PostgreSQL JSON (the same keys and values, written without
+    spaces) over the columns ``s`` of a session row (a CTE's ``RETURNING``)."""
+    return json_object_sql(
+        ("session_id", json_quoted_sql(_text(s.id))),
+        ("verification_id", json_quoted_sql(_text(s.verification_id))),
+        ("benefit_code", json_string_sql(s.benefit_code)), ("kind", json_string_sql(s.kind)),
+        ("state", json_string_sql(s.state)), ("reference", json_string_sql(s.reference)),
+        ("amount_fen", json_number_sql(s.amount_fen)),
+        ("waived_fen", json_number_sql(s.waived_fen)),
+        ("charge_normally_fen", json_number_sql(s.charge_normally_fen)),
+        ("amount_owed_fen", json_number_sql(s.amount_owed_fen)),
+        ("due_at", json_quoted_sql(iso_sql(s.due_at))),
+        ("grace_until", json_quoted_sql(iso_sql(s.grace_until))),
+        ("record_id", json_quoted_sql(_text(s.record_id))))
 
 
 def view_sql(s: Any) -> Any:

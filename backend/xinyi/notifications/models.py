@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from xinyi.db import Base, new_id, utcnow
@@ -19,8 +19,10 @@ class Notification(Base):
 
     __tablename__ = "notifications"
     __table_args__ = (
+        # Also the index of every read: each is of one citizen's notices (the inbox counts
+        # them all, then sorts that handful by time), found by the leading subject_bidx. A
+        # second index on (subject_bidx, created_at) would only make each insert dearer.
         UniqueConstraint("subject_bidx", "dedupe_key", name="uq_notifications_subject_dedupe"),
-        Index("ix_notifications_subject_created", "subject_bidx", "created_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
