@@ -51,7 +51,7 @@ from xinyi.subjects.service import known_to, pseudonym, remember
 from xinyi.uow import after_rollback, restart_reading
 
 #: Answers by decision (a bounded label). Not a log line per verification: at the rates a
-#: city's partners reach, formatting and redacting one JSON line was 5 % of the request's CPU,
+#: city's partners reach, formatting and redacting one JSON line was 8 % of the request's work,
 #: and the row and its access-log entry already say who asked what.
 DECISIONS = Counter("xinyi_verifications", "Verifications answered, by decision", ["decision"])
 USED_PREFIX = "cred:used:"
